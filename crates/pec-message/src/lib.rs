@@ -11,3 +11,5 @@ pub mod mime;
 pub mod time;
 
 pub use time::TimeRef;
+pub mod smime;
+pub mod pki;

@@ -1,0 +1,17 @@
+//! S/MIME for PEC (pec.md §4): the [`Signer`] abstraction with its software (aws-lc-rs) and
+//! PKCS#11 (cryptoki) backends, detached CMS `SignedData` generation, the byte-exact
+//! `multipart/signed` wrapper, and verification over the exact received bytes (openssl).
+
+mod cms_build;
+#[cfg(feature = "pkcs11")]
+mod pkcs11;
+mod signer;
+mod verify;
+mod wrap;
+
+pub use cms_build::signed_data;
+#[cfg(feature = "pkcs11")]
+pub use pkcs11::Pkcs11Signer;
+pub use signer::{SignError, SignatureAlgorithm, Signer, SoftwareSigner};
+pub use verify::{CmsInfo, SignatureCheck, TrustCheck, cms_info, verify_detached, verify_opaque, check_trust};
+pub use wrap::{SignedParts, sign_entity, split_signed};
