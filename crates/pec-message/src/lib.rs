@@ -13,3 +13,8 @@ pub mod time;
 pub use time::TimeRef;
 pub mod smime;
 pub mod pki;
+pub mod breve;
+pub mod build;
+pub mod original;
+pub mod classify;
+pub mod report;

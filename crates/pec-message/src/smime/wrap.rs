@@ -7,10 +7,10 @@ use crate::TimeRef;
 use crate::mime::{Entity, base64_lines};
 
 /// Wraps a MIME entity (`Content-Type` header, blank line, body; CRLF; no trailing line break)
-/// in a signed `multipart/signed` message with the given outer header fields (each without its
-/// line break). `boundary` must not occur in `entity`.
+/// in a signed `multipart/signed` message. `header_block` holds the outer header fields, each
+/// ending in CRLF. `boundary` must not occur in `entity`.
 pub fn sign_entity(
-    outer_headers: &[(String, String)],
+    header_block: &[u8],
     entity: &[u8],
     boundary: &str,
     signer: &dyn Signer,
@@ -19,12 +19,7 @@ pub fn sign_entity(
     let p7s = signed_data(signer, entity, at)?;
     let sig_b64 = base64_lines(&p7s);
     let mut out = Vec::with_capacity(entity.len() + sig_b64.len() + 1024);
-    for (name, value) in outer_headers {
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
+    out.extend_from_slice(header_block);
     out.extend_from_slice(b"MIME-Version: 1.0\r\n");
     out.extend_from_slice(
         format!(

@@ -1,0 +1,36 @@
+//! #1 Ricevuta di accettazione (pec.md §2.3): to the sender, no original attached; the text
+//! marks each recipient as "posta certificata" or "posta ordinaria".
+
+use super::text::{Text, subject, when};
+use super::{FromForm, MessageIdForm, Provider, Spec, Transaction, base_daticert};
+use crate::TimeRef;
+use crate::daticert::{Errore, RecipientType, Tipo};
+
+pub(super) fn spec(tx: &Transaction, provider: &Provider, time: TimeRef) -> Spec {
+    let text = Text::new("Ricevuta di accettazione")
+        .line(format!("{} il messaggio", when(time)))
+        .line(format!("\"{}\" proveniente da \"{}\"", subject(&tx.subject), tx.sender))
+        .line("ed indirizzato a:")
+        .lines(tx.recipients.iter().map(|r| {
+            let label = match r.tipo {
+                RecipientType::Certificato => "posta certificata",
+                RecipientType::Esterno => "posta ordinaria",
+            };
+            format!("{} (\"{label}\")", r.address)
+        }))
+        .line("Il messaggio è stato accettato dal sistema ed inoltrato.")
+        .line(format!("Identificativo messaggio: {}", tx.identificativo));
+    Spec {
+        marker: ("X-Ricevuta", "accettazione"),
+        extra: Vec::new(),
+        subject_prefix: "ACCETTAZIONE: ",
+        from: FromForm::Service,
+        to: Some(tx.sender.clone()),
+        copied: Vec::new(),
+        riferimento: true,
+        message_id: MessageIdForm::Fresh,
+        text,
+        daticert: Some(base_daticert(tx, provider, time, Tipo::Accettazione, Errore::Nessuno)),
+        postacert: None,
+    }
+}

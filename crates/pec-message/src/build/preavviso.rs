@@ -1,0 +1,40 @@
+//! #5 Avviso di mancata consegna per superamento dei tempi massimi, 12h and 24h texts
+//! (pec.md §2.7, §5.7). Same headers for both; the original is not included.
+
+use super::text::{Text, subject, when};
+use super::{FromForm, MessageIdForm, Provider, Spec, Timeout, Transaction, base_daticert};
+use crate::TimeRef;
+use crate::daticert::{Errore, Tipo};
+
+pub(super) fn spec(tx: &Transaction, provider: &Provider, time: TimeRef, recipient: &str, timeout: Timeout) -> Spec {
+    let base = Text::new("Avviso di mancata consegna per superamento dei tempi massimi")
+        .line(format!("{} nel messaggio", when(time)))
+        .line(format!("\"{}\" proveniente da \"{}\"", subject(&tx.subject), tx.sender))
+        .line(format!("e destinato all'utente \"{recipient}\""));
+    let text = match timeout {
+        Timeout::Hours12 => base
+            .line("non è stata ricevuta conferma di consegna entro le prime 12 ore dall'invio.")
+            .line("Il messaggio potrebbe ancora essere consegnato, ma si consideri che la consegna potrebbe non avvenire.")
+            .line("Se non perverrà conferma di consegna nelle successive 12 ore sarà inviato un ulteriore avviso."),
+        Timeout::Hours24 => base
+            .line("non è stato consegnato entro 24 ore dall'invio.")
+            .line("La transazione è da considerarsi conclusa con esito negativo."),
+    }
+    .line(format!("Identificativo messaggio: {}", tx.identificativo));
+    let mut d = base_daticert(tx, provider, time, Tipo::PreavvisoErroreConsegna, Errore::Nessuno);
+    d.consegna = Some(recipient.to_string());
+    Spec {
+        marker: ("X-Ricevuta", "preavviso-errore-consegna"),
+        extra: Vec::new(),
+        subject_prefix: "AVVISO DI MANCATA CONSEGNA PER SUP. TEMPO MASSIMO: ",
+        from: FromForm::Service,
+        // pec.md §0.2: to the original sender, not the recipient.
+        to: Some(tx.sender.clone()),
+        copied: Vec::new(),
+        riferimento: true,
+        message_id: MessageIdForm::Fresh,
+        text,
+        daticert: Some(d),
+        postacert: None,
+    }
+}

@@ -1,0 +1,40 @@
+//! #8 Avviso di rilevazione virus (pec.md §2.10): one per recipient, to the sending provider's
+//! `mailReceipt`, with `X-Mittente`; the recipient in `<consegna>` as the DTD comment says.
+
+use super::text::{Text, subject, when};
+use super::{FromForm, MessageIdForm, Provider, Spec, Transaction, base_daticert};
+use crate::TimeRef;
+use crate::daticert::{Errore, Tipo};
+
+pub(super) fn spec(
+    tx: &Transaction,
+    provider: &Provider,
+    time: TimeRef,
+    service_mailbox: &str,
+    recipient: &str,
+    virus: &str,
+) -> Spec {
+    let text = Text::new("Problema di sicurezza")
+        .line(format!("{} nel messaggio", when(time)))
+        .line(format!("\"{}\" proveniente da \"{}\"", subject(&tx.subject), tx.sender))
+        .line(format!("e destinato all'utente \"{recipient}\""))
+        .line(format!("è stato rilevato un virus ({virus})."))
+        .line("Il messaggio non è stato consegnato.")
+        .line(format!("Identificativo messaggio: {}", tx.identificativo));
+    let mut d = base_daticert(tx, provider, time, Tipo::RilevazioneVirus, Errore::Virus);
+    d.consegna = Some(recipient.to_string());
+    d.errore_esteso = Some(virus.to_string());
+    Spec {
+        marker: ("X-Ricevuta", "rilevazione-virus"),
+        extra: vec![("X-Mittente", tx.sender.clone())],
+        subject_prefix: "PROBLEMA DI SICUREZZA: ",
+        from: FromForm::Service,
+        to: Some(service_mailbox.to_string()),
+        copied: Vec::new(),
+        riferimento: true,
+        message_id: MessageIdForm::Fresh,
+        text,
+        daticert: Some(d),
+        postacert: None,
+    }
+}
