@@ -10,7 +10,8 @@ use cryptoki::types::AuthPin;
 use std::path::Path;
 use std::sync::Mutex;
 
-/// A signer whose private key is an object on a PKCS#11 token.
+/// A signer whose private key is an object on a PKCS#11 token. Keep one per module per
+/// process: dropping it finalizes the module (`C_Finalize`) for the whole process.
 pub struct Pkcs11Signer {
     // Field order matters: the session must close before the context finalizes.
     session: Mutex<Session>,
