@@ -35,13 +35,13 @@ pub(super) fn parse(text: &str) -> Result<Index, LdifError> {
     let mut logical: Vec<(usize, String)> = Vec::new();
     for (n, raw) in text.lines().enumerate() {
         let line = raw.strip_suffix('\r').unwrap_or(raw);
-        if let Some(rest) = line.strip_prefix(' ') {
-            if let Some((_, last)) = logical.last_mut() {
-                if !last.starts_with('#') {
-                    last.push_str(rest);
-                }
-                continue;
+        if let Some(rest) = line.strip_prefix(' ')
+            && let Some((_, last)) = logical.last_mut()
+        {
+            if !last.starts_with('#') {
+                last.push_str(rest);
             }
+            continue;
         }
         logical.push((n + 1, line.to_string()));
     }
@@ -57,8 +57,13 @@ pub(super) fn parse(text: &str) -> Result<Index, LdifError> {
         if line.starts_with('#') {
             continue;
         }
-        let syntax = |message: &str| LdifError::Syntax { line: n, message: message.to_string() };
-        let colon = line.find(':').ok_or_else(|| syntax("expected attribute: value"))?;
+        let syntax = |message: &str| LdifError::Syntax {
+            line: n,
+            message: message.to_string(),
+        };
+        let colon = line
+            .find(':')
+            .ok_or_else(|| syntax("expected attribute: value"))?;
         let name = line[..colon].trim().to_string();
         let rest = &line[colon + 1..];
         let value = if let Some(b64) = rest.strip_prefix(':') {
@@ -73,7 +78,13 @@ pub(super) fn parse(text: &str) -> Result<Index, LdifError> {
         if name.eq_ignore_ascii_case("version") && current.is_none() {
             continue;
         }
-        current.get_or_insert_with(|| Entry { line: n, attrs: Vec::new() }).attrs.push((name, value));
+        current
+            .get_or_insert_with(|| Entry {
+                line: n,
+                attrs: Vec::new(),
+            })
+            .attrs
+            .push((name, value));
     }
     if let Some(e) = current.take() {
         entries.push(e);
@@ -99,22 +110,39 @@ fn record(e: &Entry) -> Result<Option<ProviderRecord>, LdifError> {
             .map(|(_, v)| v)
             .collect()
     };
-    let dn = values("dn").first().map(|v| text(v)).ok_or(LdifError::Syntax {
-        line: e.line,
-        message: "entry does not start with dn:".into(),
-    })?;
-    let is_provider = values("objectclass").iter().any(|v| text(v).eq_ignore_ascii_case("provider"));
+    let dn = values("dn")
+        .first()
+        .map(|v| text(v))
+        .ok_or(LdifError::Syntax {
+            line: e.line,
+            message: "entry does not start with dn:".into(),
+        })?;
+    let is_provider = values("objectclass")
+        .iter()
+        .any(|v| text(v).eq_ignore_ascii_case("provider"));
     if !is_provider {
         return Ok(None);
     }
     let one = |name: &'static str| -> Result<String, LdifError> {
-        values(name).first().map(|v| text(v)).ok_or(LdifError::Missing { dn: dn.clone(), attribute: name })
+        values(name)
+            .first()
+            .map(|v| text(v))
+            .ok_or(LdifError::Missing {
+                dn: dn.clone(),
+                attribute: name,
+            })
     };
     let r = ProviderRecord {
         provider_name: one("providerName")?,
         provider_unit: values("providerUnit").first().map(|v| text(v)),
-        certificate_hashes: values("providerCertificateHash").iter().map(|v| text(v)).collect(),
-        certificates: values("providerCertificate").iter().map(|v| v.to_vec()).collect(),
+        certificate_hashes: values("providerCertificateHash")
+            .iter()
+            .map(|v| text(v))
+            .collect(),
+        certificates: values("providerCertificate")
+            .iter()
+            .map(|v| v.to_vec())
+            .collect(),
         mail_receipt: one("mailReceipt")?,
         managed_domains: values("managedDomains").iter().map(|v| text(v)).collect(),
         ldif_location_url: values("LDIFLocationURL").first().map(|v| text(v)),
@@ -126,14 +154,19 @@ fn record(e: &Entry) -> Result<Option<ProviderRecord>, LdifError> {
         ("managedDomains", r.managed_domains.is_empty()),
     ] {
         if empty {
-            return Err(LdifError::Missing { dn, attribute: attr });
+            return Err(LdifError::Missing {
+                dn,
+                attribute: attr,
+            });
         }
     }
     Ok(Some(r))
 }
 
 pub(super) fn write(index: &Index) -> String {
-    let mut out = String::from("version: 1\n\ndn: o=postacert\nobjectclass: top\nobjectclass: organization\no: postacert\ndescription: Base root for the PEC providers directory\n");
+    let mut out = String::from(
+        "version: 1\n\ndn: o=postacert\nobjectclass: top\nobjectclass: organization\no: postacert\ndescription: Base root for the PEC providers directory\n",
+    );
     for r in &index.records {
         out.push('\n');
         attr(&mut out, "dn", r.dn().as_bytes());
@@ -168,7 +201,8 @@ pub(super) fn write(index: &Index) -> String {
 
 /// RFC 2849 SAFE-STRING: ASCII without NUL, CR, LF, not starting with space, colon or `<`.
 fn safe(v: &[u8]) -> bool {
-    v.iter().all(|&b| b.is_ascii() && b != 0 && b != b'\r' && b != b'\n')
+    v.iter()
+        .all(|&b| b.is_ascii() && b != 0 && b != b'\r' && b != b'\n')
         && !matches!(v.first(), Some(b' ' | b':' | b'<'))
         && !v.ends_with(b" ")
 }
@@ -182,7 +216,13 @@ fn attr(out: &mut String, name: &str, value: &[u8]) {
 }
 
 fn binary(out: &mut String, name: &str, value: &[u8]) {
-    fold(out, &format!("{name}:: {}", base64::engine::general_purpose::STANDARD.encode(value)));
+    fold(
+        out,
+        &format!(
+            "{name}:: {}",
+            base64::engine::general_purpose::STANDARD.encode(value)
+        ),
+    );
 }
 
 /// Folds at 76 columns with one-space continuation lines.

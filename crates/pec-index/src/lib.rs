@@ -35,13 +35,21 @@ impl ProviderRecord {
     pub fn dn(&self) -> String {
         let name = escape_dn(&self.provider_name);
         match &self.provider_unit {
-            Some(u) => format!("providerUnit={},providerName={name},o=postacert", escape_dn(u)),
+            Some(u) => format!(
+                "providerUnit={},providerName={name},o=postacert",
+                escape_dn(u)
+            ),
             None => format!("providerName={name},o=postacert"),
         }
     }
 
     /// A record for a provider with one signing certificate (hash computed from the DER).
-    pub fn new(provider_name: &str, certificate_der: Vec<u8>, mail_receipt: &str, domains: &[&str]) -> Self {
+    pub fn new(
+        provider_name: &str,
+        certificate_der: Vec<u8>,
+        mail_receipt: &str,
+        domains: &[&str],
+    ) -> Self {
         ProviderRecord {
             provider_name: provider_name.to_string(),
             certificate_hashes: vec![certificate_sha1(&certificate_der)],
@@ -89,22 +97,28 @@ impl Index {
     /// The record that manages `domain` (exact domain, case-insensitive; pec.md §5.2).
     pub fn by_domain(&self, domain: &str) -> Option<&ProviderRecord> {
         let domain = domain.trim().trim_end_matches('.');
-        self.records
-            .iter()
-            .find(|r| r.managed_domains.iter().any(|d| d.eq_ignore_ascii_case(domain)))
+        self.records.iter().find(|r| {
+            r.managed_domains
+                .iter()
+                .any(|d| d.eq_ignore_ascii_case(domain))
+        })
     }
 
     /// The record whose `providerCertificateHash` equals `sha1_hex` (case-insensitive).
     pub fn by_certificate_hash(&self, sha1_hex: &str) -> Option<&ProviderRecord> {
         let h = sha1_hex.trim();
-        self.records
-            .iter()
-            .find(|r| r.certificate_hashes.iter().any(|x| x.eq_ignore_ascii_case(h)))
+        self.records.iter().find(|r| {
+            r.certificate_hashes
+                .iter()
+                .any(|x| x.eq_ignore_ascii_case(h))
+        })
     }
 
     /// Whether an address is certified (`certificato`): its domain is managed by a provider.
     pub fn is_certified_address(&self, address: &str) -> bool {
-        address.rsplit_once('@').is_some_and(|(_, d)| self.by_domain(d).is_some())
+        address
+            .rsplit_once('@')
+            .is_some_and(|(_, d)| self.by_domain(d).is_some())
     }
 }
 
@@ -124,7 +138,12 @@ mod tests {
     use super::*;
 
     fn sample() -> Index {
-        let mut r = ProviderRecord::new("Anonymous Certified Mail S.p.A.", vec![1, 2, 3], "ssacceptance@postalser.example.com", &["mail.anpocert.example.com", "Cert.Company.example.com"]);
+        let mut r = ProviderRecord::new(
+            "Anonymous Certified Mail S.p.A.",
+            vec![1, 2, 3],
+            "ssacceptance@postalser.example.com",
+            &["mail.anpocert.example.com", "Cert.Company.example.com"],
+        );
         r.ldif_location_url = Some("https://anpocert.example.com/anpocert.ldif.p7m".into());
         r.description = Some("Certified mail services, è per le imprese".into());
         Index { records: vec![r] }
@@ -147,7 +166,10 @@ mod tests {
         let text = idx.to_ldif();
         assert!(text.contains("dn: providerName=Anonymous Certified Mail S.p.A.,o=postacert"));
         assert!(text.contains("providerCertificate;binary:: AQID"));
-        assert!(text.contains("description:: "), "non-ASCII values are base64: {text}");
+        assert!(
+            text.contains("description:: "),
+            "non-ASCII values are base64: {text}"
+        );
         assert_eq!(Index::from_ldif(&text).expect("parses"), idx);
     }
 
@@ -158,13 +180,19 @@ mod tests {
         assert_eq!(idx.records.len(), 1);
         let r = &idx.records[0];
         assert_eq!(r.certificates[0].len(), 6);
-        assert!(idx.by_certificate_hash("7e7aef1059ae0f454f2643a95f69ec3556009239").is_some());
+        assert!(
+            idx.by_certificate_hash("7e7aef1059ae0f454f2643a95f69ec3556009239")
+                .is_some()
+        );
         assert_eq!(r.managed_domains.len(), 2);
     }
 
     #[test]
     fn bad_ldif_is_a_clear_error() {
-        let e = Index::from_ldif("dn: providerName=x,o=postacert\nobjectclass: provider\nproviderName: x\n").unwrap_err();
+        let e = Index::from_ldif(
+            "dn: providerName=x,o=postacert\nobjectclass: provider\nproviderName: x\n",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("mailReceipt"), "{e}");
         let e = Index::from_ldif("dn: a\nfoo:: !!!\n").unwrap_err();
         assert!(e.to_string().contains("line 2"), "{e}");

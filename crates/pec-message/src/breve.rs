@@ -9,13 +9,20 @@ use crate::mime::Entity;
 
 /// Returns the breve form of `original`.
 pub fn breve(original: &[u8]) -> Vec<u8> {
-    let eol: &[u8] = if original.windows(2).any(|w| w == b"\r\n") { b"\r\n" } else { b"\n" };
+    let eol: &[u8] = if original.windows(2).any(|w| w == b"\r\n") {
+        b"\r\n"
+    } else {
+        b"\n"
+    };
     transform(original, eol)
 }
 
 /// The SHA-1 of a part's transmitted content, as 40 lower-case hex characters.
 pub fn part_hash(content: &[u8]) -> String {
-    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, content))
+    hex::encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
+        content,
+    ))
 }
 
 fn transform(raw: &[u8], eol: &[u8]) -> Vec<u8> {
@@ -99,7 +106,10 @@ mod tests {
     #[test]
     fn attachments_and_nested_messages_become_hashes() {
         let out = String::from_utf8(breve(MSG.as_bytes())).expect("utf8");
-        assert!(out.contains("--b1\r\nContent-Type: text/plain\r\n\r\nciao\r\n--b1\r\n"), "{out}");
+        assert!(
+            out.contains("--b1\r\nContent-Type: text/plain\r\n\r\nciao\r\n--b1\r\n"),
+            "{out}"
+        );
         assert!(out.contains("name=\"doc.pdf.hash\""));
         assert!(out.contains(&part_hash(b"JVBERi0x")));
         assert!(out.contains("messaggio.eml.hash"));
@@ -112,7 +122,9 @@ mod tests {
     fn signed_original_keeps_its_signature_and_opaque_stays_whole() {
         let signed = format!(
             "Content-Type: multipart/signed; boundary=\"s\"\r\n\r\n--s\r\n{}\r\n--s\r\nContent-Type: application/pkcs7-signature; name=\"smime.p7s\"\r\n\r\nSIG\r\n--s--\r\n",
-            MSG.split_once("\r\n").map(|(_, rest)| rest.trim_end()).unwrap_or("")
+            MSG.split_once("\r\n")
+                .map(|(_, rest)| rest.trim_end())
+                .unwrap_or("")
         );
         let out = String::from_utf8(breve(signed.as_bytes())).expect("utf8");
         assert!(out.contains("smime.p7s\"\r\n\r\nSIG"));

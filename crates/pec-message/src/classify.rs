@@ -88,7 +88,9 @@ pub fn classify(raw: &[u8]) -> Classified<'_> {
     };
     let security_error = value("X-VerificaSicurezza").as_deref() == Some("errore");
     let requested_receipt = match kind {
-        Kind::Pec(Tipo::PostaCertificata) => Some(ReceiptType::requested(value("X-TipoRicevuta").as_deref())),
+        Kind::Pec(Tipo::PostaCertificata) => {
+            Some(ReceiptType::requested(value("X-TipoRicevuta").as_deref()))
+        }
         _ => None,
     };
     let signed = split_signed(&entity);

@@ -18,14 +18,30 @@ impl IdGenerator {
     /// `start` lets a restarted process continue a persisted counter.
     pub fn new(node: &str, pid: u32, domain: &str, start: u64) -> Self {
         let node: String = node.chars().filter(char::is_ascii_alphanumeric).collect();
-        let node = if node.is_empty() { "0".to_string() } else { node };
-        IdGenerator { node, pid, domain: domain.to_ascii_lowercase(), seq: start }
+        let node = if node.is_empty() {
+            "0".to_string()
+        } else {
+            node
+        };
+        IdGenerator {
+            node,
+            pid,
+            domain: domain.to_ascii_lowercase(),
+            seq: start,
+        }
     }
 
     /// The next identifier, at time `at`.
     pub fn next_id(&mut self, at: TimeRef) -> String {
         self.seq += 1;
-        format!("opec{}.{}.{}.{}@{}", self.node, at.compact(), self.pid, self.seq, self.domain)
+        format!(
+            "opec{}.{}.{}.{}@{}",
+            self.node,
+            at.compact(),
+            self.pid,
+            self.seq,
+            self.domain
+        )
     }
 
     /// The counter value of the last identifier made.
@@ -41,15 +57,21 @@ pub fn is_valid_pec_msgid(id: &str) -> bool {
         return false;
     };
     !left.is_empty()
-        && left.chars().all(|c| c.is_ascii_alphanumeric() || ".-_$".contains(c))
+        && left
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-_$".contains(c))
         && !right.is_empty()
-        && right.split('.').all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        && right
+            .split('.')
+            .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
 }
 
 /// Strips one pair of angle brackets and surrounding whitespace from a `Message-ID` value.
 pub fn strip_brackets(id: &str) -> &str {
     let id = id.trim();
-    id.strip_prefix('<').and_then(|s| s.strip_suffix('>')).unwrap_or(id)
+    id.strip_prefix('<')
+        .and_then(|s| s.strip_suffix('>'))
+        .unwrap_or(id)
 }
 
 #[cfg(test)]
@@ -65,7 +87,9 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a, "opecnode1.20241205000210.4242.1@pec.example.it");
         assert!(is_valid_pec_msgid(&a));
-        assert!(is_valid_pec_msgid("E82D9D8F.000073B6.E8F90950.8520A581.posta-certificata@postecert.it"));
+        assert!(is_valid_pec_msgid(
+            "E82D9D8F.000073B6.E8F90950.8520A581.posta-certificata@postecert.it"
+        ));
         assert!(is_valid_pec_msgid("20181116172041.gfTFvN@emarche.it"));
         assert!(!is_valid_pec_msgid("no at sign"));
         assert!(!is_valid_pec_msgid("a b@x.it"));

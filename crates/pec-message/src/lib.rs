@@ -11,10 +11,10 @@ pub mod mime;
 pub mod time;
 
 pub use time::TimeRef;
-pub mod smime;
-pub mod pki;
 pub mod breve;
 pub mod build;
-pub mod original;
 pub mod classify;
+pub mod original;
+pub mod pki;
 pub mod report;
+pub mod smime;

@@ -35,8 +35,14 @@ impl OriginalHeaders {
         block.extend_from_slice(b"\r\n\r\n");
         let parsed = mail_parser::MessageParser::new().parse_headers(&block);
         let addrs = |a: Option<&mail_parser::Address<'_>>| -> Vec<String> {
-            a.map(|a| a.iter().filter_map(|x| x.address()).map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
-                .unwrap_or_default()
+            a.map(|a| {
+                a.iter()
+                    .filter_map(|x| x.address())
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
         };
         let (from, to, cc, reply_to, subject) = match &parsed {
             Some(m) => (
@@ -94,7 +100,10 @@ mod tests {
         let raw = b"From: \"Mario\" <mario@pec.example.it>\r\nTo: a@pec.example.it, \"B\" <b@gmail.com>\r\nCc: c@pec.example.it, a@pec.example.it\r\nSubject: =?UTF-8?Q?Perch=C3=A9?= no\r\nMessage-ID: <x@y>\r\nx-tiporicevuta: breve\r\nBcc:\r\n\r\nbody";
         let h = OriginalHeaders::parse(raw);
         assert_eq!(h.from, vec!["mario@pec.example.it"]);
-        assert_eq!(h.recipients(), vec!["a@pec.example.it", "b@gmail.com", "c@pec.example.it"]);
+        assert_eq!(
+            h.recipients(),
+            vec!["a@pec.example.it", "b@gmail.com", "c@pec.example.it"]
+        );
         assert_eq!(h.subject.as_deref(), Some("Perché no"));
         assert_eq!(h.message_id.as_deref(), Some("<x@y>"));
         assert_eq!(h.requested_receipt(), ReceiptType::Breve);

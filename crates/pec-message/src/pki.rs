@@ -58,7 +58,9 @@ fn rsa_key() -> Result<PKey<Private>, PkiError> {
 /// Validity window: from `not_before` (Unix seconds) for `days` days.
 fn validity(b: &mut X509Builder, not_before: i64, days: u32) -> Result<(), PkiError> {
     b.set_not_before(&*Asn1Time::from_unix(not_before as _)?)?;
-    b.set_not_after(&*Asn1Time::from_unix((not_before + i64::from(days) * 86_400) as _)?)?;
+    b.set_not_after(&*Asn1Time::from_unix(
+        (not_before + i64::from(days) * 86_400) as _,
+    )?)?;
     Ok(())
 }
 
@@ -79,11 +81,20 @@ pub fn make_ca(common_name: &str, not_before: i64, days: u32) -> Result<Issued, 
     b.set_pubkey(&key)?;
     validity(&mut b, not_before, days)?;
     b.append_extension(BasicConstraints::new().critical().ca().pathlen(0).build()?)?;
-    b.append_extension(KeyUsage::new().critical().key_cert_sign().crl_sign().build()?)?;
+    b.append_extension(
+        KeyUsage::new()
+            .critical()
+            .key_cert_sign()
+            .crl_sign()
+            .build()?,
+    )?;
     let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None))?;
     b.append_extension(ski)?;
     b.sign(&key, MessageDigest::sha256())?;
-    Ok(Issued { cert: b.build(), key })
+    Ok(Issued {
+        cert: b.build(),
+        key,
+    })
 }
 
 /// Issues a provider signing certificate with the pec.md §4.2 profile: subject with the
@@ -118,7 +129,10 @@ pub fn issue_for_public_key<T: openssl::pkey::HasPublic>(
     let mut name = X509NameBuilder::new()?;
     name.append_entry_by_nid(Nid::COUNTRYNAME, "IT")?;
     name.append_entry_by_nid(Nid::ORGANIZATIONNAME, provider_name)?;
-    name.append_entry_by_nid(Nid::COMMONNAME, &format!("Posta Certificata {provider_name}"))?;
+    name.append_entry_by_nid(
+        Nid::COMMONNAME,
+        &format!("Posta Certificata {provider_name}"),
+    )?;
     let name = name.build();
     let mut b = X509Builder::new()?;
     b.set_version(2)?;
@@ -133,7 +147,10 @@ pub fn issue_for_public_key<T: openssl::pkey::HasPublic>(
     let ski = SubjectKeyIdentifier::new().build(&ctx)?;
     let aki = AuthorityKeyIdentifier::new().keyid(true).build(&ctx)?;
     let san = SubjectAlternativeName::new()
-        .email(&format!("posta-certificata@{}", service_domain.to_ascii_lowercase()))
+        .email(&format!(
+            "posta-certificata@{}",
+            service_domain.to_ascii_lowercase()
+        ))
         .build(&ctx)?;
     b.append_extension(ski)?;
     b.append_extension(aki)?;
@@ -159,7 +176,8 @@ pub fn check_signing_profile(cert: &X509, service_domain: &str) -> Vec<String> {
     use const_oid::db::rfc5280::*;
     match find(ID_CE_KEY_USAGE) {
         Some(e) if e.critical => {
-            let ku = <x509_cert::ext::pkix::KeyUsage as der::Decode>::from_der(e.extn_value.as_bytes());
+            let ku =
+                <x509_cert::ext::pkix::KeyUsage as der::Decode>::from_der(e.extn_value.as_bytes());
             if !ku.map(|k| k.digital_signature()).unwrap_or(false) {
                 problems.push("keyUsage lacks digitalSignature".into());
             }
@@ -182,7 +200,12 @@ pub fn check_signing_profile(cert: &X509, service_domain: &str) -> Vec<String> {
         }
     }
     for e in exts.iter() {
-        let known = [ID_CE_KEY_USAGE, ID_CE_AUTHORITY_KEY_IDENTIFIER, ID_CE_SUBJECT_KEY_IDENTIFIER, ID_CE_SUBJECT_ALT_NAME];
+        let known = [
+            ID_CE_KEY_USAGE,
+            ID_CE_AUTHORITY_KEY_IDENTIFIER,
+            ID_CE_SUBJECT_KEY_IDENTIFIER,
+            ID_CE_SUBJECT_ALT_NAME,
+        ];
         if e.critical && !known.contains(&e.extn_id) {
             problems.push(format!("extension {} must not be critical", e.extn_id));
         }
@@ -190,7 +213,9 @@ pub fn check_signing_profile(cert: &X509, service_domain: &str) -> Vec<String> {
     let wanted = format!("posta-certificata@{}", service_domain.to_ascii_lowercase());
     let emails = certificate_emails(cert);
     if !emails.iter().any(|e| e.eq_ignore_ascii_case(&wanted)) {
-        problems.push(format!("subjectAltName does not hold rfc822Name {wanted} (found {emails:?})"));
+        problems.push(format!(
+            "subjectAltName does not hold rfc822Name {wanted} (found {emails:?})"
+        ));
     }
     problems
 }
@@ -198,7 +223,12 @@ pub fn check_signing_profile(cert: &X509, service_domain: &str) -> Vec<String> {
 /// The rfc822Name entries of the subjectAltName.
 pub fn certificate_emails(cert: &X509) -> Vec<String> {
     cert.subject_alt_names()
-        .map(|names| names.iter().filter_map(|n| n.email().map(str::to_string)).collect())
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(|n| n.email().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -218,7 +248,10 @@ pub fn subject_string(cert: &X509) -> String {
 /// The SHA-1 of the DER certificate in lower-case hex: the `providerCertificateHash` key of
 /// the Indice (pec.md §4.4 step 2, §7.2).
 pub fn certificate_sha1(der: &[u8]) -> String {
-    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, der))
+    hex::encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
+        der,
+    ))
 }
 
 #[cfg(test)]
@@ -228,14 +261,33 @@ mod tests {
     #[test]
     fn issued_certificate_has_the_pec_profile() {
         let ca = make_ca("AgID CA1 (development)", 1_700_000_000, 3650).expect("ca");
-        let leaf = issue_signing_cert(&ca, "Example PEC S.p.A.", "pec.example.it", None, 1_700_000_000, 1095)
-            .expect("leaf");
-        assert_eq!(check_signing_profile(&leaf.cert, "pec.example.it"), Vec::<String>::new());
-        assert_eq!(certificate_emails(&leaf.cert), vec!["posta-certificata@pec.example.it".to_string()]);
+        let leaf = issue_signing_cert(
+            &ca,
+            "Example PEC S.p.A.",
+            "pec.example.it",
+            None,
+            1_700_000_000,
+            1095,
+        )
+        .expect("leaf");
+        assert_eq!(
+            check_signing_profile(&leaf.cert, "pec.example.it"),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            certificate_emails(&leaf.cert),
+            vec!["posta-certificata@pec.example.it".to_string()]
+        );
         assert!(subject_string(&leaf.cert).contains("O=Example PEC S.p.A."));
         // The CA itself fails the profile (it has basicConstraints, no SAN).
         let problems = check_signing_profile(&ca.cert, "pec.example.it");
-        assert!(problems.iter().any(|p| p.contains("basicConstraints")), "{problems:?}");
-        assert_eq!(certificate_sha1(b"abc"), "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert!(
+            problems.iter().any(|p| p.contains("basicConstraints")),
+            "{problems:?}"
+        );
+        assert_eq!(
+            certificate_sha1(b"abc"),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
     }
 }

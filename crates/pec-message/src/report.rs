@@ -10,7 +10,9 @@ use crate::ident::strip_brackets;
 use crate::mime::{Entity, canonical_crlf};
 use crate::original::OriginalHeaders;
 use crate::pki::{certificate_emails, certificate_sha1, subject_string};
-use crate::smime::{SignatureCheck, TrustCheck, check_trust, cms_info, verify_detached, verify_opaque};
+use crate::smime::{
+    SignatureCheck, TrustCheck, check_trust, cms_info, verify_detached, verify_opaque,
+};
 use openssl::x509::X509;
 use serde::Serialize;
 
@@ -117,7 +119,10 @@ impl DaticertReport {
             destinatari: d
                 .destinatari
                 .iter()
-                .map(|r| RecipientReport { address: r.address.clone(), tipo: r.tipo.to_string() })
+                .map(|r| RecipientReport {
+                    address: r.address.clone(),
+                    tipo: r.tipo.to_string(),
+                })
                 .collect(),
             risposte: d.risposte.clone(),
             oggetto: d.oggetto.clone(),
@@ -175,15 +180,27 @@ pub fn verify(raw: &[u8], opts: &VerifyOptions<'_>) -> Report {
 
     // Signature (pec.md §4.4 steps 1 and 3).
     let ct = c.entity.content_type();
-    let opaque = matches!(ct.mime_type.as_str(), "application/pkcs7-mime" | "application/x-pkcs7-mime");
+    let opaque = matches!(
+        ct.mime_type.as_str(),
+        "application/pkcs7-mime" | "application/x-pkcs7-mime"
+    );
     let mut chain: Vec<Vec<u8>> = Vec::new();
     if let Some(s) = &c.signed {
-        match s.protocol.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        match s
+            .protocol
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             Some("application/pkcs7-signature" | "application/x-pkcs7-signature") => {}
-            other => problems.push(format!("multipart/signed has protocol {other:?}, not application/pkcs7-signature")),
+            other => problems.push(format!(
+                "multipart/signed has protocol {other:?}, not application/pkcs7-signature"
+            )),
         }
         if !s.closed {
-            problems.push("the multipart/signed body has no closing boundary (the message was cut)".into());
+            problems.push(
+                "the multipart/signed body has no closing boundary (the message was cut)".into(),
+            );
         }
         match &s.signature {
             None => problems.push("the signature part is missing".into()),
@@ -202,7 +219,10 @@ pub fn verify(raw: &[u8], opts: &VerifyOptions<'_>) -> Report {
                             let _ = m;
                             let micalg = micalg.to_ascii_lowercase().replace('-', "");
                             if micalg != info.digest {
-                                problems.push(format!("micalg {micalg} does not match the CMS digest {}", info.digest));
+                                problems.push(format!(
+                                    "micalg {micalg} does not match the CMS digest {}",
+                                    info.digest
+                                ));
                             }
                         }
                         signer_cert = info.signer.clone();
@@ -241,19 +261,23 @@ pub fn verify(raw: &[u8], opts: &VerifyOptions<'_>) -> Report {
         sig.signer_subject = Some(subject_string(x));
         sig.signer_sha1 = Some(certificate_sha1(der));
     } else if sig.present && sig.valid {
-        problems.push("the signer certificate is not in the CMS structure (pec.md §4.1 requires it)".into());
+        problems.push(
+            "the signer certificate is not in the CMS structure (pec.md §4.1 requires it)".into(),
+        );
     }
 
     // Chain to the anchors (pec.md §4.4 step 3).
     if !opts.anchors.is_empty() {
         let ok = match &signer_cert {
-            Some(der) => match check_trust(der, &chain, &opts.anchors, Some(opts.at.utc().timestamp())) {
-                TrustCheck::Trusted => true,
-                TrustCheck::Untrusted(why) => {
-                    problems.push(why);
-                    false
+            Some(der) => {
+                match check_trust(der, &chain, &opts.anchors, Some(opts.at.utc().timestamp())) {
+                    TrustCheck::Trusted => true,
+                    TrustCheck::Untrusted(why) => {
+                        problems.push(why);
+                        false
+                    }
                 }
-            },
+            }
             None => false,
         };
         trusted = Some(ok);
@@ -264,16 +288,29 @@ pub fn verify(raw: &[u8], opts: &VerifyOptions<'_>) -> Report {
 
     // Origin (pec.md §4.4 steps 2 and 5).
     if let Some(dir) = opts.directory {
-        let found = sig.signer_sha1.as_deref().and_then(|h| dir.by_certificate_hash(h));
+        let found = sig
+            .signer_sha1
+            .as_deref()
+            .and_then(|h| dir.by_certificate_hash(h));
         match (&found, &signer_cert) {
             (Some(entry), Some(der)) => {
                 provider = Some(entry.provider_name.clone());
                 if !entry.certificates.iter().any(|c| c == der) {
-                    problems.push("the Indice lists the certificate hash but not the same certificate".into());
+                    problems.push(
+                        "the Indice lists the certificate hash but not the same certificate".into(),
+                    );
                 }
                 let domain = from.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
-                if c.kind != Kind::Ordinaria && !entry.managed_domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
-                    problems.push(format!("the From domain {domain} is not among the managed domains of {}", entry.provider_name));
+                if c.kind != Kind::Ordinaria
+                    && !entry
+                        .managed_domains
+                        .iter()
+                        .any(|d| d.eq_ignore_ascii_case(domain))
+                {
+                    problems.push(format!(
+                        "the From domain {domain} is not among the managed domains of {}",
+                        entry.provider_name
+                    ));
                 }
                 in_index = Some(true);
             }
@@ -292,7 +329,9 @@ pub fn verify(raw: &[u8], opts: &VerifyOptions<'_>) -> Report {
         if let Some(x) = &signer_x509 {
             let emails = certificate_emails(x);
             if !emails.iter().any(|e| e.eq_ignore_ascii_case(&from)) {
-                format_problems.push(format!("the From address {from} is not the certificate's e-mail address {emails:?}"));
+                format_problems.push(format!(
+                    "the From address {from} is not the certificate's e-mail address {emails:?}"
+                ));
             }
         }
         format_checks(&c, &mut format_problems);
@@ -338,18 +377,22 @@ fn subject_prefix(kind: Kind, virus: bool) -> Option<&'static str> {
             (Tipo::PostaCertificata, _) => "POSTA CERTIFICATA:",
             (Tipo::ErroreConsegna, false) => "AVVISO DI MANCATA CONSEGNA:",
             (Tipo::ErroreConsegna, true) => "AVVISO DI MANCATA CONSEGNA PER VIRUS:",
-            (Tipo::PreavvisoErroreConsegna, _) => "AVVISO DI MANCATA CONSEGNA PER SUP. TEMPO MASSIMO:",
+            (Tipo::PreavvisoErroreConsegna, _) => {
+                "AVVISO DI MANCATA CONSEGNA PER SUP. TEMPO MASSIMO:"
+            }
             (Tipo::RilevazioneVirus, _) => "PROBLEMA DI SICUREZZA:",
         },
     })
 }
 
 fn format_checks(c: &Classified<'_>, p: &mut Vec<String>) {
-    let subject = OriginalHeaders::parse(c.entity.raw).subject.unwrap_or_default();
-    if let Some(prefix) = subject_prefix(c.kind, c.security_error) {
-        if !subject.starts_with(prefix) {
-            p.push(format!("the subject does not start with \"{prefix}\""));
-        }
+    let subject = OriginalHeaders::parse(c.entity.raw)
+        .subject
+        .unwrap_or_default();
+    if let Some(prefix) = subject_prefix(c.kind, c.security_error)
+        && !subject.starts_with(prefix)
+    {
+        p.push(format!("the subject does not start with \"{prefix}\""));
     }
     if !c.has_text {
         p.push("there is no readable text part".into());
@@ -375,32 +418,48 @@ fn format_checks(c: &Classified<'_>, p: &mut Vec<String>) {
         }
         Some(Ok((d, dtd))) => {
             for problem in dtd {
-                p.push(format!("daticert.xml is not valid against daticert.dtd: {problem}"));
+                p.push(format!(
+                    "daticert.xml is not valid against daticert.dtd: {problem}"
+                ));
             }
             d
         }
     };
     if c.daticert_parts > 1 {
-        p.push(format!("there are {} daticert.xml parts, expected one", c.daticert_parts));
+        p.push(format!(
+            "there are {} daticert.xml parts, expected one",
+            c.daticert_parts
+        ));
     }
     if d.tipo != tipo {
-        p.push(format!("the headers say {tipo} but daticert.xml says tipo=\"{}\"", d.tipo));
+        p.push(format!(
+            "the headers say {tipo} but daticert.xml says tipo=\"{}\"",
+            d.tipo
+        ));
     }
     let virus_xml = d.errore == Errore::Virus;
-    if matches!(tipo, Tipo::NonAccettazione | Tipo::ErroreConsegna) && virus_xml != c.security_error {
+    if matches!(tipo, Tipo::NonAccettazione | Tipo::ErroreConsegna) && virus_xml != c.security_error
+    {
         p.push("X-VerificaSicurezza and daticert errore=\"virus\" disagree".into());
     }
     let riferimento = c.entity.header_value("X-Riferimento-Message-ID");
     match (&riferimento, &d.msgid) {
         (Some(r), Some(m)) if strip_brackets(r) != strip_brackets(m) => {
-            p.push(format!("X-Riferimento-Message-ID {r} differs from daticert msgid {m}"));
+            p.push(format!(
+                "X-Riferimento-Message-ID {r} differs from daticert msgid {m}"
+            ));
         }
-        (None, Some(_)) => p.push("X-Riferimento-Message-ID is missing although daticert has a msgid".into()),
+        (None, Some(_)) => {
+            p.push("X-Riferimento-Message-ID is missing although daticert has a msgid".into())
+        }
         _ => {}
     }
     let needs_consegna = matches!(
         tipo,
-        Tipo::AvvenutaConsegna | Tipo::ErroreConsegna | Tipo::PreavvisoErroreConsegna | Tipo::RilevazioneVirus
+        Tipo::AvvenutaConsegna
+            | Tipo::ErroreConsegna
+            | Tipo::PreavvisoErroreConsegna
+            | Tipo::RilevazioneVirus
     );
     if needs_consegna && d.consegna.is_none() {
         p.push(format!("daticert.xml of a {tipo} lacks <consegna>"));
@@ -412,7 +471,10 @@ fn format_checks(c: &Classified<'_>, p: &mut Vec<String>) {
         Tipo::PostaCertificata => {
             let mid = c.entity.header_value("Message-ID").unwrap_or_default();
             if strip_brackets(&mid) != d.identificativo {
-                p.push(format!("the envelope Message-ID {mid} differs from daticert identificativo {}", d.identificativo));
+                p.push(format!(
+                    "the envelope Message-ID {mid} differs from daticert identificativo {}",
+                    d.identificativo
+                ));
             }
             if d.ricevuta.is_none() {
                 p.push("daticert.xml of an envelope lacks <ricevuta>".into());
@@ -420,25 +482,34 @@ fn format_checks(c: &Classified<'_>, p: &mut Vec<String>) {
             match c.postacert {
                 None => p.push("the envelope does not carry postacert.eml".into()),
                 Some(inner) => {
-                    let inner_id = Entity::parse(inner).header_value("Message-ID").unwrap_or_default();
+                    let inner_id = Entity::parse(inner)
+                        .header_value("Message-ID")
+                        .unwrap_or_default();
                     if strip_brackets(&inner_id) != d.identificativo {
-                        p.push("the Message-ID inside postacert.eml is not the PEC identificativo".into());
+                        p.push(
+                            "the Message-ID inside postacert.eml is not the PEC identificativo"
+                                .into(),
+                        );
                     }
                 }
             }
         }
         Tipo::AvvenutaConsegna => match (d.ricevuta, c.postacert.is_some()) {
             (None, _) => p.push("daticert.xml of a delivery receipt lacks <ricevuta>".into()),
-            (Some(ReceiptType::Sintetica), true) => p.push("a sintetica receipt must not carry the original".into()),
+            (Some(ReceiptType::Sintetica), true) => {
+                p.push("a sintetica receipt must not carry the original".into())
+            }
             (Some(ReceiptType::Completa | ReceiptType::Breve), false) => {
-                p.push("a completa or breve receipt must carry the original (postacert.eml)".into());
+                p.push(
+                    "a completa or breve receipt must carry the original (postacert.eml)".into(),
+                );
             }
             _ => {}
         },
-        Tipo::NonAccettazione | Tipo::PreavvisoErroreConsegna | Tipo::RilevazioneVirus => {
-            if c.postacert.is_some() {
-                p.push(format!("a {tipo} notice must not include the original"));
-            }
+        Tipo::NonAccettazione | Tipo::PreavvisoErroreConsegna | Tipo::RilevazioneVirus
+            if c.postacert.is_some() =>
+        {
+            p.push(format!("a {tipo} notice must not include the original"));
         }
         _ => {}
     }

@@ -66,7 +66,10 @@ mod tests {
     fn winter_and_summer_offsets() {
         // 2018-11-13T15:39:27Z is 16:39:27 in Rome (CET).
         let t = TimeRef::from_unix(1542123567).expect("valid");
-        assert_eq!((t.giorno().as_str(), t.ora().as_str(), t.zona().as_str()), ("13/11/2018", "16:39:27", "+0100"));
+        assert_eq!(
+            (t.giorno().as_str(), t.ora().as_str(), t.zona().as_str()),
+            ("13/11/2018", "16:39:27", "+0100")
+        );
         assert_eq!(t.rfc5322(), "Tue, 13 Nov 2018 16:39:27 +0100");
         // 2025-06-03T08:11:12Z is 10:11:12 CEST.
         let t = TimeRef::from_unix(1748938272).expect("valid");

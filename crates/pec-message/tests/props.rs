@@ -3,7 +3,9 @@
 //! SHA-1 of its transmitted content, every other byte kept).
 
 use pec_message::breve::{breve, part_hash};
-use pec_message::daticert::{self, Data, Daticert, Destinatario, Errore, ReceiptType, RecipientType, Tipo};
+use pec_message::daticert::{
+    self, Data, Daticert, Destinatario, Errore, ReceiptType, RecipientType, Tipo,
+};
 use pec_message::mime::Entity;
 use proptest::prelude::*;
 
@@ -18,29 +20,59 @@ fn address() -> impl Strategy<Value = String> {
 
 fn daticert_strategy() -> impl Strategy<Value = Daticert> {
     (
-        (prop::sample::select(Tipo::ALL.to_vec()), prop::sample::select(Errore::ALL.to_vec()), address()),
-        prop::collection::vec((address(), prop::sample::select(RecipientType::ALL.to_vec())), 1..5),
+        (
+            prop::sample::select(Tipo::ALL.to_vec()),
+            prop::sample::select(Errore::ALL.to_vec()),
+            address(),
+        ),
+        prop::collection::vec(
+            (address(), prop::sample::select(RecipientType::ALL.to_vec())),
+            1..5,
+        ),
         (address(), proptest::option::of(text()), text()),
-        ("[A-Za-z0-9.-]{1,30}@[a-z.]{3,20}", proptest::option::of("<[a-zA-Z0-9.$_-]{1,20}@[a-z.]{1,12}>")),
+        (
+            "[A-Za-z0-9.-]{1,30}@[a-z.]{3,20}",
+            proptest::option::of("<[a-zA-Z0-9.$_-]{1,20}@[a-z.]{1,12}>"),
+        ),
         proptest::option::of(prop::sample::select(ReceiptType::ALL.to_vec())),
-        (proptest::option::of(address()), prop::collection::vec(address(), 0..3), proptest::option::of(text())),
+        (
+            proptest::option::of(address()),
+            prop::collection::vec(address(), 0..3),
+            proptest::option::of(text()),
+        ),
     )
-        .prop_map(|((tipo, errore, mittente), dest, (risposte, oggetto, gestore), (id, msgid), ricevuta, (consegna, ricezione, errore_esteso))| Daticert {
-            tipo,
-            errore,
-            mittente,
-            destinatari: dest.into_iter().map(|(address, tipo)| Destinatario { address, tipo }).collect(),
-            risposte,
-            oggetto,
-            gestore_emittente: gestore,
-            data: Data { zona: "+0100".into(), giorno: "01/02/2026".into(), ora: "10:11:12".into() },
-            identificativo: id,
-            msgid,
-            ricevuta,
-            consegna,
-            ricezione,
-            errore_esteso,
-        })
+        .prop_map(
+            |(
+                (tipo, errore, mittente),
+                dest,
+                (risposte, oggetto, gestore),
+                (id, msgid),
+                ricevuta,
+                (consegna, ricezione, errore_esteso),
+            )| Daticert {
+                tipo,
+                errore,
+                mittente,
+                destinatari: dest
+                    .into_iter()
+                    .map(|(address, tipo)| Destinatario { address, tipo })
+                    .collect(),
+                risposte,
+                oggetto,
+                gestore_emittente: gestore,
+                data: Data {
+                    zona: "+0100".into(),
+                    giorno: "01/02/2026".into(),
+                    ora: "10:11:12".into(),
+                },
+                identificativo: id,
+                msgid,
+                ricevuta,
+                consegna,
+                ricezione,
+                errore_esteso,
+            },
+        )
 }
 
 proptest! {

@@ -49,7 +49,9 @@ pub fn run(seconds: u64, write: Option<&Path>) -> Result<()> {
     let mut ids = IdGenerator::new("1", 1, "pec.example.it", 0);
     let tx_small = transaction(&small, &sp.index, &ids.next_id(t))?;
     let tx_big = transaction(&big, &sp.index, &ids.next_id(t))?;
-    let envelope = Artefact::PostaCertificata { original: big.clone() };
+    let envelope = Artefact::PostaCertificata {
+        original: big.clone(),
+    };
 
     eprintln!("measuring openssl speed rsa2048 ({seconds} s)...");
     let openssl = openssl_rsa2048(seconds)?;
@@ -68,9 +70,15 @@ pub fn run(seconds: u64, write: Option<&Path>) -> Result<()> {
     })?;
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let report = format!(
         "## Signing throughput ({date})\n\nMachine: {cpu}, {cores} cores. Command: `pec bench --seconds {seconds}` (release build, one thread).\n\n\
 | measurement | per second | vs OpenSSL RSA-2048 sign |\n|---|---:|---:|\n\
@@ -81,7 +89,11 @@ Goal: small receipts at >= 80% of OpenSSL's raw RSA-2048 signing rate per core: 
         date = chrono::Utc::now().format("%Y-%m-%d"),
         r1 = receipts / openssl * 100.0,
         r2 = envelopes / openssl * 100.0,
-        verdict = if receipts >= 0.8 * openssl { "met" } else { "NOT met" },
+        verdict = if receipts >= 0.8 * openssl {
+            "met"
+        } else {
+            "NOT met"
+        },
     );
     print!("{report}");
     if let Some(path) = write {

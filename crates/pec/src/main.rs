@@ -11,7 +11,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "pec", version, about = "A PEC (Posta Elettronica Certificata) provider and its tools")]
+#[command(
+    name = "pec",
+    version,
+    about = "A PEC (Posta Elettronica Certificata) provider and its tools"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -60,8 +64,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Samples { out, domain } => samples::run(&out, &domain).map(|()| ExitCode::SUCCESS),
-        Command::Verify { json, ca, index, at, file } => verify::run(json, &ca, index.as_deref(), at.as_deref(), &file),
-        Command::Bench { seconds, write } => bench::run(seconds, write.as_deref()).map(|()| ExitCode::SUCCESS),
+        Command::Verify {
+            json,
+            ca,
+            index,
+            at,
+            file,
+        } => verify::run(json, &ca, index.as_deref(), at.as_deref(), &file),
+        Command::Bench { seconds, write } => {
+            bench::run(seconds, write.as_deref()).map(|()| ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,

@@ -5,7 +5,9 @@
 use anyhow::{Context, Result};
 use pec_index::{Index, ProviderRecord};
 use pec_message::TimeRef;
-use pec_message::build::{Artefact, DeliveryError, Provider, Timeout, Transaction, build, envelope_original};
+use pec_message::build::{
+    Artefact, DeliveryError, Provider, Timeout, Transaction, build, envelope_original,
+};
 use pec_message::daticert::{Destinatario, ReceiptType, RecipientType};
 use pec_message::ident::IdGenerator;
 use pec_message::original::OriginalHeaders;
@@ -17,7 +19,6 @@ use std::path::Path;
 pub struct SampleProvider {
     pub provider: Provider,
     pub ca: Issued,
-    pub leaf: Issued,
     pub signer: SoftwareSigner,
     pub index: Index,
 }
@@ -26,16 +27,39 @@ impl SampleProvider {
     pub fn new(domain: &str, now: i64) -> Result<Self> {
         let domain = domain.trim().to_ascii_lowercase();
         anyhow::ensure!(
-            !domain.is_empty() && domain.split('.').all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')),
+            !domain.is_empty()
+                && domain
+                    .split('.')
+                    .all(|l| !l.is_empty()
+                        && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')),
             "--domain {domain:?} is not a domain name"
         );
-        let provider = Provider { name: "PEC Esempio S.p.A.".into(), service_domain: domain.clone() };
+        let provider = Provider {
+            name: "PEC Esempio S.p.A.".into(),
+            service_domain: domain.clone(),
+        };
         let ca = pki::make_ca("AgID CA1 (development)", now - 86_400, 3650)?;
         let leaf = pki::issue_signing_cert(&ca, &provider.name, &domain, None, now - 86_400, 1095)?;
-        let signer = SoftwareSigner::from_pkcs8(&leaf.key_pkcs8_der()?, leaf.cert_der()?, vec![ca.cert_der()?])?;
-        let mut record = ProviderRecord::new(&provider.name, leaf.cert_der()?, &provider.service_address(), &[&domain]);
+        let signer = SoftwareSigner::from_pkcs8(
+            &leaf.key_pkcs8_der()?,
+            leaf.cert_der()?,
+            vec![ca.cert_der()?],
+        )?;
+        let mut record = ProviderRecord::new(
+            &provider.name,
+            leaf.cert_der()?,
+            &provider.service_address(),
+            &[&domain],
+        );
         record.description = Some("Gestore PEC di esempio (ambiente di sviluppo)".into());
-        Ok(SampleProvider { provider, ca, leaf, signer, index: Index { records: vec![record] } })
+        Ok(SampleProvider {
+            provider,
+            ca,
+            signer,
+            index: Index {
+                records: vec![record],
+            },
+        })
     }
 }
 
@@ -81,14 +105,22 @@ Content-Transfer-Encoding: base64\r\n\
 /// The transaction facts of an original, classifying recipients with the Indice.
 pub fn transaction(original: &[u8], index: &Index, identificativo: &str) -> Result<Transaction> {
     let h = OriginalHeaders::parse(original);
-    let sender = h.from.first().cloned().context("the original has no From address")?;
+    let sender = h
+        .from
+        .first()
+        .cloned()
+        .context("the original has no From address")?;
     Ok(Transaction {
         sender,
         recipients: h
             .recipients()
             .into_iter()
             .map(|a| {
-                let tipo = if index.is_certified_address(&a) { RecipientType::Certificato } else { RecipientType::Esterno };
+                let tipo = if index.is_certified_address(&a) {
+                    RecipientType::Certificato
+                } else {
+                    RecipientType::Esterno
+                };
                 Destinatario { address: a, tipo }
             })
             .collect(),
@@ -115,19 +147,112 @@ pub fn run(out: &Path, domain: &str) -> Result<()> {
     let later = |secs: i64| TimeRef::from_unix(now + secs).context("clock out of range");
     let kinds: Vec<(&str, Artefact, TimeRef)> = vec![
         ("accettazione", Artefact::Accettazione, t0),
-        ("non-accettazione", Artefact::NonAccettazione { reason: "Il campo Bcc non deve essere valorizzato".into() }, t0),
-        ("non-accettazione-virus", Artefact::NonAccettazioneVirus { virus: "Eicar-Test-Signature".into() }, t0),
-        ("posta-certificata", Artefact::PostaCertificata { original: original.clone() }, t0),
-        ("preavviso-errore-consegna-12h", Artefact::PreavvisoErroreConsegna { recipient: to.clone(), timeout: Timeout::Hours12 }, later(12 * 3600)?),
-        ("preavviso-errore-consegna-24h", Artefact::PreavvisoErroreConsegna { recipient: to.clone(), timeout: Timeout::Hours24 }, later(23 * 3600)?),
-        ("presa-in-carico", Artefact::PresaInCarico { service_mailbox: sp.provider.service_address(), covered: vec![to.clone(), cc.clone()] }, later(2)?),
-        ("anomalia", Artefact::Anomalia { received: plain_mail(domain), error: "mittente non di posta certificata".into() }, later(3)?),
-        ("rilevazione-virus", Artefact::RilevazioneVirus { service_mailbox: sp.provider.service_address(), recipient: to.clone(), virus: "Eicar-Test-Signature".into() }, later(3)?),
-        ("errore-consegna-virus", Artefact::ErroreConsegnaVirus { recipient: to.clone(), virus: "Eicar-Test-Signature".into() }, later(4)?),
-        ("avvenuta-consegna-completa", Artefact::AvvenutaConsegna { recipient: to.clone(), kind: ReceiptType::Completa, original: inner.clone() }, later(5)?),
-        ("avvenuta-consegna-breve", Artefact::AvvenutaConsegna { recipient: to.clone(), kind: ReceiptType::Breve, original: inner.clone() }, later(5)?),
-        ("avvenuta-consegna-sintetica", Artefact::AvvenutaConsegna { recipient: cc.clone(), kind: ReceiptType::Sintetica, original: inner.clone() }, later(5)?),
-        ("errore-consegna", Artefact::ErroreConsegna { recipient: format!("nessuno@{domain}"), error: DeliveryError::NoDest, detail: format!("5.1.1 - {} - indirizzo non valido", sp.provider.name) }, later(5)?),
+        (
+            "non-accettazione",
+            Artefact::NonAccettazione {
+                reason: "Il campo Bcc non deve essere valorizzato".into(),
+            },
+            t0,
+        ),
+        (
+            "non-accettazione-virus",
+            Artefact::NonAccettazioneVirus {
+                virus: "Eicar-Test-Signature".into(),
+            },
+            t0,
+        ),
+        (
+            "posta-certificata",
+            Artefact::PostaCertificata {
+                original: original.clone(),
+            },
+            t0,
+        ),
+        (
+            "preavviso-errore-consegna-12h",
+            Artefact::PreavvisoErroreConsegna {
+                recipient: to.clone(),
+                timeout: Timeout::Hours12,
+            },
+            later(12 * 3600)?,
+        ),
+        (
+            "preavviso-errore-consegna-24h",
+            Artefact::PreavvisoErroreConsegna {
+                recipient: to.clone(),
+                timeout: Timeout::Hours24,
+            },
+            later(23 * 3600)?,
+        ),
+        (
+            "presa-in-carico",
+            Artefact::PresaInCarico {
+                service_mailbox: sp.provider.service_address(),
+                covered: vec![to.clone(), cc.clone()],
+            },
+            later(2)?,
+        ),
+        (
+            "anomalia",
+            Artefact::Anomalia {
+                received: plain_mail(domain),
+                error: "mittente non di posta certificata".into(),
+            },
+            later(3)?,
+        ),
+        (
+            "rilevazione-virus",
+            Artefact::RilevazioneVirus {
+                service_mailbox: sp.provider.service_address(),
+                recipient: to.clone(),
+                virus: "Eicar-Test-Signature".into(),
+            },
+            later(3)?,
+        ),
+        (
+            "errore-consegna-virus",
+            Artefact::ErroreConsegnaVirus {
+                recipient: to.clone(),
+                virus: "Eicar-Test-Signature".into(),
+            },
+            later(4)?,
+        ),
+        (
+            "avvenuta-consegna-completa",
+            Artefact::AvvenutaConsegna {
+                recipient: to.clone(),
+                kind: ReceiptType::Completa,
+                original: inner.clone(),
+            },
+            later(5)?,
+        ),
+        (
+            "avvenuta-consegna-breve",
+            Artefact::AvvenutaConsegna {
+                recipient: to.clone(),
+                kind: ReceiptType::Breve,
+                original: inner.clone(),
+            },
+            later(5)?,
+        ),
+        (
+            "avvenuta-consegna-sintetica",
+            Artefact::AvvenutaConsegna {
+                recipient: cc.clone(),
+                kind: ReceiptType::Sintetica,
+                original: inner.clone(),
+            },
+            later(5)?,
+        ),
+        (
+            "errore-consegna",
+            Artefact::ErroreConsegna {
+                recipient: format!("nessuno@{domain}"),
+                error: DeliveryError::NoDest,
+                detail: format!("5.1.1 - {} - indirizzo non valido", sp.provider.name),
+            },
+            later(5)?,
+        ),
     ];
     for (name, artefact, at) in kinds {
         let anomaly_tx;
@@ -143,9 +268,16 @@ pub fn run(out: &Path, domain: &str) -> Result<()> {
         std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
     }
     std::fs::write(out.join("ca.pem"), sp.ca.cert.to_pem()?).context("cannot write ca.pem")?;
-    std::fs::write(out.join("index.ldif"), sp.index.to_ldif()).context("cannot write index.ldif")?;
-    println!("Wrote 14 signed PEC messages, ca.pem and index.ldif to {}", out.display());
-    println!("Check one with: pec verify --ca {0}/ca.pem --index {0}/index.ldif {0}/accettazione.eml", out.display());
+    std::fs::write(out.join("index.ldif"), sp.index.to_ldif())
+        .context("cannot write index.ldif")?;
+    println!(
+        "Wrote 14 signed PEC messages, ca.pem and index.ldif to {}",
+        out.display()
+    );
+    println!(
+        "Check one with: pec verify --ca {0}/ca.pem --index {0}/index.ldif {0}/accettazione.eml",
+        out.display()
+    );
     Ok(())
 }
 

@@ -10,10 +10,18 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-pub fn run(json: bool, ca: &[PathBuf], index: Option<&Path>, at: Option<&str>, file: &Path) -> Result<ExitCode> {
+pub fn run(
+    json: bool,
+    ca: &[PathBuf],
+    index: Option<&Path>,
+    at: Option<&str>,
+    file: &Path,
+) -> Result<ExitCode> {
     let raw = if file == Path::new("-") {
         let mut buf = Vec::new();
-        std::io::stdin().read_to_end(&mut buf).context("cannot read standard input")?;
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("cannot read standard input")?;
         buf
     } else {
         std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?
@@ -30,15 +38,20 @@ pub fn run(json: bool, ca: &[PathBuf], index: Option<&Path>, at: Option<&str>, f
     }
     let index = match index {
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
-            Some(Index::from_ldif(&text).with_context(|| format!("{} is not a valid Indice LDIF", p.display()))?)
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
+            Some(
+                Index::from_ldif(&text)
+                    .with_context(|| format!("{} is not a valid Indice LDIF", p.display()))?,
+            )
         }
         None => None,
     };
     let at = match at {
         Some(s) => {
-            let t = chrono::DateTime::parse_from_rfc3339(s)
-                .with_context(|| format!("--at {s:?} is not an RFC 3339 time such as 2018-11-13T15:39:26Z"))?;
+            let t = chrono::DateTime::parse_from_rfc3339(s).with_context(|| {
+                format!("--at {s:?} is not an RFC 3339 time such as 2018-11-13T15:39:26Z")
+            })?;
             TimeRef::new(t.with_timezone(&chrono::Utc))
         }
         None => TimeRef::new(chrono::Utc::now()),
@@ -46,7 +59,9 @@ pub fn run(json: bool, ca: &[PathBuf], index: Option<&Path>, at: Option<&str>, f
     let opts = VerifyOptions {
         anchors,
         at,
-        directory: index.as_ref().map(|i| i as &dyn pec_message::report::ProviderDirectory),
+        directory: index
+            .as_ref()
+            .map(|i| i as &dyn pec_message::report::ProviderDirectory),
     };
     let report = verify(&raw, &opts);
     if json {
@@ -54,7 +69,11 @@ pub fn run(json: bool, ca: &[PathBuf], index: Option<&Path>, at: Option<&str>, f
     } else {
         print_text(&report);
     }
-    Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn yes_no(b: bool) -> &'static str {
@@ -62,14 +81,24 @@ fn yes_no(b: bool) -> &'static str {
 }
 
 fn print_text(r: &Report) {
-    println!("kind:          {}{}", r.kind, if r.virus { " (virus)" } else { "" });
+    println!(
+        "kind:          {}{}",
+        r.kind,
+        if r.virus { " (virus)" } else { "" }
+    );
     if let Some(t) = &r.receipt_type {
         println!("receipt type:  {t}");
     }
     let s = &r.signature;
     println!(
         "signature:     {}",
-        if !s.present { "absent" } else if s.valid { "valid" } else { "NOT valid" }
+        if !s.present {
+            "absent"
+        } else if s.valid {
+            "valid"
+        } else {
+            "NOT valid"
+        }
     );
     if let Some(d) = &s.digest {
         println!("  digest:      {d}");
@@ -87,10 +116,22 @@ fn print_text(r: &Report) {
         println!("trusted:       {}", yes_no(t));
     }
     if let Some(i) = r.in_index {
-        println!("in Indice:     {}{}", yes_no(i), r.provider.as_ref().map(|p| format!(" ({p})")).unwrap_or_default());
+        println!(
+            "in Indice:     {}{}",
+            yes_no(i),
+            r.provider
+                .as_ref()
+                .map(|p| format!(" ({p})"))
+                .unwrap_or_default()
+        );
     }
     if let Some(d) = &r.daticert {
-        println!("daticert.xml:  tipo={} errore={}{}", d.tipo, d.errore, if d.dtd_valid { "" } else { " (not DTD-valid)" });
+        println!(
+            "daticert.xml:  tipo={} errore={}{}",
+            d.tipo,
+            d.errore,
+            if d.dtd_valid { "" } else { " (not DTD-valid)" }
+        );
         println!("  mittente:    {}", d.mittente);
         for dest in &d.destinatari {
             println!("  destinatario {} ({})", dest.address, dest.tipo);

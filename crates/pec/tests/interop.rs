@@ -33,8 +33,15 @@ fn samples() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = tempfile::tempdir().expect("tempdir");
-        let out = run(pec().args(["samples", "--out"]).arg(dir.path()).args(["--domain", "pec.esempio.it"]));
-        assert!(out.status.success(), "pec samples failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = run(pec()
+            .args(["samples", "--out"])
+            .arg(dir.path())
+            .args(["--domain", "pec.esempio.it"]));
+        assert!(
+            out.status.success(),
+            "pec samples failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         dir
     })
     .path()
@@ -56,22 +63,126 @@ struct Expect {
 }
 
 fn expect(name: &str) -> Expect {
-    let e = |marker, extra, prefix, tipo, errore, postacert, on_behalf| Expect { marker, extra, prefix, tipo, errore, postacert, on_behalf };
+    let e = |marker, extra, prefix, tipo, errore, postacert, on_behalf| Expect {
+        marker,
+        extra,
+        prefix,
+        tipo,
+        errore,
+        postacert,
+        on_behalf,
+    };
     let r = "X-Ricevuta";
     let virus = Some(("X-VerificaSicurezza", "errore"));
     match name {
-        "accettazione" => e((r, "accettazione"), None, "ACCETTAZIONE: ", Some(Tipo::Accettazione), Errore::Nessuno, false, false),
-        "non-accettazione" => e((r, "non-accettazione"), None, "AVVISO DI NON ACCETTAZIONE: ", Some(Tipo::NonAccettazione), Errore::Altro, false, false),
-        "non-accettazione-virus" => e((r, "non-accettazione"), virus, "AVVISO DI NON ACCETTAZIONE PER VIRUS: ", Some(Tipo::NonAccettazione), Errore::Virus, false, false),
-        "posta-certificata" => e(("X-Trasporto", "posta-certificata"), Some(("X-TipoRicevuta", "completa")), "POSTA CERTIFICATA: ", Some(Tipo::PostaCertificata), Errore::Nessuno, true, true),
-        "preavviso-errore-consegna-12h" | "preavviso-errore-consegna-24h" => e((r, "preavviso-errore-consegna"), None, "AVVISO DI MANCATA CONSEGNA PER SUP. TEMPO MASSIMO: ", Some(Tipo::PreavvisoErroreConsegna), Errore::Nessuno, false, false),
-        "presa-in-carico" => e((r, "presa-in-carico"), None, "PRESA IN CARICO: ", Some(Tipo::PresaInCarico), Errore::Nessuno, false, false),
-        "anomalia" => e(("X-Trasporto", "errore"), None, "ANOMALIA MESSAGGIO: ", None, Errore::Nessuno, true, true),
-        "rilevazione-virus" => e((r, "rilevazione-virus"), Some(("X-Mittente", "mario.rossi@pec.esempio.it")), "PROBLEMA DI SICUREZZA: ", Some(Tipo::RilevazioneVirus), Errore::Virus, false, false),
-        "errore-consegna-virus" => e((r, "errore-consegna"), virus, "AVVISO DI MANCATA CONSEGNA PER VIRUS: ", Some(Tipo::ErroreConsegna), Errore::Virus, false, false),
-        "avvenuta-consegna-completa" | "avvenuta-consegna-breve" => e((r, "avvenuta-consegna"), None, "CONSEGNA: ", Some(Tipo::AvvenutaConsegna), Errore::Nessuno, true, false),
-        "avvenuta-consegna-sintetica" => e((r, "avvenuta-consegna"), None, "CONSEGNA: ", Some(Tipo::AvvenutaConsegna), Errore::Nessuno, false, false),
-        "errore-consegna" => e((r, "errore-consegna"), None, "AVVISO DI MANCATA CONSEGNA: ", Some(Tipo::ErroreConsegna), Errore::NoDest, false, false),
+        "accettazione" => e(
+            (r, "accettazione"),
+            None,
+            "ACCETTAZIONE: ",
+            Some(Tipo::Accettazione),
+            Errore::Nessuno,
+            false,
+            false,
+        ),
+        "non-accettazione" => e(
+            (r, "non-accettazione"),
+            None,
+            "AVVISO DI NON ACCETTAZIONE: ",
+            Some(Tipo::NonAccettazione),
+            Errore::Altro,
+            false,
+            false,
+        ),
+        "non-accettazione-virus" => e(
+            (r, "non-accettazione"),
+            virus,
+            "AVVISO DI NON ACCETTAZIONE PER VIRUS: ",
+            Some(Tipo::NonAccettazione),
+            Errore::Virus,
+            false,
+            false,
+        ),
+        "posta-certificata" => e(
+            ("X-Trasporto", "posta-certificata"),
+            Some(("X-TipoRicevuta", "completa")),
+            "POSTA CERTIFICATA: ",
+            Some(Tipo::PostaCertificata),
+            Errore::Nessuno,
+            true,
+            true,
+        ),
+        "preavviso-errore-consegna-12h" | "preavviso-errore-consegna-24h" => e(
+            (r, "preavviso-errore-consegna"),
+            None,
+            "AVVISO DI MANCATA CONSEGNA PER SUP. TEMPO MASSIMO: ",
+            Some(Tipo::PreavvisoErroreConsegna),
+            Errore::Nessuno,
+            false,
+            false,
+        ),
+        "presa-in-carico" => e(
+            (r, "presa-in-carico"),
+            None,
+            "PRESA IN CARICO: ",
+            Some(Tipo::PresaInCarico),
+            Errore::Nessuno,
+            false,
+            false,
+        ),
+        "anomalia" => e(
+            ("X-Trasporto", "errore"),
+            None,
+            "ANOMALIA MESSAGGIO: ",
+            None,
+            Errore::Nessuno,
+            true,
+            true,
+        ),
+        "rilevazione-virus" => e(
+            (r, "rilevazione-virus"),
+            Some(("X-Mittente", "mario.rossi@pec.esempio.it")),
+            "PROBLEMA DI SICUREZZA: ",
+            Some(Tipo::RilevazioneVirus),
+            Errore::Virus,
+            false,
+            false,
+        ),
+        "errore-consegna-virus" => e(
+            (r, "errore-consegna"),
+            virus,
+            "AVVISO DI MANCATA CONSEGNA PER VIRUS: ",
+            Some(Tipo::ErroreConsegna),
+            Errore::Virus,
+            false,
+            false,
+        ),
+        "avvenuta-consegna-completa" | "avvenuta-consegna-breve" => e(
+            (r, "avvenuta-consegna"),
+            None,
+            "CONSEGNA: ",
+            Some(Tipo::AvvenutaConsegna),
+            Errore::Nessuno,
+            true,
+            false,
+        ),
+        "avvenuta-consegna-sintetica" => e(
+            (r, "avvenuta-consegna"),
+            None,
+            "CONSEGNA: ",
+            Some(Tipo::AvvenutaConsegna),
+            Errore::Nessuno,
+            false,
+            false,
+        ),
+        "errore-consegna" => e(
+            (r, "errore-consegna"),
+            None,
+            "AVVISO DI MANCATA CONSEGNA: ",
+            Some(Tipo::ErroreConsegna),
+            Errore::NoDest,
+            false,
+            false,
+        ),
         other => panic!("unknown kind {other}"),
     }
 }
@@ -83,8 +194,18 @@ fn every_kind_has_its_headers_subject_from_and_parts() {
         let raw = sample(name);
         let x = expect(name);
         let e = Entity::parse(&raw);
-        assert!(!raw.windows(2).enumerate().any(|(i, w)| w[1] == b'\n' && w[0] != b'\r' && i > 0), "{name}: bare LF");
-        assert_eq!(e.header_value(x.marker.0).as_deref(), Some(x.marker.1), "{name}: {}", x.marker.0);
+        assert!(
+            !raw.windows(2)
+                .enumerate()
+                .any(|(i, w)| w[1] == b'\n' && w[0] != b'\r' && i > 0),
+            "{name}: bare LF"
+        );
+        assert_eq!(
+            e.header_value(x.marker.0).as_deref(),
+            Some(x.marker.1),
+            "{name}: {}",
+            x.marker.0
+        );
         if let Some((h, v)) = x.extra {
             assert_eq!(e.header_value(h).as_deref(), Some(v), "{name}: {h}");
         }
@@ -93,13 +214,32 @@ fn every_kind_has_its_headers_subject_from_and_parts() {
         }
         let h = OriginalHeaders::parse(&raw);
         let subject = h.subject.clone().unwrap_or_default();
-        assert_eq!(subject, format!("{}{SUBJECT}", x.prefix).replace("ANOMALIA MESSAGGIO: Convocazione assemblea n° 12 – perché sì", "ANOMALIA MESSAGGIO: Offerta speciale"), "{name}: subject");
-        assert_eq!(h.from, vec!["posta-certificata@pec.esempio.it".to_string()], "{name}: From");
+        assert_eq!(
+            subject,
+            format!("{}{SUBJECT}", x.prefix).replace(
+                "ANOMALIA MESSAGGIO: Convocazione assemblea n° 12 – perché sì",
+                "ANOMALIA MESSAGGIO: Offerta speciale"
+            ),
+            "{name}: subject"
+        );
+        assert_eq!(
+            h.from,
+            vec!["posta-certificata@pec.esempio.it".to_string()],
+            "{name}: From"
+        );
         let from_raw = e.header_value("From").unwrap_or_default();
-        assert_eq!(from_raw.starts_with("\"Per conto di: "), x.on_behalf, "{name}: From form {from_raw}");
+        assert_eq!(
+            from_raw.starts_with("\"Per conto di: "),
+            x.on_behalf,
+            "{name}: From form {from_raw}"
+        );
         let ct = e.content_type();
         assert_eq!(ct.mime_type, "multipart/signed", "{name}");
-        assert_eq!(ct.param("protocol"), Some("application/pkcs7-signature"), "{name}");
+        assert_eq!(
+            ct.param("protocol"),
+            Some("application/pkcs7-signature"),
+            "{name}"
+        );
         assert_eq!(ct.param("micalg"), Some("sha-256"), "{name}");
         let c = classify(&raw);
         match x.tipo {
@@ -115,19 +255,29 @@ fn every_kind_has_its_headers_subject_from_and_parts() {
         let (parts, closed) = mixed.parts();
         assert!(closed);
         let alt = Entity::parse(parts[0].raw);
-        assert_eq!(alt.content_type().mime_type, "multipart/alternative", "{name}");
+        assert_eq!(
+            alt.content_type().mime_type,
+            "multipart/alternative",
+            "{name}"
+        );
         let types: Vec<(String, Option<String>)> = alt
             .parts()
             .0
             .iter()
             .map(|p| {
                 let ct = Entity::parse(p.raw).content_type();
-                (ct.mime_type.clone(), ct.param("charset").map(str::to_string))
+                (
+                    ct.mime_type.clone(),
+                    ct.param("charset").map(str::to_string),
+                )
             })
             .collect();
         assert_eq!(
             types,
-            vec![("text/plain".into(), Some("iso-8859-1".into())), ("text/html".into(), Some("iso-8859-1".into()))],
+            vec![
+                ("text/plain".into(), Some("iso-8859-1".into())),
+                ("text/html".into(), Some("iso-8859-1".into()))
+            ],
             "{name}"
         );
         let expected_parts = 1 + usize::from(x.tipo.is_some()) + usize::from(x.postacert);
@@ -139,21 +289,43 @@ fn every_kind_has_its_headers_subject_from_and_parts() {
                 assert_eq!(d.tipo, t, "{name}");
                 assert_eq!(d.errore, x.errore, "{name}");
                 assert_eq!(d.oggetto.as_deref(), Some(SUBJECT), "{name}");
-                assert_eq!(d.msgid.as_deref(), Some("<20261124100000.4711@client.example.org>"));
-                assert_eq!(e.header_value("X-Riferimento-Message-ID").as_deref(), d.msgid.as_deref(), "{name}");
+                assert_eq!(
+                    d.msgid.as_deref(),
+                    Some("<20261124100000.4711@client.example.org>")
+                );
+                assert_eq!(
+                    e.header_value("X-Riferimento-Message-ID").as_deref(),
+                    d.msgid.as_deref(),
+                    "{name}"
+                );
                 assert_eq!(d.destinatari.len(), 4, "{name}");
                 let ricevuta = match name {
-                    "posta-certificata" | "avvenuta-consegna-completa" => Some(ReceiptType::Completa),
+                    "posta-certificata" | "avvenuta-consegna-completa" => {
+                        Some(ReceiptType::Completa)
+                    }
                     "avvenuta-consegna-breve" => Some(ReceiptType::Breve),
                     "avvenuta-consegna-sintetica" => Some(ReceiptType::Sintetica),
                     _ => None,
                 };
                 assert_eq!(d.ricevuta, ricevuta, "{name}: ricevuta");
-                let consegna = matches!(t, Tipo::AvvenutaConsegna | Tipo::ErroreConsegna | Tipo::PreavvisoErroreConsegna | Tipo::RilevazioneVirus);
+                let consegna = matches!(
+                    t,
+                    Tipo::AvvenutaConsegna
+                        | Tipo::ErroreConsegna
+                        | Tipo::PreavvisoErroreConsegna
+                        | Tipo::RilevazioneVirus
+                );
                 assert_eq!(d.consegna.is_some(), consegna, "{name}: consegna");
-                assert_eq!(d.ricezione.len(), if t == Tipo::PresaInCarico { 2 } else { 0 }, "{name}: ricezione");
+                assert_eq!(
+                    d.ricezione.len(),
+                    if t == Tipo::PresaInCarico { 2 } else { 0 },
+                    "{name}: ricezione"
+                );
                 if t == Tipo::PostaCertificata {
-                    assert_eq!(e.header_value("Message-ID").unwrap_or_default(), format!("<{}>", d.identificativo));
+                    assert_eq!(
+                        e.header_value("Message-ID").unwrap_or_default(),
+                        format!("<{}>", d.identificativo)
+                    );
                 }
             }
             (Some(_), other) => panic!("{name}: daticert {other:?}"),
@@ -166,15 +338,32 @@ fn envelope_carries_the_original_with_only_the_message_id_changed() {
     let raw = sample("posta-certificata");
     let c = classify(&raw);
     let inner = Entity::parse(c.postacert.expect("postacert"));
-    assert_eq!(inner.header_value("X-Riferimento-Message-ID").as_deref(), Some("<20261124100000.4711@client.example.org>"));
+    assert_eq!(
+        inner.header_value("X-Riferimento-Message-ID").as_deref(),
+        Some("<20261124100000.4711@client.example.org>")
+    );
     let id = inner.header_value("Message-ID").unwrap_or_default();
-    assert!(id.starts_with("<opec") && id.ends_with("@pec.esempio.it>"), "{id}");
+    assert!(
+        id.starts_with("<opec") && id.ends_with("@pec.esempio.it>"),
+        "{id}"
+    );
     // Copied header fields (pec.md §2.6).
     let e = Entity::parse(&raw);
-    assert!(e.header_value("To").unwrap_or_default().contains("protocollo@pec.esempio.it"));
-    assert!(e.header_value("Cc").unwrap_or_default().contains("studio.bianchi@example.net"));
+    assert!(
+        e.header_value("To")
+            .unwrap_or_default()
+            .contains("protocollo@pec.esempio.it")
+    );
+    assert!(
+        e.header_value("Cc")
+            .unwrap_or_default()
+            .contains("studio.bianchi@example.net")
+    );
     assert!(e.header("Received").is_some());
-    assert_eq!(e.header_value("Reply-To").as_deref(), Some("mario.rossi@pec.esempio.it"));
+    assert_eq!(
+        e.header_value("Reply-To").as_deref(),
+        Some("mario.rossi@pec.esempio.it")
+    );
     // The breve receipt replaced the attachment by its hash.
     let breve = sample("avvenuta-consegna-breve");
     let b = classify(&breve);
@@ -208,8 +397,16 @@ fn every_daticert_is_valid_against_the_dtd() {
             assert_eq!(name, "anomalia");
             continue;
         };
-        let out = run(std::process::Command::new("xmllint").arg("--noout").arg("--dtdvalid").arg(&dtd).arg(&xml));
-        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = run(std::process::Command::new("xmllint")
+            .arg("--noout")
+            .arg("--dtdvalid")
+            .arg(&dtd)
+            .arg(&xml));
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         checked += 1;
     }
     assert_eq!(checked, 13);
@@ -229,12 +426,21 @@ fn detached(raw: &[u8], dir: &Path, name: &str) -> (PathBuf, PathBuf) {
 fn nss_db(dir: &Path) -> String {
     let db = format!("sql:{}", dir.join("nss").display());
     std::fs::create_dir_all(dir.join("nss")).expect("mkdir");
-    let out = run(std::process::Command::new("certutil").args(["-N", "--empty-password", "-d", &db]));
-    assert!(out.status.success(), "certutil -N: {}", String::from_utf8_lossy(&out.stderr));
+    let out =
+        run(std::process::Command::new("certutil").args(["-N", "--empty-password", "-d", &db]));
+    assert!(
+        out.status.success(),
+        "certutil -N: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = run(std::process::Command::new("certutil")
         .args(["-A", "-d", &db, "-n", "ca", "-t", "C,C,C", "-i"])
         .arg(samples().join("ca.pem")));
-    assert!(out.status.success(), "certutil -A: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "certutil -A: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     db
 }
 
@@ -243,12 +449,24 @@ fn verdicts(file: &Path, dir: &Path, db: &str, name: &str) -> [bool; 4] {
     let ca = samples().join("ca.pem");
     let ok = |c: &mut std::process::Command| run(c).status.success();
     let smime = ok(std::process::Command::new("openssl")
-        .args(["smime", "-verify", "-purpose", "smimesign", "-out", "/dev/null", "-CAfile"])
+        .args([
+            "smime",
+            "-verify",
+            "-purpose",
+            "smimesign",
+            "-out",
+            "/dev/null",
+            "-CAfile",
+        ])
         .arg(&ca)
         .arg("-in")
         .arg(file));
     // Text mode: OpenSSL 3.0's -binary mode mis-reads the CRLF before the closing boundary.
-    let cms = ok(std::process::Command::new("openssl").args(["cms", "-verify", "-out", "/dev/null", "-CAfile"]).arg(&ca).arg("-in").arg(file));
+    let cms = ok(std::process::Command::new("openssl")
+        .args(["cms", "-verify", "-out", "/dev/null", "-CAfile"])
+        .arg(&ca)
+        .arg("-in")
+        .arg(file));
     let raw = std::fs::read(file).expect("read");
     let (content, sig) = detached(&raw, dir, name);
     let nss = ok(std::process::Command::new("cmsutil")
@@ -256,7 +474,12 @@ fn verdicts(file: &Path, dir: &Path, db: &str, name: &str) -> [bool; 4] {
         .arg(&sig)
         .arg("-c")
         .arg(&content));
-    let ours = ok(pec().args(["verify", "--ca"]).arg(&ca).arg("--index").arg(samples().join("index.ldif")).arg(file));
+    let ours = ok(pec()
+        .args(["verify", "--ca"])
+        .arg(&ca)
+        .arg("--index")
+        .arg(samples().join("index.ldif"))
+        .arg(file));
     [smime, cms, nss, ours]
 }
 
@@ -269,14 +492,22 @@ fn every_sample_verifies_everywhere_and_one_changed_byte_fails_everywhere() {
     let db = nss_db(dir.path());
     for name in KINDS {
         let file = samples().join(format!("{name}.eml"));
-        assert_eq!(verdicts(&file, dir.path(), &db, name), [true; 4], "{name}: [smime, cms, cmsutil, pec verify]");
+        assert_eq!(
+            verdicts(&file, dir.path(), &db, name),
+            [true; 4],
+            "{name}: [smime, cms, cmsutil, pec verify]"
+        );
         // Change one byte inside the readable text of the signed part.
         let mut raw = sample(name);
         let at = find(&raw, b"Il giorno").expect("text present");
         raw[at] = b'J';
         let bad = dir.path().join(format!("{name}-bad.eml"));
         std::fs::write(&bad, &raw).expect("write");
-        assert_eq!(verdicts(&bad, dir.path(), &db, &format!("{name}-bad")), [false; 4], "{name} tampered");
+        assert_eq!(
+            verdicts(&bad, dir.path(), &db, &format!("{name}-bad")),
+            [false; 4],
+            "{name} tampered"
+        );
     }
 }
 
@@ -287,12 +518,21 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 #[test]
 fn lf_stored_copy_still_verifies() {
     let raw = sample("accettazione");
-    let lf: Vec<u8> = String::from_utf8_lossy(&raw).replace("\r\n", "\n").into_bytes();
+    let lf: Vec<u8> = String::from_utf8_lossy(&raw)
+        .replace("\r\n", "\n")
+        .into_bytes();
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("lf.eml");
     std::fs::write(&file, lf).expect("write");
-    let out = run(pec().args(["verify", "--ca"]).arg(samples().join("ca.pem")).arg(&file));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = run(pec()
+        .args(["verify", "--ca"])
+        .arg(samples().join("ca.pem"))
+        .arg(&file));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]
@@ -312,8 +552,16 @@ fn json_report_has_the_documented_fields() {
     assert_eq!(v["signature"]["present"], true);
     assert_eq!(v["signature"]["valid"], true);
     assert_eq!(v["signature"]["digest"], "sha256");
-    assert!(v["signature"]["signer_subject"].as_str().unwrap_or("").contains("CN=Posta Certificata"));
-    assert_eq!(v["signature"]["signer_sha1"].as_str().map(str::len), Some(40));
+    assert!(
+        v["signature"]["signer_subject"]
+            .as_str()
+            .unwrap_or("")
+            .contains("CN=Posta Certificata")
+    );
+    assert_eq!(
+        v["signature"]["signer_sha1"].as_str().map(str::len),
+        Some(40)
+    );
     assert_eq!(v["trusted"], true);
     assert_eq!(v["in_index"], true);
     assert_eq!(v["problems"].as_array().map(Vec::len), Some(0));
@@ -342,7 +590,12 @@ fn stdin_is_read_with_dash() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
-    child.stdin.take().expect("stdin").write_all(&sample("presa-in-carico")).expect("write");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&sample("presa-in-carico"))
+        .expect("write");
     let out = child.wait_with_output().expect("wait");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["kind"], "presa-in-carico");

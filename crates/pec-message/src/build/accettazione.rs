@@ -9,7 +9,11 @@ use crate::daticert::{Errore, RecipientType, Tipo};
 pub(super) fn spec(tx: &Transaction, provider: &Provider, time: TimeRef) -> Spec {
     let text = Text::new("Ricevuta di accettazione")
         .line(format!("{} il messaggio", when(time)))
-        .line(format!("\"{}\" proveniente da \"{}\"", subject(&tx.subject), tx.sender))
+        .line(format!(
+            "\"{}\" proveniente da \"{}\"",
+            subject(&tx.subject),
+            tx.sender
+        ))
         .line("ed indirizzato a:")
         .lines(tx.recipients.iter().map(|r| {
             let label = match r.tipo {
@@ -30,7 +34,13 @@ pub(super) fn spec(tx: &Transaction, provider: &Provider, time: TimeRef) -> Spec
         riferimento: true,
         message_id: MessageIdForm::Fresh,
         text,
-        daticert: Some(base_daticert(tx, provider, time, Tipo::Accettazione, Errore::Nessuno)),
+        daticert: Some(base_daticert(
+            tx,
+            provider,
+            time,
+            Tipo::Accettazione,
+            Errore::Nessuno,
+        )),
         postacert: None,
     }
 }

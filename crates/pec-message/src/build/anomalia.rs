@@ -9,7 +9,11 @@ use crate::original::OriginalHeaders;
 pub(super) fn spec(tx: &Transaction, time: TimeRef, received: &[u8], error: &str) -> Spec {
     let text = Text::new("Anomalia nel messaggio")
         .line(format!("{} è stato ricevuto", when(time)))
-        .line(format!("il messaggio \"{}\" proveniente da \"{}\"", subject(&tx.subject), tx.sender))
+        .line(format!(
+            "il messaggio \"{}\" proveniente da \"{}\"",
+            subject(&tx.subject),
+            tx.sender
+        ))
         .line("ed indirizzato a:")
         .lines(recipient_lines(tx))
         .line("Tali dati non sono stati certificati per il seguente errore:")
@@ -19,8 +23,20 @@ pub(super) fn spec(tx: &Transaction, time: TimeRef, received: &[u8], error: &str
     if OriginalHeaders::parse(received).reply_to.is_none() {
         extra.push(("Reply-To", tx.sender.clone()));
     }
-    let copied = copy_fields(received, &["Received", "Return-Path", "To", "Cc", "Reply-To", "Message-ID"]);
-    let has_message_id = crate::mime::Entity::parse(received).header("Message-ID").is_some();
+    let copied = copy_fields(
+        received,
+        &[
+            "Received",
+            "Return-Path",
+            "To",
+            "Cc",
+            "Reply-To",
+            "Message-ID",
+        ],
+    );
+    let has_message_id = crate::mime::Entity::parse(received)
+        .header("Message-ID")
+        .is_some();
     Spec {
         marker: ("X-Trasporto", "errore"),
         extra,
@@ -29,7 +45,11 @@ pub(super) fn spec(tx: &Transaction, time: TimeRef, received: &[u8], error: &str
         to: None,
         copied,
         riferimento: false,
-        message_id: if has_message_id { MessageIdForm::Copied } else { MessageIdForm::Fresh },
+        message_id: if has_message_id {
+            MessageIdForm::Copied
+        } else {
+            MessageIdForm::Fresh
+        },
         text,
         daticert: None,
         postacert: Some(crlf(received)),

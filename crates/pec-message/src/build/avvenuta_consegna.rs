@@ -23,7 +23,11 @@ pub(super) fn spec(
     };
     let mut text = Text::new(title)
         .line(format!("{} il messaggio", when(time)))
-        .line(format!("\"{}\" proveniente da \"{}\"", subject(&tx.subject), tx.sender))
+        .line(format!(
+            "\"{}\" proveniente da \"{}\"",
+            subject(&tx.subject),
+            tx.sender
+        ))
         .line(format!("ed indirizzato a \"{recipient}\""))
         .line("è stato consegnato nella casella di destinazione.");
     text = match kind {

@@ -16,7 +16,11 @@ pub(super) fn delivery(
 ) -> Spec {
     let text = Text::new("Avviso di mancata consegna")
         .line(format!("{} nel messaggio", when(time)))
-        .line(format!("\"{}\" proveniente da \"{}\"", subject(&tx.subject), tx.sender))
+        .line(format!(
+            "\"{}\" proveniente da \"{}\"",
+            subject(&tx.subject),
+            tx.sender
+        ))
         .line(format!("e destinato all'utente \"{recipient}\""))
         .line("è stato rilevato un errore:")
         .line(detail.to_string())
@@ -28,12 +32,24 @@ pub(super) fn delivery(
     spec(tx, text, d, "AVVISO DI MANCATA CONSEGNA: ", Vec::new())
 }
 
-pub(super) fn virus(tx: &Transaction, provider: &Provider, time: TimeRef, recipient: &str, virus: &str) -> Spec {
+pub(super) fn virus(
+    tx: &Transaction,
+    provider: &Provider,
+    time: TimeRef,
+    recipient: &str,
+    virus: &str,
+) -> Spec {
     let text = Text::new("Avviso di mancata consegna per virus")
         .line(format!("{} nel messaggio", when(time)))
-        .line(format!("\"{}\" proveniente da \"{}\"", subject(&tx.subject), tx.sender))
+        .line(format!(
+            "\"{}\" proveniente da \"{}\"",
+            subject(&tx.subject),
+            tx.sender
+        ))
         .line(format!("e destinato all'utente \"{recipient}\""))
-        .line(format!("è stato rilevato un problema di sicurezza ({virus})."))
+        .line(format!(
+            "è stato rilevato un problema di sicurezza ({virus})."
+        ))
         .line("Il messaggio non è stato consegnato.")
         .line(format!("Identificativo messaggio: {}", tx.identificativo));
     let mut d = base_daticert(tx, provider, time, Tipo::ErroreConsegna, Errore::Virus);

@@ -19,10 +19,10 @@ mod text;
 
 pub use posta_certificata::envelope_original;
 
+use crate::TimeRef;
 use crate::daticert::{self, Daticert, Destinatario, Errore, ReceiptType, Tipo};
 use crate::mime::{base64_lines, canonical_crlf, encode_word};
 use crate::smime::{SignError, Signer, sign_entity};
-use crate::TimeRef;
 
 /// The provider that makes a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,12 +215,24 @@ pub struct Unsigned {
 impl Unsigned {
     /// Signs the message and returns its bytes (CRLF throughout).
     pub fn sign(&self, signer: &dyn Signer) -> Result<Vec<u8>, SignError> {
-        sign_entity(&self.header_block, &self.entity, &self.boundary, signer, self.time)
+        sign_entity(
+            &self.header_block,
+            &self.entity,
+            &self.boundary,
+            signer,
+            self.time,
+        )
     }
 }
 
 /// The base `daticert.xml` of a transaction: intestazione and the dati every kind shares.
-fn base_daticert(tx: &Transaction, provider: &Provider, time: TimeRef, tipo: Tipo, errore: Errore) -> Daticert {
+fn base_daticert(
+    tx: &Transaction,
+    provider: &Provider,
+    time: TimeRef,
+    tipo: Tipo,
+    errore: Errore,
+) -> Daticert {
     Daticert {
         tipo,
         errore,
@@ -250,28 +262,41 @@ pub fn build(
 ) -> Unsigned {
     let spec = match artefact {
         Artefact::Accettazione => accettazione::spec(tx, provider, time),
-        Artefact::NonAccettazione { reason } => non_accettazione::formal(tx, provider, time, reason),
-        Artefact::NonAccettazioneVirus { virus } => non_accettazione::virus(tx, provider, time, virus),
-        Artefact::PostaCertificata { original } => posta_certificata::spec(tx, provider, time, original),
+        Artefact::NonAccettazione { reason } => {
+            non_accettazione::formal(tx, provider, time, reason)
+        }
+        Artefact::NonAccettazioneVirus { virus } => {
+            non_accettazione::virus(tx, provider, time, virus)
+        }
+        Artefact::PostaCertificata { original } => {
+            posta_certificata::spec(tx, provider, time, original)
+        }
         Artefact::PreavvisoErroreConsegna { recipient, timeout } => {
             preavviso::spec(tx, provider, time, recipient, *timeout)
         }
-        Artefact::PresaInCarico { service_mailbox, covered } => {
-            presa_in_carico::spec(tx, provider, time, service_mailbox, covered)
-        }
+        Artefact::PresaInCarico {
+            service_mailbox,
+            covered,
+        } => presa_in_carico::spec(tx, provider, time, service_mailbox, covered),
         Artefact::Anomalia { received, error } => anomalia::spec(tx, time, received, error),
-        Artefact::RilevazioneVirus { service_mailbox, recipient, virus } => {
-            rilevazione_virus::spec(tx, provider, time, service_mailbox, recipient, virus)
-        }
+        Artefact::RilevazioneVirus {
+            service_mailbox,
+            recipient,
+            virus,
+        } => rilevazione_virus::spec(tx, provider, time, service_mailbox, recipient, virus),
         Artefact::ErroreConsegnaVirus { recipient, virus } => {
             errore_consegna::virus(tx, provider, time, recipient, virus)
         }
-        Artefact::AvvenutaConsegna { recipient, kind, original } => {
-            avvenuta_consegna::spec(tx, provider, time, recipient, *kind, original)
-        }
-        Artefact::ErroreConsegna { recipient, error, detail } => {
-            errore_consegna::delivery(tx, provider, time, recipient, *error, detail)
-        }
+        Artefact::AvvenutaConsegna {
+            recipient,
+            kind,
+            original,
+        } => avvenuta_consegna::spec(tx, provider, time, recipient, *kind, original),
+        Artefact::ErroreConsegna {
+            recipient,
+            error,
+            detail,
+        } => errore_consegna::delivery(tx, provider, time, recipient, *error, detail),
     };
     assemble(spec, tx, provider, time, message_id)
 }
@@ -320,7 +345,13 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
-fn assemble(spec: Spec, tx: &Transaction, provider: &Provider, time: TimeRef, message_id: &str) -> Unsigned {
+fn assemble(
+    spec: Spec,
+    tx: &Transaction,
+    provider: &Provider,
+    time: TimeRef,
+    message_id: &str,
+) -> Unsigned {
     let mut h = Vec::with_capacity(512 + spec.copied.len());
     h.extend_from_slice(&spec.copied);
     push_field(&mut h, spec.marker.0, spec.marker.1);
@@ -328,44 +359,72 @@ fn assemble(spec: Spec, tx: &Transaction, provider: &Provider, time: TimeRef, me
         push_field(&mut h, name, value);
     }
     push_field(&mut h, "Date", &time.rfc5322());
-    let subject = format!("{}{}", spec.subject_prefix, tx.subject.as_deref().unwrap_or(""));
-    push_field(&mut h, "Subject", &encode_word(subject.trim_end_matches(' ')));
+    let subject = format!(
+        "{}{}",
+        spec.subject_prefix,
+        tx.subject.as_deref().unwrap_or("")
+    );
+    push_field(
+        &mut h,
+        "Subject",
+        &encode_word(subject.trim_end_matches(' ')),
+    );
     match spec.from {
         FromForm::Service => push_field(&mut h, "From", &provider.service_address()),
         FromForm::OnBehalfOf => push_field(
             &mut h,
             "From",
-            &format!("{} <{}>", quoted(&format!("Per conto di: {}", tx.sender)), provider.service_address()),
+            &format!(
+                "{} <{}>",
+                quoted(&format!("Per conto di: {}", tx.sender)),
+                provider.service_address()
+            ),
         ),
     }
     if let Some(to) = &spec.to {
         push_field(&mut h, "To", to);
     }
-    if spec.riferimento {
-        if let Some(m) = &tx.client_msgid {
-            push_field(&mut h, "X-Riferimento-Message-ID", m);
-        }
+    if spec.riferimento
+        && let Some(m) = &tx.client_msgid
+    {
+        push_field(&mut h, "X-Riferimento-Message-ID", m);
     }
     match spec.message_id {
         MessageIdForm::Fresh => push_field(&mut h, "Message-ID", &format!("<{message_id}>")),
-        MessageIdForm::Identificativo => push_field(&mut h, "Message-ID", &format!("<{}>", tx.identificativo)),
+        MessageIdForm::Identificativo => {
+            push_field(&mut h, "Message-ID", &format!("<{}>", tx.identificativo))
+        }
         MessageIdForm::Copied => {}
     }
 
     let xml = spec.daticert.as_ref().map(daticert::write);
-    let seed = [message_id.as_bytes(), tx.identificativo.as_bytes(), &time.utc().timestamp().to_be_bytes()].concat();
+    let seed = [
+        message_id.as_bytes(),
+        tx.identificativo.as_bytes(),
+        &time.utc().timestamp().to_be_bytes(),
+    ]
+    .concat();
     let postacert = spec.postacert.as_deref().unwrap_or(b"");
     let plain = spec.text.plain();
     let html = spec.text.html();
-    let content: [&[u8]; 4] = [postacert, xml.as_deref().unwrap_or("").as_bytes(), &plain, &html];
+    let content: [&[u8]; 4] = [
+        postacert,
+        xml.as_deref().unwrap_or("").as_bytes(),
+        &plain,
+        &html,
+    ];
     let mixed_b = boundary("----------=_", &seed, &content);
     let alt_b = boundary("----------=_alt", &seed, &content);
     let outer_b = boundary("----", &seed, &content);
 
     let mut e = Vec::with_capacity(postacert.len() + plain.len() * 3 + 4096);
-    e.extend_from_slice(format!("Content-Type: multipart/mixed; boundary=\"{mixed_b}\"\r\n\r\n").as_bytes());
+    e.extend_from_slice(
+        format!("Content-Type: multipart/mixed; boundary=\"{mixed_b}\"\r\n\r\n").as_bytes(),
+    );
     e.extend_from_slice(format!("--{mixed_b}\r\n").as_bytes());
-    e.extend_from_slice(format!("Content-Type: multipart/alternative; boundary=\"{alt_b}\"\r\n\r\n").as_bytes());
+    e.extend_from_slice(
+        format!("Content-Type: multipart/alternative; boundary=\"{alt_b}\"\r\n\r\n").as_bytes(),
+    );
     e.extend_from_slice(format!("--{alt_b}\r\n").as_bytes());
     e.extend_from_slice(b"Content-Type: text/plain; charset=\"iso-8859-1\"\r\nContent-Disposition: inline\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n");
     e.extend_from_slice(&plain);
@@ -379,7 +438,11 @@ fn assemble(spec: Spec, tx: &Transaction, provider: &Provider, time: TimeRef, me
         e.extend_from_slice(&base64_lines(xml.as_bytes()));
     }
     if let Some(original) = &spec.postacert {
-        let cte = if original.iter().any(|&b| b >= 0x80) { "8bit" } else { "7bit" };
+        let cte = if original.iter().any(|&b| b >= 0x80) {
+            "8bit"
+        } else {
+            "7bit"
+        };
         e.extend_from_slice(format!("\r\n--{mixed_b}\r\n").as_bytes());
         e.extend_from_slice(
             format!("Content-Type: message/rfc822; name=\"postacert.eml\"\r\nContent-Disposition: inline; filename=\"postacert.eml\"\r\nContent-Transfer-Encoding: {cte}\r\n\r\n").as_bytes(),
@@ -387,7 +450,12 @@ fn assemble(spec: Spec, tx: &Transaction, provider: &Provider, time: TimeRef, me
         e.extend_from_slice(original);
     }
     e.extend_from_slice(format!("\r\n--{mixed_b}--").as_bytes());
-    Unsigned { header_block: h, entity: e, boundary: outer_b, time }
+    Unsigned {
+        header_block: h,
+        entity: e,
+        boundary: outer_b,
+        time,
+    }
 }
 
 /// The original in CRLF form, as it travels over SMTP (pec.md §5.5: no other change).

@@ -9,7 +9,11 @@ use crate::daticert::{Errore, Tipo};
 pub(super) fn formal(tx: &Transaction, provider: &Provider, time: TimeRef, reason: &str) -> Spec {
     let text = Text::new("Errore nell'accettazione del messaggio")
         .line(format!("{} nel messaggio", when(time)))
-        .line(format!("\"{}\" proveniente da \"{}\"", subject(&tx.subject), tx.sender))
+        .line(format!(
+            "\"{}\" proveniente da \"{}\"",
+            subject(&tx.subject),
+            tx.sender
+        ))
         .line("ed indirizzato a:")
         .lines(recipient_lines(tx))
         .line("è stato rilevato un problema che ne impedisce l'accettazione")
@@ -24,10 +28,16 @@ pub(super) fn formal(tx: &Transaction, provider: &Provider, time: TimeRef, reaso
 pub(super) fn virus(tx: &Transaction, provider: &Provider, time: TimeRef, virus: &str) -> Spec {
     let text = Text::new("Errore nell'accettazione del messaggio per presenza di virus")
         .line(format!("{} nel messaggio", when(time)))
-        .line(format!("\"{}\" proveniente da \"{}\"", subject(&tx.subject), tx.sender))
+        .line(format!(
+            "\"{}\" proveniente da \"{}\"",
+            subject(&tx.subject),
+            tx.sender
+        ))
         .line("ed indirizzato a:")
         .lines(recipient_lines(tx))
-        .line(format!("è stato rilevato un problema di sicurezza ({virus})."))
+        .line(format!(
+            "è stato rilevato un problema di sicurezza ({virus})."
+        ))
         .line("Il messaggio non è stato accettato.")
         .line(format!("Identificativo messaggio: {}", tx.identificativo));
     let mut d = base_daticert(tx, provider, time, Tipo::NonAccettazione, Errore::Virus);

@@ -3,7 +3,10 @@
 //! To, Cc, Return-Path and Reply-To unchanged.
 
 use super::text::{Text, subject, when};
-use super::{FromForm, MessageIdForm, Provider, Spec, Transaction, base_daticert, copy_fields, crlf, recipient_lines};
+use super::{
+    FromForm, MessageIdForm, Provider, Spec, Transaction, base_daticert, copy_fields, crlf,
+    recipient_lines,
+};
 use crate::TimeRef;
 use crate::daticert::{Errore, Tipo};
 use crate::mime::Entity;
@@ -14,7 +17,11 @@ pub(super) fn spec(tx: &Transaction, provider: &Provider, time: TimeRef, origina
     let receipt = headers.requested_receipt();
     let text = Text::new("Messaggio di posta certificata")
         .line(format!("{} il messaggio", when(time)))
-        .line(format!("\"{}\" è stato inviato da \"{}\"", subject(&tx.subject), tx.sender))
+        .line(format!(
+            "\"{}\" è stato inviato da \"{}\"",
+            subject(&tx.subject),
+            tx.sender
+        ))
         .line("indirizzato a:")
         .lines(recipient_lines(tx))
         .line("Il messaggio originale è incluso in allegato.")
@@ -32,7 +39,10 @@ pub(super) fn spec(tx: &Transaction, provider: &Provider, time: TimeRef, origina
         subject_prefix: "POSTA CERTIFICATA: ",
         from: FromForm::OnBehalfOf,
         to: None,
-        copied: copy_fields(original, &["Received", "Return-Path", "To", "Cc", "Reply-To"]),
+        copied: copy_fields(
+            original,
+            &["Received", "Return-Path", "To", "Cc", "Reply-To"],
+        ),
         riferimento: true,
         message_id: MessageIdForm::Identificativo,
         text,
@@ -87,6 +97,9 @@ mod tests {
 
     #[test]
     fn requested_receipt_defaults_to_completa() {
-        assert_eq!(ReceiptType::requested(Some("complet")), ReceiptType::Completa);
+        assert_eq!(
+            ReceiptType::requested(Some("complet")),
+            ReceiptType::Completa
+        );
     }
 }

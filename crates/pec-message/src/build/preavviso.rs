@@ -6,10 +6,20 @@ use super::{FromForm, MessageIdForm, Provider, Spec, Timeout, Transaction, base_
 use crate::TimeRef;
 use crate::daticert::{Errore, Tipo};
 
-pub(super) fn spec(tx: &Transaction, provider: &Provider, time: TimeRef, recipient: &str, timeout: Timeout) -> Spec {
+pub(super) fn spec(
+    tx: &Transaction,
+    provider: &Provider,
+    time: TimeRef,
+    recipient: &str,
+    timeout: Timeout,
+) -> Spec {
     let base = Text::new("Avviso di mancata consegna per superamento dei tempi massimi")
         .line(format!("{} nel messaggio", when(time)))
-        .line(format!("\"{}\" proveniente da \"{}\"", subject(&tx.subject), tx.sender))
+        .line(format!(
+            "\"{}\" proveniente da \"{}\"",
+            subject(&tx.subject),
+            tx.sender
+        ))
         .line(format!("e destinato all'utente \"{recipient}\""));
     let text = match timeout {
         Timeout::Hours12 => base
@@ -21,7 +31,13 @@ pub(super) fn spec(tx: &Transaction, provider: &Provider, time: TimeRef, recipie
             .line("La transazione è da considerarsi conclusa con esito negativo."),
     }
     .line(format!("Identificativo messaggio: {}", tx.identificativo));
-    let mut d = base_daticert(tx, provider, time, Tipo::PreavvisoErroreConsegna, Errore::Nessuno);
+    let mut d = base_daticert(
+        tx,
+        provider,
+        time,
+        Tipo::PreavvisoErroreConsegna,
+        Errore::Nessuno,
+    );
     d.consegna = Some(recipient.to_string());
     Spec {
         marker: ("X-Ricevuta", "preavviso-errore-consegna"),

@@ -15,7 +15,11 @@ pub(super) fn spec(
 ) -> Spec {
     let text = Text::new("Ricevuta di presa in carico")
         .line(format!("{} il messaggio", when(time)))
-        .line(format!("\"{}\" proveniente da \"{}\"", subject(&tx.subject), tx.sender))
+        .line(format!(
+            "\"{}\" proveniente da \"{}\"",
+            subject(&tx.subject),
+            tx.sender
+        ))
         .line("ed indirizzato a:")
         .lines(covered.iter().cloned())
         .line("è stato accettato dal sistema.")

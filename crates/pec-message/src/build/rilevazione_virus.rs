@@ -16,7 +16,11 @@ pub(super) fn spec(
 ) -> Spec {
     let text = Text::new("Problema di sicurezza")
         .line(format!("{} nel messaggio", when(time)))
-        .line(format!("\"{}\" proveniente da \"{}\"", subject(&tx.subject), tx.sender))
+        .line(format!(
+            "\"{}\" proveniente da \"{}\"",
+            subject(&tx.subject),
+            tx.sender
+        ))
         .line(format!("e destinato all'utente \"{recipient}\""))
         .line(format!("è stato rilevato un virus ({virus})."))
         .line("Il messaggio non è stato consegnato.")

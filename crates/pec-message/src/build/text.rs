@@ -13,7 +13,10 @@ pub(super) struct Text {
 
 impl Text {
     pub fn new(title: &str) -> Self {
-        Text { title: title.to_string(), lines: Vec::new() }
+        Text {
+            title: title.to_string(),
+            lines: Vec::new(),
+        }
     }
 
     pub fn line(mut self, l: impl Into<String>) -> Self {
@@ -56,12 +59,20 @@ impl Text {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// `Il giorno DD/MM/YYYY alle ore HH:MM:SS (+hhmm)` (pec.md Appendix A).
 pub(super) fn when(t: TimeRef) -> String {
-    format!("Il giorno {} alle ore {} ({})", t.giorno(), t.ora(), t.zona())
+    format!(
+        "Il giorno {} alle ore {} ({})",
+        t.giorno(),
+        t.ora(),
+        t.zona()
+    )
 }
 
 /// The subject as quoted in the texts.

@@ -148,7 +148,11 @@ pub struct Data {
 
 impl From<crate::TimeRef> for Data {
     fn from(t: crate::TimeRef) -> Self {
-        Data { zona: t.zona(), giorno: t.giorno(), ora: t.ora() }
+        Data {
+            zona: t.zona(),
+            giorno: t.giorno(),
+            ora: t.ora(),
+        }
     }
 }
 

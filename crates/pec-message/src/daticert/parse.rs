@@ -33,7 +33,10 @@ struct Node {
 
 impl Node {
     fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.attrs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
     fn child(&self, name: &str) -> Option<&Node> {
         self.children.iter().find(|c| c.name == name)
@@ -53,22 +56,36 @@ fn build_tree(xml: &str) -> Result<Node, DaticertError> {
         match ev {
             Event::Start(s) | Event::Empty(s) => {
                 let name = s.name().as_ref().to_string();
-                let mut node = Node { name, ..Node::default() };
+                let mut node = Node {
+                    name,
+                    ..Node::default()
+                };
                 for a in s.attributes() {
                     let a = a.map_err(|e| err(&e))?;
                     let key = a.key.as_ref().to_string();
-                    let value = a.normalized_value(quick_xml::XmlVersion::Implicit1_0).map_err(|e| err(&e))?.into_owned();
+                    let value = a
+                        .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                        .map_err(|e| err(&e))?
+                        .into_owned();
                     node.attrs.push((key, value));
                 }
                 if empty {
-                    stack.last_mut().ok_or(DaticertError::Missing("a root element"))?.children.push(node);
+                    stack
+                        .last_mut()
+                        .ok_or(DaticertError::Missing("a root element"))?
+                        .children
+                        .push(node);
                 } else {
                     stack.push(node);
                 }
             }
             Event::End(_) => {
-                let node = stack.pop().ok_or(DaticertError::Missing("a root element"))?;
-                let parent = stack.last_mut().ok_or_else(|| DaticertError::Xml("unbalanced end tag".into()))?;
+                let node = stack
+                    .pop()
+                    .ok_or(DaticertError::Missing("a root element"))?;
+                let parent = stack
+                    .last_mut()
+                    .ok_or_else(|| DaticertError::Xml("unbalanced end tag".into()))?;
                 parent.children.push(node);
             }
             Event::Text(t) => {
@@ -82,7 +99,9 @@ fn build_tree(xml: &str) -> Result<Node, DaticertError> {
                 }
             }
             Event::GeneralRef(r) => {
-                let top = stack.last_mut().ok_or(DaticertError::Missing("a root element"))?;
+                let top = stack
+                    .last_mut()
+                    .ok_or(DaticertError::Missing("a root element"))?;
                 if let Some(c) = r.resolve_char_ref().map_err(|e| err(&e))? {
                     top.text.push(c);
                 } else {
@@ -93,7 +112,9 @@ fn build_tree(xml: &str) -> Result<Node, DaticertError> {
                         "amp" => '&',
                         "quot" => '"',
                         "apos" => '\'',
-                        other => return Err(DaticertError::Xml(format!("unknown entity &{other};"))),
+                        other => {
+                            return Err(DaticertError::Xml(format!("unknown entity &{other};")));
+                        }
                     };
                     top.text.push(c);
                 }
@@ -105,7 +126,9 @@ fn build_tree(xml: &str) -> Result<Node, DaticertError> {
     if stack.len() != 1 {
         return Err(DaticertError::Xml("document ends inside an element".into()));
     }
-    let mut doc = stack.pop().ok_or(DaticertError::Missing("a root element"))?;
+    let mut doc = stack
+        .pop()
+        .ok_or(DaticertError::Missing("a root element"))?;
     let mut roots: Vec<Node> = doc.children.drain(..).collect();
     if roots.len() != 1 {
         return Err(DaticertError::Xml(format!("{} root elements", roots.len())));
@@ -130,11 +153,15 @@ pub fn parse(xml: &[u8]) -> Result<(Daticert, Vec<String>), DaticertError> {
         .parse()
         .map_err(|e: super::UnknownValue| DaticertError::Value(e.to_string()))?;
     let errore: Errore = match root.attr("errore") {
-        Some(v) => v.parse().map_err(|e: super::UnknownValue| DaticertError::Value(e.to_string()))?,
+        Some(v) => v
+            .parse()
+            .map_err(|e: super::UnknownValue| DaticertError::Value(e.to_string()))?,
         None => Errore::Nessuno,
     };
     check_sequence(&root, &["intestazione", "dati"], &[One, One], &mut problems);
-    let int = root.child("intestazione").ok_or(DaticertError::Missing("<intestazione>"))?;
+    let int = root
+        .child("intestazione")
+        .ok_or(DaticertError::Missing("<intestazione>"))?;
     let dati = root.child("dati").ok_or(DaticertError::Missing("<dati>"))?;
     check_sequence(
         int,
@@ -144,17 +171,33 @@ pub fn parse(xml: &[u8]) -> Result<(Daticert, Vec<String>), DaticertError> {
     );
     check_sequence(
         dati,
-        &["gestore-emittente", "data", "identificativo", "msgid", "ricevuta", "consegna", "ricezione", "errore-esteso"],
-        &[One, One, One, Optional, Optional, Optional, ZeroOrMore, Optional],
+        &[
+            "gestore-emittente",
+            "data",
+            "identificativo",
+            "msgid",
+            "ricevuta",
+            "consegna",
+            "ricezione",
+            "errore-esteso",
+        ],
+        &[
+            One, One, One, Optional, Optional, Optional, ZeroOrMore, Optional,
+        ],
         &mut problems,
     );
     let mut destinatari = Vec::new();
     for d in int.children.iter().filter(|c| c.name == "destinatari") {
         let tipo = match d.attr("tipo") {
-            Some(t) => t.parse().map_err(|e: super::UnknownValue| DaticertError::Value(e.to_string()))?,
+            Some(t) => t
+                .parse()
+                .map_err(|e: super::UnknownValue| DaticertError::Value(e.to_string()))?,
             None => RecipientType::Certificato,
         };
-        destinatari.push(Destinatario { address: d.text.trim().to_string(), tipo });
+        destinatari.push(Destinatario {
+            address: d.text.trim().to_string(),
+            tipo,
+        });
     }
     let data_node = dati.child("data").ok_or(DaticertError::Missing("<data>"))?;
     check_sequence(data_node, &["giorno", "ora"], &[One, One], &mut problems);
@@ -177,15 +220,31 @@ pub fn parse(xml: &[u8]) -> Result<(Daticert, Vec<String>), DaticertError> {
     let d = Daticert {
         tipo,
         errore,
-        mittente: int.text_of("mittente").unwrap_or_default().trim().to_string(),
+        mittente: int
+            .text_of("mittente")
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
         destinatari,
-        risposte: int.text_of("risposte").unwrap_or_default().trim().to_string(),
+        risposte: int
+            .text_of("risposte")
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
         oggetto: int.text_of("oggetto"),
         gestore_emittente: dati.text_of("gestore-emittente").unwrap_or_default(),
         data: Data {
             zona,
-            giorno: data_node.text_of("giorno").unwrap_or_default().trim().to_string(),
-            ora: data_node.text_of("ora").unwrap_or_default().trim().to_string(),
+            giorno: data_node
+                .text_of("giorno")
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+            ora: data_node
+                .text_of("ora")
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
         },
         identificativo: dati
             .text_of("identificativo")
@@ -229,11 +288,17 @@ fn check_sequence(node: &Node, names: &[&str], occurs: &[Occurs], problems: &mut
     let mut count = 0;
     for child in &node.children {
         let Some(pos) = names.iter().position(|n| *n == child.name) else {
-            problems.push(format!("<{}> contains <{}>, which daticert.dtd does not define there", node.name, child.name));
+            problems.push(format!(
+                "<{}> contains <{}>, which daticert.dtd does not define there",
+                node.name, child.name
+            ));
             continue;
         };
         if pos < idx || (pos == idx && count >= 1 && matches!(occurs[pos], One | Optional)) {
-            problems.push(format!("<{}> in <{}> is out of the order daticert.dtd requires", child.name, node.name));
+            problems.push(format!(
+                "<{}> in <{}> is out of the order daticert.dtd requires",
+                child.name, node.name
+            ));
             continue;
         }
         if pos > idx {
@@ -283,7 +348,10 @@ mod tests {
         let (d, problems) = parse(ARUBA.as_bytes()).expect("parses");
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(d.tipo, Tipo::AvvenutaConsegna);
-        assert_eq!(d.msgid.as_deref(), Some("<1542123565.92@elbati-Vostro-3550>"));
+        assert_eq!(
+            d.msgid.as_deref(),
+            Some("<1542123565.92@elbati-Vostro-3550>")
+        );
         assert_eq!(d.ricevuta, Some(super::super::ReceiptType::Completa));
         assert_eq!(d.data.zona, "+0100");
         assert_eq!(d.consegna.as_deref(), Some("l.battistini@pec.it"));
@@ -301,19 +369,28 @@ mod tests {
     fn order_and_missing_elements_are_reported() {
         let xml = ARUBA.replace("<risposte>l.battistini@pec.it</risposte>", "");
         let (_, problems) = parse(xml.as_bytes()).expect("parses");
-        assert!(problems.iter().any(|p| p.contains("lacks <risposte>")), "{problems:?}");
+        assert!(
+            problems.iter().any(|p| p.contains("lacks <risposte>")),
+            "{problems:?}"
+        );
         let xml = ARUBA.replace(
             "<consegna>l.battistini@pec.it</consegna>",
             "<consegna>a</consegna><msgid>x</msgid>",
         );
         let (_, problems) = parse(xml.as_bytes()).expect("parses");
-        assert!(problems.iter().any(|p| p.contains("out of the order")), "{problems:?}");
+        assert!(
+            problems.iter().any(|p| p.contains("out of the order")),
+            "{problems:?}"
+        );
     }
 
     #[test]
     fn hard_errors() {
         assert!(matches!(parse(b"<x/>"), Err(DaticertError::Root(_))));
-        assert!(matches!(parse(b"<postacert tipo=\"nope\"/>"), Err(DaticertError::Value(_))));
+        assert!(matches!(
+            parse(b"<postacert tipo=\"nope\"/>"),
+            Err(DaticertError::Value(_))
+        ));
         assert!(matches!(parse(b"<postacert"), Err(DaticertError::Xml(_))));
         assert!(parse(b"\xff\xfe").is_err());
     }

@@ -6,7 +6,15 @@ use base64::Engine as _;
 /// Converts text to ISO-8859-1 (pec.md §2.1: the readable text is ISO-8859-1). Characters
 /// outside Latin-1 become `?`.
 pub fn to_latin1(text: &str) -> Vec<u8> {
-    text.chars().map(|c| if (c as u32) < 256 { c as u32 as u8 } else { b'?' }).collect()
+    text.chars()
+        .map(|c| {
+            if (c as u32) < 256 {
+                c as u32 as u8
+            } else {
+                b'?'
+            }
+        })
+        .collect()
 }
 
 /// Quoted-printable encoding (RFC 2045 §6.7) of text whose line breaks are `\n`; output lines
@@ -21,7 +29,8 @@ pub fn qp_encode(data: &[u8]) -> Vec<u8> {
         let mut col = 0;
         for (i, &b) in line.iter().enumerate() {
             let last = i + 1 == line.len();
-            let literal = (b'!'..=b'~').contains(&b) && b != b'=' || (b == b' ' || b == b'\t') && !last;
+            let literal =
+                (b'!'..=b'~').contains(&b) && b != b'=' || (b == b' ' || b == b'\t') && !last;
             let width = if literal { 1 } else { 3 };
             if col + width > 75 {
                 out.extend_from_slice(b"=\r\n");
@@ -70,7 +79,12 @@ pub fn encode_word(text: &str) -> String {
     }
     words
         .iter()
-        .map(|w| format!("=?UTF-8?B?{}?=", base64::engine::general_purpose::STANDARD.encode(w)))
+        .map(|w| {
+            format!(
+                "=?UTF-8?B?{}?=",
+                base64::engine::general_purpose::STANDARD.encode(w)
+            )
+        })
         .collect::<Vec<_>>()
         .join("\r\n ")
 }

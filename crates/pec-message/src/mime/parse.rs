@@ -118,7 +118,12 @@ impl<'a> Entity<'a> {
         if pos >= raw.len() && header_end == raw.len() {
             body_start = raw.len();
         }
-        Entity { raw, headers, header_block: &raw[..header_end], body_start }
+        Entity {
+            raw,
+            headers,
+            header_block: &raw[..header_end],
+            body_start,
+        }
     }
 
     /// The body bytes.
@@ -146,9 +151,15 @@ impl<'a> Entity<'a> {
         match self.header_value("Content-Type") {
             Some(v) => {
                 let (ty, params) = v.split_once(';').unwrap_or((v.as_str(), ""));
-                ContentType { mime_type: ty.trim().to_ascii_lowercase(), params: parse_params(params) }
+                ContentType {
+                    mime_type: ty.trim().to_ascii_lowercase(),
+                    params: parse_params(params),
+                }
             }
-            None => ContentType { mime_type: "text/plain".into(), params: Vec::new() },
+            None => ContentType {
+                mime_type: "text/plain".into(),
+                params: Vec::new(),
+            },
         }
     }
 
@@ -164,7 +175,10 @@ impl<'a> Entity<'a> {
     pub fn file_name(&self) -> Option<String> {
         let from_disposition = self.header_value("Content-Disposition").and_then(|v| {
             let (_, params) = v.split_once(';')?;
-            parse_params(params).into_iter().find(|(n, _)| n == "filename").map(|(_, v)| v)
+            parse_params(params)
+                .into_iter()
+                .find(|(n, _)| n == "filename")
+                .map(|(_, v)| v)
         });
         from_disposition.or_else(|| self.content_type().param("name").map(str::to_string))
     }
@@ -175,14 +189,20 @@ impl<'a> Entity<'a> {
         match self.transfer_encoding().as_str() {
             "base64" => {
                 use base64::Engine as _;
-                let clean: Vec<u8> = body.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+                let clean: Vec<u8> = body
+                    .iter()
+                    .copied()
+                    .filter(|b| !b.is_ascii_whitespace())
+                    .collect();
                 match base64::engine::general_purpose::STANDARD.decode(&clean) {
                     Ok(v) => Cow::Owned(v),
                     Err(_) => base64::engine::GeneralPurpose::new(
                         &base64::alphabet::STANDARD,
                         base64::engine::GeneralPurposeConfig::new()
                             .with_decode_allow_trailing_bits(true)
-                            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+                            .with_decode_padding_mode(
+                                base64::engine::DecodePaddingMode::Indifferent,
+                            ),
                     )
                     .decode(&clean)
                     .map(Cow::Owned)
@@ -245,7 +265,10 @@ fn split_multipart<'a>(body: &'a [u8], boundary: &[u8]) -> (Vec<Part<'a>>, bool)
         }
         let end = marks.get(i + 1).map(|m| m.0).unwrap_or(body.len());
         let end = end.max(after);
-        parts.push(Part { raw: &body[after..end], offset: after });
+        parts.push(Part {
+            raw: &body[after..end],
+            offset: after,
+        });
     }
     (parts, closed)
 }
@@ -328,7 +351,11 @@ fn push_param(out: &mut Vec<(String, String)>, name: String, value: String) {
     // RFC 2231: name*=charset'lang'%XX and name*0=, name*1= continuations.
     if let Some((base, rest)) = name.split_once('*') {
         let extended = rest.ends_with('*') || rest.is_empty();
-        let value = if extended { rfc2231_decode(&value) } else { value };
+        let value = if extended {
+            rfc2231_decode(&value)
+        } else {
+            value
+        };
         if let Some(existing) = out.iter_mut().find(|(n, _)| *n == base) {
             existing.1.push_str(&value);
         } else {
@@ -350,7 +377,10 @@ fn rfc2231_decode(v: &str) -> String {
     while i < b.len() {
         if b[i] == b'%' && i + 2 < b.len() {
             let hex = [b[i + 1], b[i + 2]];
-            if let Some(x) = std::str::from_utf8(&hex).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            if let Some(x) = std::str::from_utf8(&hex)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
                 bytes.push(x);
                 i += 3;
                 continue;
@@ -386,12 +416,12 @@ fn qp_decode(body: &[u8]) -> Vec<u8> {
                 i += 2;
                 continue;
             }
-            if let (Some(&h), Some(&l)) = (body.get(i + 1), body.get(i + 2)) {
-                if let (Some(h), Some(l)) = ((h as char).to_digit(16), (l as char).to_digit(16)) {
-                    out.push((h * 16 + l) as u8);
-                    i += 3;
-                    continue;
-                }
+            if let (Some(&h), Some(&l)) = (body.get(i + 1), body.get(i + 2))
+                && let (Some(h), Some(l)) = ((h as char).to_digit(16), (l as char).to_digit(16))
+            {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
             }
         }
         out.push(b);
@@ -432,7 +462,10 @@ mod tests {
             let e = Entity::parse(raw.as_bytes());
             assert_eq!(e.headers.len(), 2);
             assert_eq!(e.header_value("Subject").as_deref(), Some("a b"));
-            assert_eq!(e.header_value("X-Ricevuta").as_deref(), Some("accettazione"));
+            assert_eq!(
+                e.header_value("X-Ricevuta").as_deref(),
+                Some("accettazione")
+            );
             assert_eq!(e.body(), format!("body{sep}").as_bytes());
         }
     }

@@ -21,7 +21,10 @@ fn enc(e: impl std::fmt::Display) -> SignError {
 }
 
 fn attribute(oid: const_oid::ObjectIdentifier, value: Any) -> Result<Attribute, SignError> {
-    Ok(Attribute { oid, values: SetOfVec::try_from(vec![value]).map_err(enc)? })
+    Ok(Attribute {
+        oid,
+        values: SetOfVec::try_from(vec![value]).map_err(enc)?,
+    })
 }
 
 /// Makes the DER `ContentInfo` of a detached signature over `content` (already canonical CRLF),
@@ -30,15 +33,24 @@ pub fn signed_data(signer: &dyn Signer, content: &[u8], at: TimeRef) -> Result<V
     let cert = Certificate::from_der(signer.certificate())
         .map_err(|e| SignError::Certificate(e.to_string()))?;
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, content);
-    let sha256 = AlgorithmIdentifierOwned { oid: rfc5912::ID_SHA_256, parameters: None };
+    let sha256 = AlgorithmIdentifierOwned {
+        oid: rfc5912::ID_SHA_256,
+        parameters: None,
+    };
 
-    let signing_time = UtcTime::from_unix_duration(
-        std::time::Duration::from_secs(u64::try_from(at.utc().timestamp()).map_err(enc)?),
-    )
+    let signing_time = UtcTime::from_unix_duration(std::time::Duration::from_secs(
+        u64::try_from(at.utc().timestamp()).map_err(enc)?,
+    ))
     .map_err(enc)?;
     let attrs = vec![
-        attribute(rfc5911::ID_CONTENT_TYPE, Any::encode_from(&rfc5911::ID_DATA).map_err(enc)?)?,
-        attribute(rfc5911::ID_SIGNING_TIME, Any::encode_from(&signing_time).map_err(enc)?)?,
+        attribute(
+            rfc5911::ID_CONTENT_TYPE,
+            Any::encode_from(&rfc5911::ID_DATA).map_err(enc)?,
+        )?,
+        attribute(
+            rfc5911::ID_SIGNING_TIME,
+            Any::encode_from(&signing_time).map_err(enc)?,
+        )?,
         attribute(
             rfc5911::ID_MESSAGE_DIGEST,
             Any::encode_from(&OctetString::new(digest.as_ref()).map_err(enc)?).map_err(enc)?,
@@ -54,9 +66,10 @@ pub fn signed_data(signer: &dyn Signer, content: &[u8], at: TimeRef) -> Result<V
             oid: rfc5912::RSA_ENCRYPTION,
             parameters: Some(Any::from(der::asn1::Null)),
         },
-        SignatureAlgorithm::EcdsaP256Sha256 => {
-            AlgorithmIdentifierOwned { oid: rfc5912::ECDSA_WITH_SHA_256, parameters: None }
-        }
+        SignatureAlgorithm::EcdsaP256Sha256 => AlgorithmIdentifierOwned {
+            oid: rfc5912::ECDSA_WITH_SHA_256,
+            parameters: None,
+        },
     };
     let sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
         issuer: cert.tbs_certificate.issuer.clone(),
@@ -80,11 +93,17 @@ pub fn signed_data(signer: &dyn Signer, content: &[u8], at: TimeRef) -> Result<V
     let signed = SignedData {
         version: CmsVersion::V1,
         digest_algorithms: SetOfVec::try_from(vec![sha256]).map_err(enc)?,
-        encap_content_info: EncapsulatedContentInfo { econtent_type: rfc5911::ID_DATA, econtent: None },
+        encap_content_info: EncapsulatedContentInfo {
+            econtent_type: rfc5911::ID_DATA,
+            econtent: None,
+        },
         certificates: Some(CertificateSet(SetOfVec::try_from(certs).map_err(enc)?)),
         crls: None,
         signer_infos: SignerInfos(SetOfVec::try_from(vec![signer_info]).map_err(enc)?),
     };
-    let info = ContentInfo { content_type: rfc5911::ID_SIGNED_DATA, content: Any::encode_from(&signed).map_err(enc)? };
+    let info = ContentInfo {
+        content_type: rfc5911::ID_SIGNED_DATA,
+        content: Any::encode_from(&signed).map_err(enc)?,
+    };
     info.to_der().map_err(enc)
 }

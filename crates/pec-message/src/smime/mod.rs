@@ -13,5 +13,7 @@ pub use cms_build::signed_data;
 #[cfg(feature = "pkcs11")]
 pub use pkcs11::Pkcs11Signer;
 pub use signer::{SignError, SignatureAlgorithm, Signer, SoftwareSigner};
-pub use verify::{CmsInfo, SignatureCheck, TrustCheck, cms_info, verify_detached, verify_opaque, check_trust};
+pub use verify::{
+    CmsInfo, SignatureCheck, TrustCheck, check_trust, cms_info, verify_detached, verify_opaque,
+};
 pub use wrap::{SignedParts, sign_entity, split_signed};

@@ -33,20 +33,28 @@ impl Pkcs11Signer {
         certificate: Vec<u8>,
         chain: Vec<Vec<u8>>,
     ) -> Result<Self, SignError> {
-        let op = |what: &str, e: cryptoki::error::Error| SignError::Key(format!("PKCS#11 {what}: {e}"));
+        let op =
+            |what: &str, e: cryptoki::error::Error| SignError::Key(format!("PKCS#11 {what}: {e}"));
         let context = Pkcs11::new(module).map_err(|e| op("module load", e))?;
-        context.initialize(CInitializeArgs::OsThreads).map_err(|e| op("initialize", e))?;
+        context
+            .initialize(CInitializeArgs::OsThreads)
+            .map_err(|e| op("initialize", e))?;
         let slot = context
             .get_slots_with_token()
             .map_err(|e| op("slot list", e))?
             .into_iter()
             .find(|s| {
-                context.get_token_info(*s).map(|t| t.label().trim() == token_label).unwrap_or(false)
+                context
+                    .get_token_info(*s)
+                    .map(|t| t.label().trim() == token_label)
+                    .unwrap_or(false)
             })
             .ok_or_else(|| SignError::Key(format!("no PKCS#11 token labelled {token_label:?}")))?;
-        let session = context.open_ro_session(slot).map_err(|e| op("open session", e))?;
+        let session = context
+            .open_ro_session(slot)
+            .map_err(|e| op("open session", e))?;
         session
-            .login(UserType::User, Some(&AuthPin::new(pin.to_string().into())))
+            .login(UserType::User, Some(&AuthPin::new(pin.to_string())))
             .map_err(|e| op("login", e))?;
         let keys = session
             .find_objects(&[
@@ -54,9 +62,11 @@ impl Pkcs11Signer {
                 Attribute::Label(key_label.as_bytes().to_vec()),
             ])
             .map_err(|e| op("find key", e))?;
-        let key = *keys
-            .first()
-            .ok_or_else(|| SignError::Key(format!("no private key labelled {key_label:?} on the token")))?;
+        let key = *keys.first().ok_or_else(|| {
+            SignError::Key(format!(
+                "no private key labelled {key_label:?} on the token"
+            ))
+        })?;
         let key_type = session
             .get_attributes(key, &[AttributeType::KeyType])
             .map_err(|e| op("key type", e))?;
@@ -65,7 +75,14 @@ impl Pkcs11Signer {
             Some(Attribute::KeyType(t)) if *t == KeyType::EC => SignatureAlgorithm::EcdsaP256Sha256,
             other => return Err(SignError::Key(format!("unsupported key type {other:?}"))),
         };
-        Ok(Pkcs11Signer { session: Mutex::new(session), key, algorithm, certificate, chain, _context: context })
+        Ok(Pkcs11Signer {
+            session: Mutex::new(session),
+            key,
+            algorithm,
+            certificate,
+            chain,
+            _context: context,
+        })
     }
 }
 
@@ -83,7 +100,10 @@ impl Signer for Pkcs11Signer {
     }
 
     fn sign(&self, data: &[u8]) -> Result<Vec<u8>, SignError> {
-        let session = self.session.lock().map_err(|_| SignError::Operation("PKCS#11 session lock poisoned".into()))?;
+        let session = self
+            .session
+            .lock()
+            .map_err(|_| SignError::Operation("PKCS#11 session lock poisoned".into()))?;
         match self.algorithm {
             SignatureAlgorithm::RsaPkcs1Sha256 => session
                 .sign(&Mechanism::Sha256RsaPkcs, self.key, data)
@@ -101,8 +121,10 @@ impl Signer for Pkcs11Signer {
 /// PKCS#11 returns ECDSA signatures as r || s; CMS wants `ECDSA-Sig-Value` DER (RFC 5753).
 fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>, SignError> {
     use der::Encode as _;
-    if raw.len() % 2 != 0 || raw.is_empty() {
-        return Err(SignError::Operation("malformed ECDSA signature from the token".into()));
+    if !raw.len().is_multiple_of(2) || raw.is_empty() {
+        return Err(SignError::Operation(
+            "malformed ECDSA signature from the token".into(),
+        ));
     }
     let (r, s) = raw.split_at(raw.len() / 2);
     let r = der::asn1::UintRef::new(r).map_err(|e| SignError::Encoding(e.to_string()))?;
@@ -111,13 +133,17 @@ fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>, SignError> {
     // SEQUENCE { r INTEGER, s INTEGER }
     let mut body = Vec::new();
     for v in seq {
-        v.encode_to_vec(&mut body).map_err(|e| SignError::Encoding(e.to_string()))?;
+        v.encode_to_vec(&mut body)
+            .map_err(|e| SignError::Encoding(e.to_string()))?;
     }
     let mut out = Vec::new();
-    der::Header::new(der::Tag::Sequence, der::Length::try_from(body.len()).map_err(|e| SignError::Encoding(e.to_string()))?)
-        .map_err(|e| SignError::Encoding(e.to_string()))?
-        .encode_to_vec(&mut out)
-        .map_err(|e| SignError::Encoding(e.to_string()))?;
+    der::Header::new(
+        der::Tag::Sequence,
+        der::Length::try_from(body.len()).map_err(|e| SignError::Encoding(e.to_string()))?,
+    )
+    .map_err(|e| SignError::Encoding(e.to_string()))?
+    .encode_to_vec(&mut out)
+    .map_err(|e| SignError::Encoding(e.to_string()))?;
     out.extend_from_slice(&body);
     Ok(out)
 }

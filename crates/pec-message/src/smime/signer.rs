@@ -3,7 +3,9 @@
 //! Software keys use aws-lc-rs; never the `rsa` crate (not constant-time, RUSTSEC-2023-0071).
 
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, RSA_PKCS1_SHA256, RsaKeyPair};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
+};
 
 /// Why a signature could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -58,15 +60,30 @@ pub struct SoftwareSigner {
 
 impl SoftwareSigner {
     /// Loads an RSA or ECDSA P-256 key from PKCS#8 DER, with its certificate and chain (DER).
-    pub fn from_pkcs8(pkcs8: &[u8], certificate: Vec<u8>, chain: Vec<Vec<u8>>) -> Result<Self, SignError> {
+    pub fn from_pkcs8(
+        pkcs8: &[u8],
+        certificate: Vec<u8>,
+        chain: Vec<Vec<u8>>,
+    ) -> Result<Self, SignError> {
         let key = match RsaKeyPair::from_pkcs8(pkcs8) {
             Ok(k) => SoftwareKey::Rsa(k),
-            Err(rsa_err) => match EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8) {
-                Ok(k) => SoftwareKey::Ecdsa(k),
-                Err(_) => return Err(SignError::Key(format!("not an RSA or P-256 PKCS#8 key ({rsa_err})"))),
-            },
+            Err(rsa_err) => {
+                match EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8) {
+                    Ok(k) => SoftwareKey::Ecdsa(k),
+                    Err(_) => {
+                        return Err(SignError::Key(format!(
+                            "not an RSA or P-256 PKCS#8 key ({rsa_err})"
+                        )));
+                    }
+                }
+            }
         };
-        Ok(SoftwareSigner { key, certificate, chain, rng: SystemRandom::new() })
+        Ok(SoftwareSigner {
+            key,
+            certificate,
+            chain,
+            rng: SystemRandom::new(),
+        })
     }
 }
 

@@ -60,9 +60,13 @@ fn digest_name(oid: &const_oid::ObjectIdentifier) -> String {
 
 /// Reads the facts of a DER `ContentInfo` holding `SignedData`.
 pub fn cms_info(der: &[u8]) -> Result<CmsInfo, String> {
-    let ci = ContentInfo::from_der(der).map_err(|e| format!("the signature is not a CMS structure ({e})"))?;
+    let ci = ContentInfo::from_der(der)
+        .map_err(|e| format!("the signature is not a CMS structure ({e})"))?;
     if ci.content_type != rfc5911::ID_SIGNED_DATA {
-        return Err(format!("the CMS content type is {}, not signed-data", ci.content_type));
+        return Err(format!(
+            "the CMS content type is {}, not signed-data",
+            ci.content_type
+        ));
     }
     let sd: SignedData = ci
         .content
@@ -72,7 +76,8 @@ pub fn cms_info(der: &[u8]) -> Result<CmsInfo, String> {
     if let Some(set) = &sd.certificates {
         for c in set.0.iter() {
             if let cms::cert::CertificateChoices::Certificate(cert) = c {
-                info.certificates.push(cert.to_der().map_err(|e| e.to_string())?);
+                info.certificates
+                    .push(cert.to_der().map_err(|e| e.to_string())?);
             }
         }
     }
@@ -82,25 +87,32 @@ pub fn cms_info(der: &[u8]) -> Result<CmsInfo, String> {
     info.digest = digest_name(&si.digest_alg.oid);
     if let Some(attrs) = &si.signed_attrs {
         for a in attrs.iter() {
-            let Some(v) = a.values.iter().next() else { continue };
+            let Some(v) = a.values.iter().next() else {
+                continue;
+            };
             if a.oid == rfc5911::ID_MESSAGE_DIGEST {
-                info.message_digest = v.decode_as::<der::asn1::OctetString>().ok().map(|o| o.as_bytes().to_vec());
+                info.message_digest = v
+                    .decode_as::<der::asn1::OctetString>()
+                    .ok()
+                    .map(|o| o.as_bytes().to_vec());
             } else if a.oid == rfc5911::ID_SIGNING_TIME {
                 let t = v
                     .to_der()
                     .ok()
                     .and_then(|d| x509_cert::time::Time::from_der(&d).ok())
                     .map(|t| t.to_unix_duration().as_secs());
-                info.signing_time = t.and_then(|s| DateTime::from_timestamp(i64::try_from(s).ok()?, 0));
+                info.signing_time =
+                    t.and_then(|s| DateTime::from_timestamp(i64::try_from(s).ok()?, 0));
             }
         }
     }
     if let SignerIdentifier::IssuerAndSerialNumber(ias) = &si.sid {
         for c in sd.certificates.iter().flat_map(|s| s.0.iter()) {
-            if let cms::cert::CertificateChoices::Certificate(cert) = c {
-                if cert.tbs_certificate.issuer == ias.issuer && cert.tbs_certificate.serial_number == ias.serial_number {
-                    info.signer = cert.to_der().ok();
-                }
+            if let cms::cert::CertificateChoices::Certificate(cert) = c
+                && cert.tbs_certificate.issuer == ias.issuer
+                && cert.tbs_certificate.serial_number == ias.serial_number
+            {
+                info.signer = cert.to_der().ok();
             }
         }
     }
@@ -113,7 +125,11 @@ fn describe(e: &openssl::error::ErrorStack) -> String {
         .iter()
         .map(|e| e.reason().unwrap_or("unknown error").to_string())
         .collect();
-    if reasons.is_empty() { "unknown OpenSSL error".into() } else { reasons.join("; ") }
+    if reasons.is_empty() {
+        "unknown OpenSSL error".into()
+    } else {
+        reasons.join("; ")
+    }
 }
 
 /// Checks a detached signature over `content`, which must already be the canonical CRLF
@@ -121,13 +137,24 @@ fn describe(e: &openssl::error::ErrorStack) -> String {
 pub fn verify_detached(p7s: &[u8], content: &[u8]) -> SignatureCheck {
     let p7 = match Pkcs7::from_der(p7s) {
         Ok(p) => p,
-        Err(e) => return SignatureCheck::Invalid(format!("the signature cannot be parsed ({})", describe(&e))),
+        Err(e) => {
+            return SignatureCheck::Invalid(format!(
+                "the signature cannot be parsed ({})",
+                describe(&e)
+            ));
+        }
     };
     let store = X509StoreBuilder::new().map(|b| b.build());
     let (Ok(store), Ok(certs)) = (store, Stack::<X509>::new()) else {
         return SignatureCheck::Invalid("OpenSSL could not allocate a certificate store".into());
     };
-    match p7.verify(&certs, &store, Some(content), None, Pkcs7Flags::NOVERIFY | Pkcs7Flags::BINARY) {
+    match p7.verify(
+        &certs,
+        &store,
+        Some(content),
+        None,
+        Pkcs7Flags::NOVERIFY | Pkcs7Flags::BINARY,
+    ) {
         Ok(()) => SignatureCheck::Valid,
         Err(e) => SignatureCheck::Invalid(explain_failure(&describe(&e))),
     }
@@ -139,17 +166,35 @@ pub fn verify_opaque(p7m: &[u8]) -> (SignatureCheck, Option<Vec<u8>>) {
     let p7 = match Pkcs7::from_der(p7m) {
         Ok(p) => p,
         Err(e) => {
-            return (SignatureCheck::Invalid(format!("the signature cannot be parsed ({})", describe(&e))), None);
+            return (
+                SignatureCheck::Invalid(format!(
+                    "the signature cannot be parsed ({})",
+                    describe(&e)
+                )),
+                None,
+            );
         }
     };
     let store = X509StoreBuilder::new().map(|b| b.build());
     let (Ok(store), Ok(certs)) = (store, Stack::<X509>::new()) else {
-        return (SignatureCheck::Invalid("OpenSSL could not allocate a certificate store".into()), None);
+        return (
+            SignatureCheck::Invalid("OpenSSL could not allocate a certificate store".into()),
+            None,
+        );
     };
     let mut out = Vec::new();
-    match p7.verify(&certs, &store, None, Some(&mut out), Pkcs7Flags::NOVERIFY | Pkcs7Flags::BINARY) {
+    match p7.verify(
+        &certs,
+        &store,
+        None,
+        Some(&mut out),
+        Pkcs7Flags::NOVERIFY | Pkcs7Flags::BINARY,
+    ) {
         Ok(()) => (SignatureCheck::Valid, Some(out)),
-        Err(e) => (SignatureCheck::Invalid(explain_failure(&describe(&e))), None),
+        Err(e) => (
+            SignatureCheck::Invalid(explain_failure(&describe(&e))),
+            None,
+        ),
     }
 }
 
@@ -165,7 +210,12 @@ fn explain_failure(reason: &str) -> String {
 
 /// Checks that `signer` chains to one of `anchors` through `intermediates`, with every
 /// certificate valid at `at` (Unix seconds; now when `None`) and fit for S/MIME signing.
-pub fn check_trust(signer: &[u8], intermediates: &[Vec<u8>], anchors: &[X509], at: Option<i64>) -> TrustCheck {
+pub fn check_trust(
+    signer: &[u8],
+    intermediates: &[Vec<u8>],
+    anchors: &[X509],
+    at: Option<i64>,
+) -> TrustCheck {
     let run = || -> Result<TrustCheck, openssl::error::ErrorStack> {
         let cert = X509::from_der(signer)?;
         let mut builder = X509StoreBuilder::new()?;
@@ -190,9 +240,14 @@ pub fn check_trust(signer: &[u8], intermediates: &[Vec<u8>], anchors: &[X509], a
             Ok(if c.verify_cert()? {
                 TrustCheck::Trusted
             } else {
-                TrustCheck::Untrusted(format!("the signer certificate is not trusted: {}", c.error().error_string()))
+                TrustCheck::Untrusted(format!(
+                    "the signer certificate is not trusted: {}",
+                    c.error().error_string()
+                ))
             })
         })
     };
-    run().unwrap_or_else(|e| TrustCheck::Untrusted(format!("the chain could not be checked ({})", describe(&e))))
+    run().unwrap_or_else(|e| {
+        TrustCheck::Untrusted(format!("the chain could not be checked ({})", describe(&e)))
+    })
 }

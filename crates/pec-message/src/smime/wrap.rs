@@ -63,7 +63,9 @@ pub fn split_signed<'a>(message: &Entity<'a>) -> Option<SignedParts<'a>> {
     }
     let (parts, closed) = message.parts();
     let first = parts.first()?;
-    let signature = parts.get(1).map(|p| decode_signature(&Entity::parse(p.raw)));
+    let signature = parts
+        .get(1)
+        .map(|p| decode_signature(&Entity::parse(p.raw)));
     Some(SignedParts {
         signed: first.raw,
         signature,
@@ -79,7 +81,12 @@ fn decode_signature(part: &Entity<'_>) -> Result<Vec<u8>, String> {
     use base64::Engine as _;
     match part.transfer_encoding().as_str() {
         "base64" => {
-            let clean: Vec<u8> = part.body().iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+            let clean: Vec<u8> = part
+                .body()
+                .iter()
+                .copied()
+                .filter(|b| !b.is_ascii_whitespace())
+                .collect();
             base64::engine::general_purpose::STANDARD
                 .decode(&clean)
                 .map_err(|e| format!("the signature part is not valid base64 ({e})"))

@@ -14,20 +14,30 @@ pub fn require(tool: &str, package: &str) {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
-    assert!(found, "{tool} is not installed: install the Debian package {package} (scripts/test does it)");
+    assert!(
+        found,
+        "{tool} is not installed: install the Debian package {package} (scripts/test does it)"
+    );
 }
 
 /// The `shared/` folder beside the checkout.
 pub fn shared() -> PathBuf {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
-    assert!(p.join("spec/daticert.dtd").exists(), "shared/ is not beside the checkout at {}", p.display());
+    assert!(
+        p.join("spec/daticert.dtd").exists(),
+        "shared/ is not beside the checkout at {}",
+        p.display()
+    );
     p
 }
 
+/// The `pec` binary under test.
 pub fn pec() -> Command {
     Command::new(env!("CARGO_BIN_EXE_pec"))
 }
 
+/// Runs a command to completion, failing the test if it cannot start.
 pub fn run(cmd: &mut Command) -> Output {
-    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
