@@ -177,6 +177,7 @@ pub fn verify(raw: &[u8], opts: &VerifyOptions<'_>) -> Report {
     let mut in_index = None;
     let mut provider = None;
     let mut signer_cert: Option<Vec<u8>> = None;
+    let mut origin_failed = false;
 
     // Signature (pec.md §4.4 steps 1 and 3).
     let ct = c.entity.content_type();
@@ -299,6 +300,7 @@ pub fn verify(raw: &[u8], opts: &VerifyOptions<'_>) -> Report {
                     problems.push(
                         "the Indice lists the certificate hash but not the same certificate".into(),
                     );
+                    origin_failed = true;
                 }
                 let domain = from.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
                 if c.kind != Kind::Ordinaria
@@ -340,8 +342,17 @@ pub fn verify(raw: &[u8], opts: &VerifyOptions<'_>) -> Report {
         Some(Ok((d, dtd))) => Some(DaticertReport::new(d, dtd.is_empty())),
         _ => None,
     };
-    let signature_ok = sig.valid && trusted != Some(false) && in_index != Some(false);
+    let signature_ok =
+        sig.valid && trusted != Some(false) && in_index != Some(false) && !origin_failed;
+    // pec.md §4.4, §5.4: signed by a listed provider but not in a PEC format is an anomaly.
+    let listed_signer = signature_ok && in_index == Some(true);
+    if c.kind == Kind::Ordinaria && listed_signer {
+        format_problems.push(
+            "signed by a listed provider but carries no X-Ricevuta or X-Trasporto header".into(),
+        );
+    }
     let treat_as = match c.kind {
+        Kind::Ordinaria if listed_signer => "anomalia",
         Kind::Ordinaria => "ordinaria",
         _ if !signature_ok => "ordinaria",
         _ if !format_problems.is_empty() => "anomalia",

@@ -601,3 +601,25 @@ fn stdin_is_read_with_dash() {
     assert_eq!(v["kind"], "presa-in-carico");
     assert_eq!(v["ok"], true);
 }
+
+#[test]
+fn provider_signed_message_without_pec_headers_is_an_anomaly() {
+    // The outer headers are not signed: dropping X-Ricevuta keeps the signature valid.
+    let raw = String::from_utf8(sample("accettazione")).expect("ascii");
+    let stripped = raw.replacen("X-Ricevuta: accettazione\r\n", "", 1);
+    assert_ne!(raw, stripped);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("stripped.eml");
+    std::fs::write(&file, stripped).expect("write");
+    let out = run(pec()
+        .args(["verify", "--json", "--ca"])
+        .arg(samples().join("ca.pem"))
+        .arg("--index")
+        .arg(samples().join("index.ldif"))
+        .arg(&file));
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["kind"], "ordinaria");
+    assert_eq!(v["signature"]["valid"], true);
+    assert_eq!(v["treat_as"], "anomalia", "{v:#}");
+}
