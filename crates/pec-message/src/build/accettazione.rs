@@ -2,7 +2,7 @@
 //! marks each recipient as "posta certificata" or "posta ordinaria".
 
 use super::text::{Text, subject, when};
-use super::{FromForm, MessageIdForm, Provider, Spec, Transaction, base_daticert};
+use super::{Provider, Spec, Transaction, base_daticert};
 use crate::TimeRef;
 use crate::daticert::{Errore, RecipientType, Tipo};
 
@@ -24,23 +24,13 @@ pub(super) fn spec(tx: &Transaction, provider: &Provider, time: TimeRef) -> Spec
         }))
         .line("Il messaggio è stato accettato dal sistema ed inoltrato.")
         .line(format!("Identificativo messaggio: {}", tx.identificativo));
-    Spec {
-        marker: ("X-Ricevuta", "accettazione"),
-        extra: Vec::new(),
-        subject_prefix: "ACCETTAZIONE: ",
-        from: FromForm::Service,
-        to: Some(tx.sender.clone()),
-        copied: Vec::new(),
-        riferimento: true,
-        message_id: MessageIdForm::Fresh,
+    Spec::notice(
+        "accettazione",
+        Vec::new(),
+        "ACCETTAZIONE: ",
+        tx.sender.clone(),
         text,
-        daticert: Some(base_daticert(
-            tx,
-            provider,
-            time,
-            Tipo::Accettazione,
-            Errore::Nessuno,
-        )),
-        postacert: None,
-    }
+        base_daticert(tx, provider, time, Tipo::Accettazione, Errore::Nessuno),
+        None,
+    )
 }

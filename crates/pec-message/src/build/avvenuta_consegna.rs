@@ -3,7 +3,7 @@
 //! attachments, sintetica no original.
 
 use super::text::{Text, subject, when};
-use super::{FromForm, MessageIdForm, Provider, Spec, Transaction, base_daticert};
+use super::{Provider, Spec, Transaction, base_daticert};
 use crate::TimeRef;
 use crate::breve::breve;
 use crate::daticert::{Errore, ReceiptType, Tipo};
@@ -46,17 +46,13 @@ pub(super) fn spec(
         ReceiptType::Breve => Some(breve(&super::crlf(original))),
         ReceiptType::Sintetica => None,
     };
-    Spec {
-        marker: ("X-Ricevuta", "avvenuta-consegna"),
-        extra: Vec::new(),
-        subject_prefix: "CONSEGNA: ",
-        from: FromForm::Service,
-        to: Some(tx.sender.clone()),
-        copied: Vec::new(),
-        riferimento: true,
-        message_id: MessageIdForm::Fresh,
+    Spec::notice(
+        "avvenuta-consegna",
+        Vec::new(),
+        "CONSEGNA: ",
+        tx.sender.clone(),
         text,
-        daticert: Some(d),
+        d,
         postacert,
-    }
+    )
 }

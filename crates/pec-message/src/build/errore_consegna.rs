@@ -2,7 +2,7 @@
 //! §2.13): to the sender, one per recipient, `<consegna>` and `<errore-esteso>` filled.
 
 use super::text::{Text, subject, when};
-use super::{DeliveryError, FromForm, MessageIdForm, Provider, Spec, Transaction, base_daticert};
+use super::{DeliveryError, Provider, Spec, Transaction, base_daticert};
 use crate::TimeRef;
 use crate::daticert::{Errore, Tipo};
 
@@ -71,17 +71,13 @@ fn spec(
     prefix: &'static str,
     extra: Vec<(&'static str, String)>,
 ) -> Spec {
-    Spec {
-        marker: ("X-Ricevuta", "errore-consegna"),
+    Spec::notice(
+        "errore-consegna",
         extra,
-        subject_prefix: prefix,
-        from: FromForm::Service,
-        to: Some(tx.sender.clone()),
-        copied: Vec::new(),
-        riferimento: true,
-        message_id: MessageIdForm::Fresh,
+        prefix,
+        tx.sender.clone(),
         text,
-        daticert: Some(d),
-        postacert: None,
-    }
+        d,
+        None,
+    )
 }

@@ -193,6 +193,34 @@ struct Spec {
     postacert: Option<Vec<u8>>,
 }
 
+impl Spec {
+    /// A receipt or notice (`X-Ricevuta`): From the service address, a fresh Message-ID,
+    /// `X-Riferimento-Message-ID`, nothing copied from the original (pec.md §2.1).
+    fn notice(
+        ricevuta: &'static str,
+        extra: Vec<(&'static str, String)>,
+        subject_prefix: &'static str,
+        to: String,
+        text: text::Text,
+        daticert: Daticert,
+        postacert: Option<Vec<u8>>,
+    ) -> Spec {
+        Spec {
+            marker: ("X-Ricevuta", ricevuta),
+            extra,
+            subject_prefix,
+            from: FromForm::Service,
+            to: Some(to),
+            copied: Vec::new(),
+            riferimento: true,
+            message_id: MessageIdForm::Fresh,
+            text,
+            daticert: Some(daticert),
+            postacert,
+        }
+    }
+}
+
 enum MessageIdForm {
     Fresh,
     Identificativo,

@@ -2,7 +2,7 @@
 //! §2.5). The original must not be included.
 
 use super::text::{Text, subject, when};
-use super::{FromForm, MessageIdForm, Provider, Spec, Transaction, base_daticert, recipient_lines};
+use super::{Provider, Spec, Transaction, base_daticert, recipient_lines};
 use crate::TimeRef;
 use crate::daticert::{Errore, Tipo};
 
@@ -58,17 +58,13 @@ fn notice(
     prefix: &'static str,
     extra: Vec<(&'static str, String)>,
 ) -> Spec {
-    Spec {
-        marker: ("X-Ricevuta", "non-accettazione"),
+    Spec::notice(
+        "non-accettazione",
         extra,
-        subject_prefix: prefix,
-        from: FromForm::Service,
-        to: Some(tx.sender.clone()),
-        copied: Vec::new(),
-        riferimento: true,
-        message_id: MessageIdForm::Fresh,
+        prefix,
+        tx.sender.clone(),
         text,
-        daticert: Some(d),
-        postacert: None,
-    }
+        d,
+        None,
+    )
 }

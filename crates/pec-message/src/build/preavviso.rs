@@ -2,7 +2,7 @@
 //! (pec.md §2.7, §5.7). Same headers for both; the original is not included.
 
 use super::text::{Text, subject, when};
-use super::{FromForm, MessageIdForm, Provider, Spec, Timeout, Transaction, base_daticert};
+use super::{Provider, Spec, Timeout, Transaction, base_daticert};
 use crate::TimeRef;
 use crate::daticert::{Errore, Tipo};
 
@@ -39,18 +39,13 @@ pub(super) fn spec(
         Errore::Nessuno,
     );
     d.consegna = Some(recipient.to_string());
-    Spec {
-        marker: ("X-Ricevuta", "preavviso-errore-consegna"),
-        extra: Vec::new(),
-        subject_prefix: "AVVISO DI MANCATA CONSEGNA PER SUP. TEMPO MASSIMO: ",
-        from: FromForm::Service,
-        // pec.md §0.2: to the original sender, not the recipient.
-        to: Some(tx.sender.clone()),
-        copied: Vec::new(),
-        riferimento: true,
-        message_id: MessageIdForm::Fresh,
+    Spec::notice(
+        "preavviso-errore-consegna",
+        Vec::new(),
+        "AVVISO DI MANCATA CONSEGNA PER SUP. TEMPO MASSIMO: ",
+        tx.sender.clone(),
         text,
-        daticert: Some(d),
-        postacert: None,
-    }
+        d,
+        None,
+    )
 }

@@ -2,7 +2,7 @@
 //! provider's `mailReceipt`, one `<ricezione>` per covered recipient.
 
 use super::text::{Text, subject, when};
-use super::{FromForm, MessageIdForm, Provider, Spec, Transaction, base_daticert};
+use super::{Provider, Spec, Transaction, base_daticert};
 use crate::TimeRef;
 use crate::daticert::{Errore, Tipo};
 
@@ -26,17 +26,13 @@ pub(super) fn spec(
         .line(format!("Identificativo messaggio: {}", tx.identificativo));
     let mut d = base_daticert(tx, provider, time, Tipo::PresaInCarico, Errore::Nessuno);
     d.ricezione = covered.to_vec();
-    Spec {
-        marker: ("X-Ricevuta", "presa-in-carico"),
-        extra: Vec::new(),
-        subject_prefix: "PRESA IN CARICO: ",
-        from: FromForm::Service,
-        to: Some(service_mailbox.to_string()),
-        copied: Vec::new(),
-        riferimento: true,
-        message_id: MessageIdForm::Fresh,
+    Spec::notice(
+        "presa-in-carico",
+        Vec::new(),
+        "PRESA IN CARICO: ",
+        service_mailbox.to_string(),
         text,
-        daticert: Some(d),
-        postacert: None,
-    }
+        d,
+        None,
+    )
 }

@@ -2,7 +2,7 @@
 //! `mailReceipt`, with `X-Mittente`; the recipient in `<consegna>` as the DTD comment says.
 
 use super::text::{Text, subject, when};
-use super::{FromForm, MessageIdForm, Provider, Spec, Transaction, base_daticert};
+use super::{Provider, Spec, Transaction, base_daticert};
 use crate::TimeRef;
 use crate::daticert::{Errore, Tipo};
 
@@ -28,17 +28,13 @@ pub(super) fn spec(
     let mut d = base_daticert(tx, provider, time, Tipo::RilevazioneVirus, Errore::Virus);
     d.consegna = Some(recipient.to_string());
     d.errore_esteso = Some(virus.to_string());
-    Spec {
-        marker: ("X-Ricevuta", "rilevazione-virus"),
-        extra: vec![("X-Mittente", tx.sender.clone())],
-        subject_prefix: "PROBLEMA DI SICUREZZA: ",
-        from: FromForm::Service,
-        to: Some(service_mailbox.to_string()),
-        copied: Vec::new(),
-        riferimento: true,
-        message_id: MessageIdForm::Fresh,
+    Spec::notice(
+        "rilevazione-virus",
+        vec![("X-Mittente", tx.sender.clone())],
+        "PROBLEMA DI SICUREZZA: ",
+        service_mailbox.to_string(),
         text,
-        daticert: Some(d),
-        postacert: None,
-    }
+        d,
+        None,
+    )
 }
