@@ -1,0 +1,452 @@
+//! The receiving point and what follows it (pec.md §1.3 "Punto di Ricezione", §5.4-§5.9):
+//! classify one SMTP transaction, issue one presa in carico per transaction, deliver envelopes
+//! and notices byte for byte, issue delivery and non-delivery receipts, wrap anything else in
+//! an anomaly envelope or refuse it by mailbox policy, and move the sender-side state on when
+//! receipts come back.
+
+use crate::access::event;
+use crate::delivery::{Undeliverable, receipt_kind};
+use crate::{Context, Effect, EngineError, EventKind, Progress, transaction_of};
+use pec_message::build::{Artefact, Transaction};
+use pec_message::classify::{Kind, classify};
+use pec_message::daticert::{Daticert, Tipo};
+use pec_message::ident::strip_brackets;
+use pec_message::mime::Entity;
+use pec_message::original::OriginalHeaders;
+use pec_message::report::{ProviderDirectory, VerifyOptions, verify};
+
+/// What a mailbox does with ordinary (non-PEC) mail (pec.md §5.6, §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OrdinaryPolicy {
+    /// Wrap it in a busta di anomalia and deliver it.
+    #[default]
+    Anomalia,
+    /// Refuse it at SMTP level.
+    Refuse,
+}
+
+/// The state of one local recipient, looked up by the runtime before the engine runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailboxState {
+    /// A mailbox that takes mail.
+    Active {
+        /// Its ordinary-mail policy.
+        ordinary: OrdinaryPolicy,
+        /// It is the provider's service mailbox (`mailReceipt`): stores everything as is and
+        /// never answers (pec.md §1.2, §5.9).
+        service: bool,
+        /// It is over quota.
+        full: bool,
+    },
+    /// No such mailbox.
+    Unknown,
+    /// Disabled by the operator.
+    Disabled,
+}
+
+/// One local recipient of the SMTP transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalRecipient {
+    /// The address (RCPT TO).
+    pub address: String,
+    /// Its mailbox.
+    pub state: MailboxState,
+    /// A message with the same `Message-ID` ([`dedup_key`]) is already in the mailbox
+    /// (pec.md §5.9: SMTP retries after a lost `250`).
+    pub has_copy: bool,
+}
+
+/// One SMTP transaction at the MX (or a locally routed queue entry).
+#[derive(Debug, Clone, Copy)]
+pub struct Inbound<'a> {
+    /// The reverse-path.
+    pub mail_from: &'a str,
+    /// The local recipients, in RCPT order.
+    pub recipients: &'a [LocalRecipient],
+    /// The message bytes as received.
+    pub message: &'a [u8],
+}
+
+/// The SMTP answer after DATA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// `250`: committed.
+    Accepted,
+    /// `550` / `554`: nothing stored.
+    Refused {
+        /// Enhanced status and text.
+        text: String,
+    },
+}
+
+/// The outcome of one inbound transaction.
+#[derive(Debug)]
+pub struct Received {
+    /// `pec`, `anomalia` or `ordinaria` (pec.md §4.4).
+    pub treat_as: String,
+    /// The SMTP answer.
+    pub reply: Reply,
+    /// The effects to commit (empty when refused).
+    pub effects: Vec<Effect>,
+}
+
+/// The key a mailbox uses to drop a second copy: the `Message-ID` without brackets. For a
+/// transport envelope it is the identificativo (pec.md §5.9).
+pub fn dedup_key(message: &[u8]) -> Option<String> {
+    Entity::parse(message)
+        .header_value("Message-ID")
+        .map(|v| strip_brackets(v.trim()).to_string())
+        .filter(|v| !v.is_empty())
+}
+
+fn tx_of_daticert(d: &Daticert) -> Transaction {
+    Transaction {
+        sender: d.mittente.clone(),
+        recipients: d.destinatari.clone(),
+        reply_to: Some(d.risposte.clone()),
+        subject: d.oggetto.clone(),
+        identificativo: d.identificativo.clone(),
+        client_msgid: d.msgid.clone(),
+    }
+}
+
+/// Processes one inbound transaction (pec.md §1.3 PR steps 1-6, PC steps 1-5).
+pub fn receive(inbound: &Inbound<'_>, ctx: &mut Context<'_>) -> Result<Received, EngineError> {
+    let directory: &dyn ProviderDirectory = ctx.directory;
+    let report = verify(
+        inbound.message,
+        &VerifyOptions {
+            anchors: ctx.anchors.to_vec(),
+            at: ctx.now,
+            directory: Some(directory),
+        },
+    );
+    let c = classify(inbound.message);
+    let daticert = match &c.daticert {
+        Some(Ok((d, _))) => Some(d.clone()),
+        _ => None,
+    };
+    let effects = match (report.treat_as.as_str(), c.kind, daticert) {
+        ("pec", Kind::Pec(Tipo::PostaCertificata), Some(d)) => {
+            let mail_receipt = report
+                .signature
+                .signer_sha1
+                .as_deref()
+                .and_then(|h| ctx.directory.by_certificate_hash(h))
+                .map(|e| e.mail_receipt);
+            envelope(
+                inbound,
+                &d,
+                c.postacert,
+                c.requested_receipt,
+                mail_receipt,
+                ctx,
+            )?
+        }
+        ("pec", Kind::Pec(tipo), Some(d)) => notice(inbound, tipo, &d, ctx),
+        ("pec", _, _) => notice_unchecked(inbound, ctx),
+        (treat, _, _) => {
+            let mandatory = treat == "anomalia";
+            let reason = if mandatory {
+                format!(
+                    "Il messaggio firmato dal gestore non è conforme: {}",
+                    report.problems.join("; ")
+                )
+            } else if report.signature.present {
+                "Il messaggio non è stato certificato: firma non valida o gestore sconosciuto"
+                    .to_string()
+            } else {
+                "Il messaggio non è un messaggio di posta certificata".to_string()
+            };
+            return ordinary(inbound, mandatory, &reason, report.treat_as, ctx);
+        }
+    };
+    Ok(finish(report.treat_as, effects, inbound))
+}
+
+/// A transaction is refused when nothing was stored or relayed for anyone.
+fn finish(treat_as: String, effects: Vec<Effect>, inbound: &Inbound<'_>) -> Received {
+    let acted = effects
+        .iter()
+        .any(|e| matches!(e, Effect::Store { .. } | Effect::Relay { .. }));
+    let duplicate = inbound.recipients.iter().any(|r| r.has_copy);
+    if acted || duplicate {
+        return Received {
+            treat_as,
+            reply: Reply::Accepted,
+            effects,
+        };
+    }
+    Received {
+        treat_as,
+        reply: Reply::Refused {
+            text: "5.1.1 Destinatario sconosciuto".into(),
+        },
+        effects: Vec::new(),
+    }
+}
+
+/// A valid transport envelope (pec.md §5.4 first bullet, PC steps 2-4).
+fn envelope(
+    inbound: &Inbound<'_>,
+    d: &Daticert,
+    postacert: Option<&[u8]>,
+    requested: Option<pec_message::daticert::ReceiptType>,
+    mail_receipt: Option<String>,
+    ctx: &mut Context<'_>,
+) -> Result<Vec<Effect>, EngineError> {
+    let tx = tx_of_daticert(d);
+    let provider = ctx.provider.name.clone();
+    let service = ctx.provider.service_address();
+    let headers = OriginalHeaders::parse(postacert.unwrap_or(inbound.message));
+    let requested = requested.unwrap_or(pec_message::daticert::ReceiptType::Completa);
+    let mut effects = Vec::new();
+    // One presa in carico per SMTP transaction, for every recipient not already handled.
+    let covered: Vec<String> = inbound
+        .recipients
+        .iter()
+        .filter(|r| !r.has_copy)
+        .map(|r| r.address.clone())
+        .collect();
+    if covered.is_empty() {
+        effects.push(Effect::Log(
+            event(ctx, &tx, EventKind::Duplicato, &provider)
+                .detail("busta di trasporto già consegnata"),
+        ));
+        return Ok(effects);
+    }
+    if let Some(mailbox) = &mail_receipt {
+        let (id, bytes) = ctx.make(
+            &Artefact::PresaInCarico {
+                service_mailbox: mailbox.clone(),
+                covered: covered.clone(),
+            },
+            &tx,
+        )?;
+        effects.push(Effect::Relay {
+            mail_from: service.clone(),
+            rcpt_to: vec![mailbox.clone()],
+            message: bytes,
+        });
+        effects.push(Effect::Log(
+            event(ctx, &tx, EventKind::PresaInCarico, &provider)
+                .related([id])
+                .detail(covered.join(", ")),
+        ));
+    }
+    for r in inbound.recipients.iter().filter(|r| !r.has_copy) {
+        let problem = match r.state {
+            MailboxState::Active { full: true, .. } => Some(Undeliverable::MailboxFull),
+            MailboxState::Active { .. } => None,
+            MailboxState::Unknown => Some(Undeliverable::NoSuchMailbox),
+            MailboxState::Disabled => Some(Undeliverable::Disabled),
+        };
+        let (artefact, kind, detail) = match problem {
+            None => {
+                effects.push(Effect::Store {
+                    mailbox: r.address.clone(),
+                    message: inbound.message.to_vec(),
+                    kind: "posta-certificata".into(),
+                    identificativo: Some(tx.identificativo.clone()),
+                    message_id: Some(tx.identificativo.clone()),
+                });
+                let kind = receipt_kind(requested, headers.is_primary(&r.address));
+                (
+                    Artefact::AvvenutaConsegna {
+                        recipient: r.address.clone(),
+                        kind,
+                        original: postacert.unwrap_or_default().to_vec(),
+                    },
+                    EventKind::AvvenutaConsegna,
+                    format!("{} {}", kind.as_str(), r.address),
+                )
+            }
+            Some(u) => {
+                let (error, text) = u.describe(&provider);
+                (
+                    Artefact::ErroreConsegna {
+                        recipient: r.address.clone(),
+                        error,
+                        detail: text.clone(),
+                    },
+                    EventKind::ErroreConsegna,
+                    format!("{}: {text}", r.address),
+                )
+            }
+        };
+        let (id, bytes) = ctx.make(&artefact, &tx)?;
+        // PC step 3: to the original sender, the envelope's SMTP reverse-path.
+        effects.push(Effect::Relay {
+            mail_from: service.clone(),
+            rcpt_to: vec![inbound.mail_from.to_string()],
+            message: bytes,
+        });
+        effects.push(Effect::Log(
+            event(ctx, &tx, kind, &provider)
+                .related([id])
+                .detail(detail),
+        ));
+    }
+    Ok(effects)
+}
+
+/// A valid receipt or notice from a provider: delivered unchanged, no receipt of any kind
+/// (pec.md §5.4 second bullet, §5.9), and the sender-side state moves on.
+fn notice(inbound: &Inbound<'_>, tipo: Tipo, d: &Daticert, ctx: &mut Context<'_>) -> Vec<Effect> {
+    let mut effects = store_unchanged(inbound, tipo.as_str(), Some(&d.identificativo));
+    let steps: Vec<(String, Progress)> = match tipo {
+        Tipo::PresaInCarico => d
+            .ricezione
+            .iter()
+            .map(|a| (a.clone(), Progress::TakenInCharge))
+            .collect(),
+        Tipo::AvvenutaConsegna => d
+            .consegna
+            .iter()
+            .map(|a| (a.clone(), Progress::Delivered))
+            .collect(),
+        Tipo::ErroreConsegna => d
+            .consegna
+            .iter()
+            .map(|a| (a.clone(), Progress::Failed))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let delivered = effects.iter().any(|e| matches!(e, Effect::Store { .. }));
+    if delivered {
+        for (recipient, step) in steps {
+            effects.push(Effect::Progress {
+                identificativo: d.identificativo.clone(),
+                recipient,
+                step,
+            });
+        }
+        let tx = tx_of_daticert(d);
+        let id = dedup_key(inbound.message).unwrap_or_default();
+        effects.push(Effect::Log(
+            event(ctx, &tx, EventKind::RicevutaRicevuta, &d.gestore_emittente)
+                .related([id])
+                .detail(tipo.as_str()),
+        ));
+    }
+    effects
+}
+
+/// A PEC message without a readable daticert cannot reach here as `pec`; kept total.
+fn notice_unchecked(inbound: &Inbound<'_>, _ctx: &mut Context<'_>) -> Vec<Effect> {
+    store_unchanged(inbound, "anomalia", None)
+}
+
+fn store_unchanged(inbound: &Inbound<'_>, kind: &str, identificativo: Option<&str>) -> Vec<Effect> {
+    let message_id = dedup_key(inbound.message);
+    inbound
+        .recipients
+        .iter()
+        .filter(|r| !r.has_copy && matches!(r.state, MailboxState::Active { .. }))
+        .map(|r| Effect::Store {
+            mailbox: r.address.clone(),
+            message: inbound.message.to_vec(),
+            kind: kind.to_string(),
+            identificativo: identificativo.map(str::to_string),
+            message_id: message_id.clone(),
+        })
+        .collect()
+}
+
+/// Ordinary mail, or provider-signed mail that is malformed (`mandatory`): anomaly envelope
+/// or refusal (pec.md §5.4 third and fourth bullets, §5.6).
+fn ordinary(
+    inbound: &Inbound<'_>,
+    mandatory: bool,
+    reason: &str,
+    treat_as: String,
+    ctx: &mut Context<'_>,
+) -> Result<Received, EngineError> {
+    let h = OriginalHeaders::parse(inbound.message);
+    let sender = h
+        .from
+        .first()
+        .cloned()
+        .unwrap_or_else(|| inbound.mail_from.to_string());
+    let identificativo = match dedup_key(inbound.message) {
+        Some(id) => id,
+        None => ctx.ids.next_id(ctx.now),
+    };
+    let tx = transaction_of(&h, &sender, &identificativo, ctx);
+    let provider = ctx.provider.name.clone();
+    let mut effects = Vec::new();
+    let mut wrapped: Option<(String, Vec<u8>)> = None;
+    let mut refused = false;
+    for r in inbound.recipients.iter().filter(|r| !r.has_copy) {
+        let MailboxState::Active {
+            ordinary, service, ..
+        } = r.state
+        else {
+            continue;
+        };
+        if service {
+            // The service mailbox keeps DSNs and stray mail as they are (pec.md §5.9).
+            effects.extend(store_unchanged(
+                &Inbound {
+                    recipients: std::slice::from_ref(r),
+                    ..*inbound
+                },
+                "ordinaria",
+                None,
+            ));
+            continue;
+        }
+        if !mandatory && ordinary == OrdinaryPolicy::Refuse {
+            refused = true;
+            effects.push(Effect::Log(
+                event(ctx, &tx, EventKind::Rifiuto, &provider).detail(r.address.clone()),
+            ));
+            continue;
+        }
+        if wrapped.is_none() {
+            wrapped = Some(ctx.make(
+                &Artefact::Anomalia {
+                    received: inbound.message.to_vec(),
+                    error: reason.to_string(),
+                },
+                &tx,
+            )?);
+        }
+        if let Some((id, bytes)) = &wrapped {
+            effects.push(Effect::Store {
+                mailbox: r.address.clone(),
+                message: bytes.clone(),
+                kind: "anomalia".into(),
+                identificativo: Some(identificativo.clone()),
+                message_id: dedup_key(inbound.message).or(Some(id.clone())),
+            });
+        }
+    }
+    if let Some((id, _)) = &wrapped {
+        effects.push(Effect::Log(
+            event(ctx, &tx, EventKind::Anomalia, &provider)
+                .related([id.clone()])
+                .detail(reason.to_string()),
+        ));
+    }
+    let stored = effects.iter().any(|e| matches!(e, Effect::Store { .. }));
+    if !stored && refused {
+        return Ok(Received {
+            treat_as,
+            reply: Reply::Refused {
+                text: "5.7.1 Questa casella di posta certificata non accetta posta ordinaria"
+                    .into(),
+            },
+            // The refusal is logged even though nothing is stored.
+            effects: effects
+                .into_iter()
+                .filter(|e| matches!(e, Effect::Log(_)))
+                .collect(),
+        });
+    }
+    Ok(finish(treat_as, effects, inbound))
+}
+
+#[cfg(test)]
+#[path = "receiving_tests.rs"]
+mod tests;

@@ -1,0 +1,318 @@
+//! Rules of the receiving and delivery points, driven with envelopes made by gestore A's
+//! access point and received by gestore B.
+
+use super::*;
+use crate::access::{Limits, Submission, submit};
+use crate::testing::Fixture;
+use pec_message::daticert::ReceiptType;
+
+const ORIGINAL: &[u8] = b"From: mario@a.test\r\nTo: anna@b.test\r\nCc: carla@b.test\r\nSubject: Prova\r\nMessage-ID: <m1@client>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nciao\r\n";
+
+fn active() -> MailboxState {
+    MailboxState::Active {
+        ordinary: OrdinaryPolicy::Anomalia,
+        service: false,
+        full: false,
+    }
+}
+
+fn rcpt(address: &str, state: MailboxState) -> LocalRecipient {
+    LocalRecipient {
+        address: address.into(),
+        state,
+        has_copy: false,
+    }
+}
+
+/// The envelope A relays for ORIGINAL (or `original`).
+fn envelope_from_a(f: &mut Fixture, original: &[u8]) -> Vec<u8> {
+    let allowed = vec!["mario@a.test".to_string()];
+    let h = OriginalHeaders::parse(original);
+    let rcpts = h.recipients();
+    let out = submit(
+        &Submission {
+            allowed_senders: &allowed,
+            mail_from: "mario@a.test",
+            rcpt_to: &rcpts,
+            message: original,
+        },
+        &Limits::default(),
+        &mut f.ctx(),
+    )
+    .unwrap();
+    out.effects
+        .into_iter()
+        .find_map(|e| match e {
+            Effect::Relay { message, .. } => Some(message),
+            _ => None,
+        })
+        .unwrap()
+}
+
+fn relays(effects: &[Effect]) -> Vec<(&str, &str, &[u8])> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Relay {
+                mail_from,
+                rcpt_to,
+                message,
+            } => Some((mail_from.as_str(), rcpt_to[0].as_str(), message.as_slice())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn stores(effects: &[Effect]) -> Vec<(&str, &str, &[u8])> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Store {
+                mailbox,
+                kind,
+                message,
+                ..
+            } => Some((mailbox.as_str(), kind.as_str(), message.as_slice())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn envelope_gets_one_presa_in_carico_and_a_receipt_per_recipient() {
+    let mut f = Fixture::new();
+    let env = envelope_from_a(&mut f, ORIGINAL);
+    let recipients = [
+        rcpt("anna@b.test", active()),
+        rcpt("carla@b.test", active()),
+    ];
+    let out = receive(
+        &Inbound {
+            mail_from: "mario@a.test",
+            recipients: &recipients,
+            message: &env,
+        },
+        &mut f.ctx_b(),
+    )
+    .unwrap();
+    assert_eq!(out.treat_as, "pec");
+    assert_eq!(out.reply, Reply::Accepted);
+    let s = stores(&out.effects);
+    assert_eq!(s.len(), 2);
+    for (_, kind, bytes) in &s {
+        assert_eq!(*kind, "posta-certificata");
+        assert_eq!(
+            *bytes,
+            env.as_slice(),
+            "delivered byte for byte (pec.md §5.5)"
+        );
+    }
+    let r = relays(&out.effects);
+    assert_eq!(r.len(), 3);
+    // Presa in carico to A's mailReceipt, covering both.
+    assert_eq!(r[0].0, "posta-certificata@b.test");
+    assert_eq!(r[0].1, "posta-certificata@a.test");
+    let p = f.verify(r[0].2);
+    assert_eq!(p.kind, "presa-in-carico");
+    assert_eq!(p.treat_as, "pec", "{:?}", p.problems);
+    // Completa for To, sintetica for Cc, to the envelope's reverse-path.
+    let kinds: Vec<_> = r[1..]
+        .iter()
+        .map(|(_, to, m)| {
+            assert_eq!(*to, "mario@a.test");
+            let rep = f.verify(m);
+            assert_eq!(rep.treat_as, "pec", "{:?}", rep.problems);
+            rep.receipt_type.unwrap()
+        })
+        .collect();
+    assert_eq!(kinds, vec!["completa", "sintetica"]);
+}
+
+#[test]
+fn breve_is_honoured_for_primary_recipients() {
+    let mut f = Fixture::new();
+    let original = b"From: mario@a.test\r\nTo: anna@b.test\r\nSubject: B\r\nX-TipoRicevuta: breve\r\n\r\nx\r\n";
+    let env = envelope_from_a(&mut f, original);
+    let recipients = [rcpt("anna@b.test", active())];
+    let out = receive(
+        &Inbound {
+            mail_from: "mario@a.test",
+            recipients: &recipients,
+            message: &env,
+        },
+        &mut f.ctx_b(),
+    )
+    .unwrap();
+    let r = relays(&out.effects);
+    assert_eq!(
+        f.verify(r[1].2).receipt_type.as_deref(),
+        Some(ReceiptType::Breve.as_str())
+    );
+}
+
+#[test]
+fn a_second_copy_is_not_delivered_nor_receipted() {
+    let mut f = Fixture::new();
+    let env = envelope_from_a(&mut f, ORIGINAL);
+    let mut r = rcpt("anna@b.test", active());
+    r.has_copy = true;
+    let out = receive(
+        &Inbound {
+            mail_from: "mario@a.test",
+            recipients: &[r],
+            message: &env,
+        },
+        &mut f.ctx_b(),
+    )
+    .unwrap();
+    assert_eq!(out.reply, Reply::Accepted);
+    assert!(stores(&out.effects).is_empty());
+    assert!(relays(&out.effects).is_empty());
+}
+
+#[test]
+fn unknown_recipient_gets_errore_consegna_no_dest() {
+    let mut f = Fixture::new();
+    let env = envelope_from_a(&mut f, ORIGINAL);
+    let recipients = [
+        rcpt("anna@b.test", active()),
+        rcpt("carla@b.test", MailboxState::Unknown),
+    ];
+    let out = receive(
+        &Inbound {
+            mail_from: "mario@a.test",
+            recipients: &recipients,
+            message: &env,
+        },
+        &mut f.ctx_b(),
+    )
+    .unwrap();
+    assert_eq!(stores(&out.effects).len(), 1);
+    let r = relays(&out.effects);
+    let err = f.verify(r[2].2);
+    assert_eq!(err.kind, "errore-consegna");
+    let d = err.daticert.unwrap();
+    assert_eq!(d.errore, "no-dest");
+}
+
+#[test]
+fn ordinary_mail_is_wrapped_or_refused_by_policy() {
+    let mut f = Fixture::new();
+    let plain = b"From: x@gmail.test\r\nTo: anna@b.test\r\nSubject: ciao\r\nMessage-ID: <o1@gmail.test>\r\n\r\nhello\r\n";
+    let out = receive(
+        &Inbound {
+            mail_from: "x@gmail.test",
+            recipients: &[rcpt("anna@b.test", active())],
+            message: plain,
+        },
+        &mut f.ctx_b(),
+    )
+    .unwrap();
+    assert_eq!(out.treat_as, "ordinaria");
+    let s = stores(&out.effects);
+    assert_eq!(s[0].1, "anomalia");
+    let rep = f.verify(s[0].2);
+    assert_eq!(rep.kind, "anomalia");
+    assert!(
+        relays(&out.effects).is_empty(),
+        "no receipts for ordinary mail"
+    );
+
+    let refuse = MailboxState::Active {
+        ordinary: OrdinaryPolicy::Refuse,
+        service: false,
+        full: false,
+    };
+    let out = receive(
+        &Inbound {
+            mail_from: "x@gmail.test",
+            recipients: &[rcpt("anna@b.test", refuse)],
+            message: plain,
+        },
+        &mut f.ctx_b(),
+    )
+    .unwrap();
+    assert!(matches!(out.reply, Reply::Refused { .. }));
+    assert!(stores(&out.effects).is_empty());
+}
+
+#[test]
+fn altered_envelope_is_ordinary_and_wrapped() {
+    let mut f = Fixture::new();
+    let mut env = envelope_from_a(&mut f, ORIGINAL);
+    let pos = env.windows(4).position(|w| w == b"ciao").unwrap();
+    env[pos] = b'C';
+    let out = receive(
+        &Inbound {
+            mail_from: "mario@a.test",
+            recipients: &[rcpt("anna@b.test", active())],
+            message: &env,
+        },
+        &mut f.ctx_b(),
+    )
+    .unwrap();
+    assert_eq!(out.treat_as, "ordinaria");
+    assert_eq!(stores(&out.effects)[0].1, "anomalia");
+    assert!(relays(&out.effects).is_empty());
+}
+
+#[test]
+fn receipts_coming_back_move_the_sender_side_on() {
+    let mut f = Fixture::new();
+    let env = envelope_from_a(&mut f, ORIGINAL);
+    let recipients = [rcpt("anna@b.test", active())];
+    let at_b = receive(
+        &Inbound {
+            mail_from: "mario@a.test",
+            recipients: &recipients,
+            message: &env,
+        },
+        &mut f.ctx_b(),
+    )
+    .unwrap();
+    let r = relays(&at_b.effects);
+    // The presa in carico reaches A's service mailbox.
+    let service = MailboxState::Active {
+        ordinary: OrdinaryPolicy::Anomalia,
+        service: true,
+        full: false,
+    };
+    let presa = receive(
+        &Inbound {
+            mail_from: r[0].0,
+            recipients: &[rcpt("posta-certificata@a.test", service)],
+            message: r[0].2,
+        },
+        &mut f.ctx(),
+    )
+    .unwrap();
+    assert_eq!(stores(&presa.effects)[0].1, "presa-in-carico");
+    assert!(presa.effects.iter().any(|e| matches!(
+        e,
+        Effect::Progress { recipient, step: Progress::TakenInCharge, .. } if recipient == "anna@b.test"
+    )));
+    // The delivery receipt reaches the sender, unchanged.
+    let receipt = receive(
+        &Inbound {
+            mail_from: r[1].0,
+            recipients: &[rcpt("mario@a.test", active())],
+            message: r[1].2,
+        },
+        &mut f.ctx(),
+    )
+    .unwrap();
+    let s = stores(&receipt.effects);
+    assert_eq!(s[0].1, "avvenuta-consegna");
+    assert_eq!(s[0].2, r[1].2);
+    assert!(receipt.effects.iter().any(|e| matches!(
+        e,
+        Effect::Progress {
+            step: Progress::Delivered,
+            ..
+        }
+    )));
+    assert!(
+        relays(&receipt.effects).is_empty(),
+        "no receipt for a receipt"
+    );
+}

@@ -1,0 +1,154 @@
+//! Test fixture: two gestori (A serving a.test, B serving b.test) under one development CA,
+//! an Indice listing both, a fixed clock and a counting identifier source.
+
+use crate::{Context, Directory, Ids};
+use pec_message::TimeRef;
+use pec_message::build::Provider;
+use pec_message::pki::{Issued, certificate_sha1, issue_signing_cert, make_ca};
+use pec_message::report::{DirectoryEntry, ProviderDirectory, Report, VerifyOptions, verify};
+use pec_message::smime::SoftwareSigner;
+use std::sync::OnceLock;
+
+struct Keys {
+    ca: Issued,
+    a: Issued,
+    b: Issued,
+}
+
+fn keys() -> &'static Keys {
+    static K: OnceLock<Keys> = OnceLock::new();
+    K.get_or_init(|| {
+        let nb = 1_700_000_000;
+        let ca = make_ca("Test CA", nb, 3650).unwrap();
+        let a = issue_signing_cert(&ca, "Gestore A", "a.test", None, nb, 3650).unwrap();
+        let b = issue_signing_cert(&ca, "Gestore B", "b.test", None, nb, 3650).unwrap();
+        Keys { ca, a, b }
+    })
+}
+
+pub(crate) struct Counter(u64, &'static str);
+
+impl Ids for Counter {
+    fn next_id(&mut self, at: TimeRef) -> String {
+        self.0 += 1;
+        format!("opec1.{}.1.{}@{}", at.compact(), self.0, self.1)
+    }
+}
+
+pub(crate) struct Dir {
+    local: &'static str,
+}
+
+impl ProviderDirectory for Dir {
+    fn by_certificate_hash(&self, sha1_hex: &str) -> Option<DirectoryEntry> {
+        let k = keys();
+        for (issued, name, domain) in [(&k.a, "Gestore A", "a.test"), (&k.b, "Gestore B", "b.test")]
+        {
+            let der = issued.cert_der().unwrap();
+            if certificate_sha1(&der).eq_ignore_ascii_case(sha1_hex) {
+                return Some(DirectoryEntry {
+                    provider_name: name.into(),
+                    certificates: vec![der],
+                    managed_domains: vec![domain.into()],
+                    mail_receipt: format!("posta-certificata@{domain}"),
+                });
+            }
+        }
+        None
+    }
+}
+
+impl Directory for Dir {
+    fn is_certified_domain(&self, domain: &str) -> bool {
+        domain.eq_ignore_ascii_case("a.test") || domain.eq_ignore_ascii_case("b.test")
+    }
+    fn is_local_domain(&self, domain: &str) -> bool {
+        domain.eq_ignore_ascii_case(self.local)
+    }
+}
+
+pub(crate) struct Party {
+    pub provider: Provider,
+    signer: SoftwareSigner,
+    ids: Counter,
+    dir: Dir,
+}
+
+impl Party {
+    fn new(issued: &Issued, name: &str, domain: &'static str) -> Party {
+        let k = keys();
+        Party {
+            provider: Provider {
+                name: name.into(),
+                service_domain: domain.into(),
+            },
+            signer: SoftwareSigner::from_pkcs8(
+                &issued.key_pkcs8_der().unwrap(),
+                issued.cert_der().unwrap(),
+                vec![k.ca.cert_der().unwrap()],
+            )
+            .unwrap(),
+            ids: Counter(0, domain),
+            dir: Dir { local: domain },
+        }
+    }
+}
+
+pub(crate) struct Fixture {
+    pub now: TimeRef,
+    pub a: Party,
+    pub b: Party,
+    anchors: Vec<openssl::x509::X509>,
+}
+
+impl Fixture {
+    pub fn new() -> Fixture {
+        let k = keys();
+        Fixture {
+            now: TimeRef::from_unix(1_763_000_000).unwrap(),
+            a: Party::new(&k.a, "Gestore A", "a.test"),
+            b: Party::new(&k.b, "Gestore B", "b.test"),
+            anchors: vec![k.ca.cert.clone()],
+        }
+    }
+
+    /// The context of gestore A.
+    pub fn ctx(&mut self) -> Context<'_> {
+        Self::party_ctx(&mut self.a, self.now, &self.anchors)
+    }
+
+    /// The context of gestore B.
+    pub fn ctx_b(&mut self) -> Context<'_> {
+        Self::party_ctx(&mut self.b, self.now, &self.anchors)
+    }
+
+    fn party_ctx<'a>(
+        p: &'a mut Party,
+        now: TimeRef,
+        anchors: &'a [openssl::x509::X509],
+    ) -> Context<'a> {
+        Context {
+            now,
+            provider: &p.provider,
+            signer: &p.signer,
+            ids: &mut p.ids,
+            directory: &p.dir,
+            anchors,
+        }
+    }
+
+    pub fn verify(&self, raw: &[u8]) -> Report {
+        verify(
+            raw,
+            &VerifyOptions {
+                anchors: self.anchors.clone(),
+                at: self.now,
+                directory: Some(&self.a.dir),
+            },
+        )
+    }
+
+    pub fn advance(&mut self, secs: i64) {
+        self.now = TimeRef::from_unix(self.now.utc().timestamp() + secs).unwrap();
+    }
+}

@@ -1,0 +1,73 @@
+//! Immutable content-addressed blobs (architecture §4): the SHA-256 of the bytes names the
+//! object, `ab/cd/<hex>`; writing the same bytes twice is a no-op and nothing is rewritten.
+//! The embedded backend keeps them as files under one directory through `object_store`'s
+//! `LocalFileSystem`; the scale-out backend will use the same interface on S3.
+
+use crate::{Result, StoreError};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use std::sync::Arc;
+
+/// A blob store.
+#[derive(Debug, Clone)]
+pub struct Blobs {
+    store: Arc<dyn ObjectStore>,
+}
+
+/// The address of `bytes`: lower-case hex SHA-256.
+pub fn address(bytes: &[u8]) -> String {
+    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref())
+}
+
+fn location(hash: &str) -> Path {
+    Path::from(format!("{}/{}/{hash}", &hash[..2], &hash[2..4]))
+}
+
+impl Blobs {
+    /// Blobs as files under `root` (created if missing).
+    pub fn local(root: &std::path::Path) -> Result<Blobs> {
+        std::fs::create_dir_all(root)
+            .map_err(|e| StoreError::Blob(format!("cannot create {}: {e}", root.display())))?;
+        let fs =
+            LocalFileSystem::new_with_prefix(root).map_err(|e| StoreError::Blob(e.to_string()))?;
+        Ok(Blobs {
+            store: Arc::new(fs),
+        })
+    }
+
+    /// Stores `bytes` (if not there yet) and returns its address.
+    pub async fn put(&self, bytes: &[u8]) -> Result<String> {
+        let hash = address(bytes);
+        let loc = location(&hash);
+        if self.store.head(&loc).await.is_ok() {
+            return Ok(hash);
+        }
+        self.store
+            .put(&loc, PutPayload::from(bytes.to_vec()))
+            .await
+            .map_err(|e| StoreError::Blob(e.to_string()))?;
+        Ok(hash)
+    }
+
+    /// The bytes at `hash`, checked against it.
+    pub async fn get(&self, hash: &str) -> Result<Vec<u8>> {
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(StoreError::Corrupt(format!("bad blob address {hash}")));
+        }
+        let data = self
+            .store
+            .get(&location(hash))
+            .await
+            .map_err(|e| StoreError::Blob(e.to_string()))?
+            .bytes()
+            .await
+            .map_err(|e| StoreError::Blob(e.to_string()))?;
+        if address(&data) != hash {
+            return Err(StoreError::Corrupt(format!(
+                "blob {hash} does not match its address"
+            )));
+        }
+        Ok(data.to_vec())
+    }
+}

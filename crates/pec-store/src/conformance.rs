@@ -1,0 +1,231 @@
+//! The conformance suite: every backend runs [`run`] on a fresh, empty store and must pass.
+//! Each check states one clause of the contract in the crate documentation.
+
+use crate::{
+    Commit, NewDeadline, NewEvent, NewMailbox, NewMessage, NewQueueEntry, NewTracked, Store,
+};
+
+fn mailbox(address: &str) -> NewMailbox {
+    NewMailbox {
+        address: address.into(),
+        password_hash: String::new(),
+        quota_bytes: 0,
+        ordinary_policy: "anomalia".into(),
+        service: false,
+    }
+}
+
+fn message(mailbox: &str, bytes: &[u8], message_id: Option<&str>) -> NewMessage {
+    NewMessage {
+        mailbox: mailbox.into(),
+        folder: "INBOX".into(),
+        bytes: bytes.to_vec(),
+        kind: "posta-certificata".into(),
+        identificativo: Some("id1@a.test".into()),
+        message_id: message_id.map(str::to_string),
+        subject: Some("s".into()),
+        date: 1_700_000_000,
+    }
+}
+
+/// Runs every check.
+pub async fn run<S: Store>(s: &S) {
+    mailboxes_are_unique_ignoring_case(s).await;
+    messages_keep_their_bytes_and_get_increasing_uids(s).await;
+    a_second_copy_is_not_stored(s).await;
+    queue_entries_are_leased_and_come_back(s).await;
+    deadlines_are_leased_and_finished(s).await;
+    progress_is_recorded_once(s).await;
+    events_keep_commit_order(s).await;
+}
+
+async fn mailboxes_are_unique_ignoring_case<S: Store>(s: &S) {
+    s.create_mailbox(mailbox("Anna@B.test")).await.unwrap();
+    let again = s.create_mailbox(mailbox("anna@b.test")).await;
+    assert!(matches!(again, Err(crate::StoreError::AlreadyExists(_))));
+    let m = s.mailbox("ANNA@b.TEST").await.unwrap().unwrap();
+    assert_eq!(m.address, "anna@b.test");
+    assert_eq!(s.mailboxes().await.unwrap().len(), 1);
+    assert!(s.mailbox("nobody@b.test").await.unwrap().is_none());
+}
+
+async fn messages_keep_their_bytes_and_get_increasing_uids<S: Store>(s: &S) {
+    s.create_mailbox(mailbox("m@b.test")).await.unwrap();
+    let a = b"first\r\n\x00\xffbinary".to_vec();
+    let b = b"second\r\n".to_vec();
+    let done = s
+        .commit(Commit {
+            messages: vec![
+                message("m@b.test", &a, Some("x1")),
+                message("m@b.test", &b, None),
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(done.stored, vec![Some(1), Some(2)]);
+    assert_eq!(s.message_bytes("m@b.test", 1).await.unwrap().unwrap(), a);
+    assert_eq!(s.message_bytes("m@b.test", 2).await.unwrap().unwrap(), b);
+    assert!(s.message_bytes("m@b.test", 3).await.unwrap().is_none());
+    let list = s.messages("m@b.test").await.unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0].size, a.len() as u64);
+    let mb = s.mailbox("m@b.test").await.unwrap().unwrap();
+    assert_eq!(mb.used_bytes, (a.len() + b.len()) as u64);
+    assert_eq!(mb.messages, 2);
+}
+
+async fn a_second_copy_is_not_stored<S: Store>(s: &S) {
+    s.create_mailbox(mailbox("d@b.test")).await.unwrap();
+    let c = Commit {
+        messages: vec![message("d@b.test", b"x", Some("dup@a.test"))],
+        ..Default::default()
+    };
+    assert_eq!(s.commit(c.clone()).await.unwrap().stored, vec![Some(1)]);
+    assert_eq!(s.commit(c).await.unwrap().stored, vec![None]);
+    assert!(s.has_message_id("d@b.test", "dup@a.test").await.unwrap());
+    assert!(!s.has_message_id("m@b.test", "dup@a.test").await.unwrap());
+    assert_eq!(s.messages("d@b.test").await.unwrap().len(), 1);
+}
+
+async fn queue_entries_are_leased_and_come_back<S: Store>(s: &S) {
+    s.commit(Commit {
+        queue: vec![NewQueueEntry {
+            mail_from: "a@a.test".into(),
+            rcpt_to: vec!["x@c.test".into(), "y@c.test".into()],
+            domain: "c.test".into(),
+            bytes: b"queued".to_vec(),
+            not_before: 100,
+        }],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.queue_len().await.unwrap(), 1);
+    assert!(
+        s.lease_queue(99, 60, 10).await.unwrap().is_empty(),
+        "not due yet"
+    );
+    let l = s.lease_queue(100, 60, 10).await.unwrap();
+    assert_eq!(l.len(), 1);
+    assert_eq!(l[0].bytes, b"queued");
+    assert_eq!(l[0].attempts, 1);
+    assert!(
+        s.lease_queue(120, 60, 10).await.unwrap().is_empty(),
+        "leased"
+    );
+    let again = s.lease_queue(160, 60, 10).await.unwrap();
+    assert_eq!(again.len(), 1, "a lapsed lease comes back");
+    s.retry_queue(again[0].id, vec!["y@c.test".into()], 500, "4.0.0 later")
+        .await
+        .unwrap();
+    assert!(s.lease_queue(400, 60, 10).await.unwrap().is_empty());
+    let l = s.lease_queue(500, 60, 10).await.unwrap();
+    assert_eq!(l[0].rcpt_to, vec!["y@c.test".to_string()]);
+    assert_eq!(l[0].last_error.as_deref(), Some("4.0.0 later"));
+    s.commit(Commit {
+        queue_done: vec![l[0].id],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.queue_len().await.unwrap(), 0);
+    assert!(s.lease_queue(10_000, 60, 10).await.unwrap().is_empty());
+}
+
+async fn deadlines_are_leased_and_finished<S: Store>(s: &S) {
+    let d = |which: &str, due| NewDeadline {
+        identificativo: "t1@a.test".into(),
+        recipient: "anna@b.test".into(),
+        which: which.into(),
+        due,
+    };
+    s.commit(Commit {
+        deadlines: vec![d("12h", 1000), d("24h", 2000)],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let l = s.lease_deadlines(1500, 60, 10).await.unwrap();
+    assert_eq!(l.len(), 1);
+    assert_eq!(l[0].which, "12h");
+    s.commit(Commit {
+        deadlines_done: vec![l[0].id],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let l = s.lease_deadlines(5000, 60, 10).await.unwrap();
+    assert_eq!(l.len(), 1);
+    assert_eq!(l[0].which, "24h");
+}
+
+async fn progress_is_recorded_once<S: Store>(s: &S) {
+    s.commit(Commit {
+        tracked: vec![NewTracked {
+            identificativo: "t2@a.test".into(),
+            data: "{}".into(),
+            recipients: vec!["anna@b.test".into(), "carla@b.test".into()],
+        }],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let step = |r: &str, st: &str| ("t2@a.test".to_string(), r.to_string(), st.to_string());
+    for _ in 0..2 {
+        s.commit(Commit {
+            progress: vec![
+                step("ANNA@b.test", "presa-in-carico"),
+                step("anna@b.test", "avvenuta-consegna"),
+                step("nobody@b.test", "avvenuta-consegna"),
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    let t = s.tracked("t2@a.test").await.unwrap().unwrap();
+    assert_eq!(t.data, "{}");
+    assert_eq!(
+        t.recipients,
+        vec![
+            (
+                "anna@b.test".to_string(),
+                vec![
+                    "presa-in-carico".to_string(),
+                    "avvenuta-consegna".to_string()
+                ]
+            ),
+            ("carla@b.test".to_string(), vec![]),
+        ]
+    );
+    assert!(s.tracked("none@a.test").await.unwrap().is_none());
+}
+
+async fn events_keep_commit_order<S: Store>(s: &S) {
+    let e = |id: &str, n: i64| NewEvent {
+        time: n,
+        identificativo: id.into(),
+        json: format!("{{\"n\":{n}}}"),
+    };
+    s.commit(Commit {
+        events: vec![e("e1", 1), e("e2", 2)],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    s.commit(Commit {
+        events: vec![e("e1", 3)],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let all = s.events(0, None, 100).await.unwrap();
+    let times: Vec<i64> = all.iter().map(|e| e.time).collect();
+    assert_eq!(times, vec![1, 2, 3]);
+    assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
+    let e1 = s.events(0, Some("e1"), 100).await.unwrap();
+    assert_eq!(e1.len(), 2);
+    let after = s.events(all[0].seq, None, 100).await.unwrap();
+    assert_eq!(after.len(), 2);
+}

@@ -1,0 +1,491 @@
+//! The embedded backend: SQLite (WAL, `synchronous = FULL`) for metadata and
+//! [`crate::blobs::Blobs`] files for message bytes. One writer connection serialises every
+//! commit (`BEGIN IMMEDIATE`); readers use a pool and see committed data only.
+
+mod schema;
+
+use crate::blobs::Blobs;
+use crate::types::*;
+use crate::{Result, Store, StoreError};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use sqlx::{Connection, Row};
+use std::path::Path;
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+/// SQLite + local files.
+#[derive(Debug)]
+pub struct SqliteStore {
+    writer: Mutex<SqliteConnection>,
+    readers: SqlitePool,
+    blobs: Blobs,
+}
+
+fn options(path: &Path) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(30))
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn rfc3339(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating as needed) the store in `dir`: `dir/pec.sqlite` and
+    /// `dir/blobs/`.
+    pub async fn open(dir: &Path) -> Result<SqliteStore> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Blob(format!("cannot create {}: {e}", dir.display())))?;
+        let db = dir.join("pec.sqlite");
+        let mut writer = SqliteConnection::connect_with(&options(&db)).await?;
+        migrate(&mut writer).await?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options(&db).read_only(true))
+            .await?;
+        Ok(SqliteStore {
+            writer: Mutex::new(writer),
+            readers,
+            blobs: Blobs::local(&dir.join("blobs"))?,
+        })
+    }
+}
+
+async fn migrate(conn: &mut SqliteConnection) -> Result<()> {
+    let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+        .fetch_one(&mut *conn)
+        .await?;
+    for (i, sql) in schema::MIGRATIONS.iter().enumerate() {
+        let n = i as i64 + 1;
+        if n <= version {
+            continue;
+        }
+        let mut tx = conn.begin().await?;
+        // Both strings are constants of this crate (the migration text and an integer).
+        sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PRAGMA user_version = {n}")))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
+fn mailbox_row(r: &sqlx::sqlite::SqliteRow) -> Result<Mailbox> {
+    Ok(Mailbox {
+        address: r.try_get("address")?,
+        password_hash: r.try_get("password_hash")?,
+        quota_bytes: r.try_get::<i64, _>("quota_bytes")? as u64,
+        used_bytes: r.try_get::<i64, _>("used_bytes")? as u64,
+        messages: r.try_get::<i64, _>("message_count")? as u64,
+        ordinary_policy: r.try_get("ordinary_policy")?,
+        service: r.try_get::<i64, _>("service")? != 0,
+        disabled: r.try_get::<i64, _>("disabled")? != 0,
+    })
+}
+
+async fn apply(conn: &mut SqliteConnection, c: &Commit, blobs: &[String]) -> Result<Committed> {
+    let mut out = Committed::default();
+    let t = now();
+    let (msg_blobs, queue_blobs) = blobs.split_at(c.messages.len());
+    for (m, blob) in c.messages.iter().zip(msg_blobs) {
+        sqlx::query(
+            "INSERT OR IGNORE INTO folders (mailbox, name, uidvalidity, uidnext) VALUES (?, ?, ?, 1)",
+        )
+        .bind(&m.mailbox)
+        .bind(&m.folder)
+        .bind(t)
+        .execute(&mut *conn)
+        .await?;
+        let uid: i64 =
+            sqlx::query_scalar("SELECT uidnext FROM folders WHERE mailbox = ? AND name = ?")
+                .bind(&m.mailbox)
+                .bind(&m.folder)
+                .fetch_one(&mut *conn)
+                .await?;
+        let done = sqlx::query(
+            "INSERT INTO messages (mailbox, folder, uid, blob, size, date, subject, kind, identificativo, message_id)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(&m.mailbox)
+        .bind(&m.folder)
+        .bind(uid)
+        .bind(blob)
+        .bind(m.bytes.len() as i64)
+        .bind(m.date)
+        .bind(&m.subject)
+        .bind(&m.kind)
+        .bind(&m.identificativo)
+        .bind(&m.message_id)
+        .execute(&mut *conn)
+        .await?;
+        if done.rows_affected() == 1 {
+            sqlx::query("UPDATE folders SET uidnext = uidnext + 1 WHERE mailbox = ? AND name = ?")
+                .bind(&m.mailbox)
+                .bind(&m.folder)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query(
+                "UPDATE mailboxes SET used_bytes = used_bytes + ?, message_count = message_count + 1 WHERE address = ?",
+            )
+            .bind(m.bytes.len() as i64)
+            .bind(&m.mailbox)
+            .execute(&mut *conn)
+            .await?;
+            out.stored.push(Some(uid as u32));
+        } else {
+            out.stored.push(None);
+        }
+    }
+    for (q, blob) in c.queue.iter().zip(queue_blobs) {
+        sqlx::query(
+            "INSERT INTO queue (mail_from, rcpt_to, domain, blob, created, next_attempt) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&q.mail_from)
+        .bind(serde_json::to_string(&q.rcpt_to).unwrap_or_default())
+        .bind(&q.domain)
+        .bind(blob)
+        .bind(q.not_before)
+        .bind(q.not_before)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for tr in &c.tracked {
+        sqlx::query("INSERT OR IGNORE INTO tracked (identificativo, data) VALUES (?, ?)")
+            .bind(&tr.identificativo)
+            .bind(&tr.data)
+            .execute(&mut *conn)
+            .await?;
+        for r in &tr.recipients {
+            sqlx::query(
+                "INSERT OR IGNORE INTO tracked_rcpt (identificativo, recipient) VALUES (?, ?)",
+            )
+            .bind(&tr.identificativo)
+            .bind(r)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    for (id, rcpt, step) in &c.progress {
+        sqlx::query(
+            "UPDATE tracked_rcpt SET steps = steps || ? || ',' WHERE identificativo = ? AND recipient = ?
+             AND instr(steps, ? || ',') = 0",
+        )
+        .bind(step)
+        .bind(id)
+        .bind(rcpt)
+        .bind(step)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for d in &c.deadlines {
+        sqlx::query(
+            "INSERT INTO deadlines (identificativo, recipient, which, due) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&d.identificativo)
+        .bind(&d.recipient)
+        .bind(&d.which)
+        .bind(d.due)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for e in &c.events {
+        sqlx::query("INSERT INTO events (time, identificativo, json) VALUES (?, ?, ?)")
+            .bind(e.time)
+            .bind(&e.identificativo)
+            .bind(&e.json)
+            .execute(&mut *conn)
+            .await?;
+    }
+    for id in &c.queue_done {
+        sqlx::query("DELETE FROM queue WHERE id = ?")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    for id in &c.deadlines_done {
+        sqlx::query("DELETE FROM deadlines WHERE id = ?")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(out)
+}
+
+impl Store for SqliteStore {
+    async fn create_mailbox(&self, m: NewMailbox) -> Result<()> {
+        let mut w = self.writer.lock().await;
+        let r = sqlx::query(
+            "INSERT INTO mailboxes (address, password_hash, quota_bytes, ordinary_policy, service, created)
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(m.address.to_ascii_lowercase())
+        .bind(&m.password_hash)
+        .bind(m.quota_bytes as i64)
+        .bind(&m.ordinary_policy)
+        .bind(i64::from(m.service))
+        .bind(now())
+        .execute(&mut *w)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::AlreadyExists(format!("mailbox {}", m.address)));
+        }
+        Ok(())
+    }
+
+    async fn mailbox(&self, address: &str) -> Result<Option<Mailbox>> {
+        let r = sqlx::query("SELECT * FROM mailboxes WHERE address = ?")
+            .bind(address)
+            .fetch_optional(&self.readers)
+            .await?;
+        r.as_ref().map(mailbox_row).transpose()
+    }
+
+    async fn mailboxes(&self) -> Result<Vec<Mailbox>> {
+        let rows = sqlx::query("SELECT * FROM mailboxes ORDER BY address")
+            .fetch_all(&self.readers)
+            .await?;
+        rows.iter().map(mailbox_row).collect()
+    }
+
+    async fn messages(&self, mailbox: &str) -> Result<Vec<MessageMeta>> {
+        let rows = sqlx::query(
+            "SELECT folder, uid, date, subject, kind, identificativo, size, blob FROM messages
+             WHERE mailbox = ? ORDER BY folder, uid",
+        )
+        .bind(mailbox)
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(MessageMeta {
+                    folder: r.try_get("folder")?,
+                    uid: r.try_get::<i64, _>("uid")? as u32,
+                    date: rfc3339(r.try_get("date")?),
+                    subject: r.try_get("subject")?,
+                    kind: r.try_get("kind")?,
+                    identificativo: r.try_get("identificativo")?,
+                    size: r.try_get::<i64, _>("size")? as u64,
+                    blob: r.try_get("blob")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn message_bytes(&self, mailbox: &str, uid: u32) -> Result<Option<Vec<u8>>> {
+        let blob: Option<String> = sqlx::query_scalar(
+            "SELECT blob FROM messages WHERE mailbox = ? AND folder = 'INBOX' AND uid = ?",
+        )
+        .bind(mailbox)
+        .bind(i64::from(uid))
+        .fetch_optional(&self.readers)
+        .await?;
+        match blob {
+            Some(b) => Ok(Some(self.blobs.get(&b).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn has_message_id(&self, mailbox: &str, message_id: &str) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM messages WHERE mailbox = ? AND message_id = ?",
+        )
+        .bind(mailbox)
+        .bind(message_id)
+        .fetch_one(&self.readers)
+        .await?;
+        Ok(n > 0)
+    }
+
+    async fn commit(&self, c: Commit) -> Result<Committed> {
+        // Blobs first: a committed row never names a missing blob.
+        let mut blobs = Vec::with_capacity(c.messages.len() + c.queue.len());
+        for m in &c.messages {
+            blobs.push(self.blobs.put(&m.bytes).await?);
+        }
+        for q in &c.queue {
+            blobs.push(self.blobs.put(&q.bytes).await?);
+        }
+        let mut w = self.writer.lock().await;
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *w).await?;
+        match apply(&mut w, &c, &blobs).await {
+            Ok(done) => {
+                sqlx::query("COMMIT").execute(&mut *w).await?;
+                Ok(done)
+            }
+            Err(e) => {
+                let _ = sqlx::query("ROLLBACK").execute(&mut *w).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn lease_queue(&self, now: i64, lease_secs: i64, max: usize) -> Result<Vec<QueueEntry>> {
+        let rows = {
+            let mut w = self.writer.lock().await;
+            sqlx::query(
+                "UPDATE queue SET lease_until = ?, attempts = attempts + 1 WHERE id IN
+                 (SELECT id FROM queue WHERE next_attempt <= ? AND lease_until <= ? ORDER BY next_attempt, id LIMIT ?)
+                 RETURNING id, mail_from, rcpt_to, domain, blob, created, attempts, last_error",
+            )
+            .bind(now + lease_secs)
+            .bind(now)
+            .bind(now)
+            .bind(max as i64)
+            .fetch_all(&mut *w)
+            .await?
+        };
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let rcpt: String = r.try_get("rcpt_to")?;
+            let blob: String = r.try_get("blob")?;
+            out.push(QueueEntry {
+                id: r.try_get("id")?,
+                mail_from: r.try_get("mail_from")?,
+                rcpt_to: serde_json::from_str(&rcpt)
+                    .map_err(|e| StoreError::Corrupt(format!("queue rcpt_to: {e}")))?,
+                domain: r.try_get("domain")?,
+                bytes: self.blobs.get(&blob).await?,
+                created: r.try_get("created")?,
+                attempts: r.try_get::<i64, _>("attempts")? as u32,
+                last_error: r.try_get("last_error")?,
+            });
+        }
+        out.sort_by_key(|e| e.id);
+        Ok(out)
+    }
+
+    async fn retry_queue(
+        &self,
+        id: i64,
+        rcpt_to: Vec<String>,
+        next_attempt: i64,
+        error: &str,
+    ) -> Result<()> {
+        let mut w = self.writer.lock().await;
+        sqlx::query(
+            "UPDATE queue SET rcpt_to = ?, next_attempt = ?, lease_until = 0, last_error = ? WHERE id = ?",
+        )
+        .bind(serde_json::to_string(&rcpt_to).unwrap_or_default())
+        .bind(next_attempt)
+        .bind(error)
+        .bind(id)
+        .execute(&mut *w)
+        .await?;
+        Ok(())
+    }
+
+    async fn lease_deadlines(
+        &self,
+        now: i64,
+        lease_secs: i64,
+        max: usize,
+    ) -> Result<Vec<DueDeadline>> {
+        let mut w = self.writer.lock().await;
+        let rows = sqlx::query(
+            "UPDATE deadlines SET lease_until = ? WHERE id IN
+             (SELECT id FROM deadlines WHERE due <= ? AND lease_until <= ? ORDER BY due, id LIMIT ?)
+             RETURNING id, identificativo, recipient, which, due",
+        )
+        .bind(now + lease_secs)
+        .bind(now)
+        .bind(now)
+        .bind(max as i64)
+        .fetch_all(&mut *w)
+        .await?;
+        let mut out: Vec<DueDeadline> = rows
+            .iter()
+            .map(|r| {
+                Ok(DueDeadline {
+                    id: r.try_get("id")?,
+                    identificativo: r.try_get("identificativo")?,
+                    recipient: r.try_get("recipient")?,
+                    which: r.try_get("which")?,
+                    due: r.try_get("due")?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        out.sort_by_key(|d| (d.due, d.id));
+        Ok(out)
+    }
+
+    async fn tracked(&self, identificativo: &str) -> Result<Option<Tracked>> {
+        let data: Option<String> =
+            sqlx::query_scalar("SELECT data FROM tracked WHERE identificativo = ?")
+                .bind(identificativo)
+                .fetch_optional(&self.readers)
+                .await?;
+        let Some(data) = data else { return Ok(None) };
+        let rows = sqlx::query(
+            "SELECT recipient, steps FROM tracked_rcpt WHERE identificativo = ? ORDER BY rowid",
+        )
+        .bind(identificativo)
+        .fetch_all(&self.readers)
+        .await?;
+        let recipients = rows
+            .iter()
+            .map(|r| {
+                let steps: String = r.try_get("steps")?;
+                Ok((
+                    r.try_get("recipient")?,
+                    steps
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                ))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Some(Tracked { data, recipients }))
+    }
+
+    async fn events(
+        &self,
+        after: i64,
+        identificativo: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<LoggedEvent>> {
+        let rows = sqlx::query(
+            "SELECT seq, time, identificativo, json FROM events
+             WHERE seq > ? AND (? IS NULL OR identificativo = ?) ORDER BY seq LIMIT ?",
+        )
+        .bind(after)
+        .bind(identificativo)
+        .bind(identificativo)
+        .bind(limit as i64)
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LoggedEvent {
+                    seq: r.try_get("seq")?,
+                    time: r.try_get("time")?,
+                    identificativo: r.try_get("identificativo")?,
+                    json: r.try_get("json")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn queue_len(&self) -> Result<usize> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM queue")
+            .fetch_one(&self.readers)
+            .await?;
+        Ok(n as usize)
+    }
+}

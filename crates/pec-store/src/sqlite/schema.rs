@@ -1,0 +1,84 @@
+//! The SQLite schema, as numbered migrations applied in order (`PRAGMA user_version` holds the
+//! last one applied). A migration is never edited once released: add a new one.
+
+/// Migration `n` is `MIGRATIONS[n - 1]`.
+pub(super) const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE mailboxes (
+    address TEXT PRIMARY KEY COLLATE NOCASE,
+    password_hash TEXT NOT NULL,
+    quota_bytes INTEGER NOT NULL DEFAULT 0,
+    used_bytes INTEGER NOT NULL DEFAULT 0,
+    message_count INTEGER NOT NULL DEFAULT 0,
+    ordinary_policy TEXT NOT NULL DEFAULT 'anomalia',
+    service INTEGER NOT NULL DEFAULT 0,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    created INTEGER NOT NULL
+);
+CREATE TABLE folders (
+    mailbox TEXT NOT NULL COLLATE NOCASE,
+    name TEXT NOT NULL,
+    uidvalidity INTEGER NOT NULL,
+    uidnext INTEGER NOT NULL,
+    PRIMARY KEY (mailbox, name)
+);
+CREATE TABLE messages (
+    id INTEGER PRIMARY KEY,
+    mailbox TEXT NOT NULL COLLATE NOCASE,
+    folder TEXT NOT NULL,
+    uid INTEGER NOT NULL,
+    blob TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    date INTEGER NOT NULL,
+    subject TEXT,
+    kind TEXT NOT NULL,
+    identificativo TEXT,
+    message_id TEXT,
+    flags TEXT NOT NULL DEFAULT '',
+    UNIQUE (mailbox, folder, uid)
+);
+CREATE UNIQUE INDEX messages_dedup ON messages (mailbox, message_id) WHERE message_id IS NOT NULL;
+CREATE INDEX messages_identificativo ON messages (identificativo);
+CREATE TABLE queue (
+    id INTEGER PRIMARY KEY,
+    mail_from TEXT NOT NULL,
+    rcpt_to TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    blob TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    next_attempt INTEGER NOT NULL,
+    lease_until INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT
+);
+CREATE INDEX queue_due ON queue (next_attempt);
+CREATE TABLE tracked (
+    identificativo TEXT PRIMARY KEY,
+    data TEXT NOT NULL
+);
+CREATE TABLE tracked_rcpt (
+    identificativo TEXT NOT NULL,
+    recipient TEXT NOT NULL COLLATE NOCASE,
+    steps TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (identificativo, recipient)
+);
+CREATE TABLE deadlines (
+    id INTEGER PRIMARY KEY,
+    identificativo TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    which TEXT NOT NULL,
+    due INTEGER NOT NULL,
+    lease_until INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX deadlines_due ON deadlines (due);
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    time INTEGER NOT NULL,
+    identificativo TEXT NOT NULL,
+    json TEXT NOT NULL
+);
+CREATE INDEX events_identificativo ON events (identificativo);
+CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+    BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+"#];

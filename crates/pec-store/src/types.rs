@@ -1,0 +1,219 @@
+//! The records the store keeps.
+
+use serde::Serialize;
+
+/// A mailbox to create.
+#[derive(Debug, Clone)]
+pub struct NewMailbox {
+    /// Address, stored lower-case.
+    pub address: String,
+    /// PHC string (argon2id), or empty for a mailbox that cannot log in (the service mailbox).
+    pub password_hash: String,
+    /// Quota in bytes (0 = unlimited).
+    pub quota_bytes: u64,
+    /// `anomalia` or `refuse` (pec.md §5.6).
+    pub ordinary_policy: String,
+    /// The provider's service mailbox (pec.md §1.2).
+    pub service: bool,
+}
+
+/// A stored mailbox.
+#[derive(Debug, Clone, Serialize)]
+pub struct Mailbox {
+    /// Address.
+    pub address: String,
+    /// PHC string.
+    #[serde(skip)]
+    pub password_hash: String,
+    /// Quota in bytes (0 = unlimited).
+    pub quota_bytes: u64,
+    /// Bytes stored.
+    pub used_bytes: u64,
+    /// Messages stored.
+    pub messages: u64,
+    /// Ordinary-mail policy.
+    pub ordinary_policy: String,
+    /// Service mailbox.
+    pub service: bool,
+    /// Disabled by the operator.
+    pub disabled: bool,
+}
+
+/// A message to store.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// Mailbox address.
+    pub mailbox: String,
+    /// Folder (`INBOX`).
+    pub folder: String,
+    /// Exact bytes.
+    pub bytes: Vec<u8>,
+    /// Kind, as `pec verify` names it.
+    pub kind: String,
+    /// Transaction.
+    pub identificativo: Option<String>,
+    /// Dedup key.
+    pub message_id: Option<String>,
+    /// Decoded subject.
+    pub subject: Option<String>,
+    /// Arrival time (Unix seconds).
+    pub date: i64,
+}
+
+/// A stored message.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageMeta {
+    /// Folder.
+    pub folder: String,
+    /// UID in the folder.
+    pub uid: u32,
+    /// Arrival (RFC 3339).
+    pub date: String,
+    /// Decoded subject.
+    pub subject: Option<String>,
+    /// Kind.
+    pub kind: String,
+    /// Transaction.
+    pub identificativo: Option<String>,
+    /// Bytes.
+    pub size: u64,
+    /// SHA-256 of the blob.
+    #[serde(skip)]
+    pub blob: String,
+}
+
+/// A message for the outbound queue, one next-hop domain.
+#[derive(Debug, Clone)]
+pub struct NewQueueEntry {
+    /// Reverse-path (empty for a DSN).
+    pub mail_from: String,
+    /// Forward-paths, all in `domain`.
+    pub rcpt_to: Vec<String>,
+    /// The next-hop domain.
+    pub domain: String,
+    /// Exact bytes.
+    pub bytes: Vec<u8>,
+    /// First attempt not before (Unix seconds).
+    pub not_before: i64,
+}
+
+/// A leased queue entry.
+#[derive(Debug, Clone)]
+pub struct QueueEntry {
+    /// Id.
+    pub id: i64,
+    /// Reverse-path.
+    pub mail_from: String,
+    /// Remaining forward-paths.
+    pub rcpt_to: Vec<String>,
+    /// Next-hop domain.
+    pub domain: String,
+    /// Exact bytes.
+    pub bytes: Vec<u8>,
+    /// When it was queued.
+    pub created: i64,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// Last error.
+    pub last_error: Option<String>,
+}
+
+/// A transaction to track at the sender side.
+#[derive(Debug, Clone)]
+pub struct NewTracked {
+    /// PEC msgid.
+    pub identificativo: String,
+    /// Serialized transaction facts.
+    pub data: String,
+    /// Certified recipients.
+    pub recipients: Vec<String>,
+}
+
+/// A tracked transaction with per-recipient state.
+#[derive(Debug, Clone)]
+pub struct Tracked {
+    /// Serialized transaction facts.
+    pub data: String,
+    /// (recipient, steps reached, by name).
+    pub recipients: Vec<(String, Vec<String>)>,
+}
+
+/// A deadline to arm.
+#[derive(Debug, Clone)]
+pub struct NewDeadline {
+    /// PEC msgid.
+    pub identificativo: String,
+    /// Recipient.
+    pub recipient: String,
+    /// `12h` or `24h`.
+    pub which: String,
+    /// Due (Unix seconds).
+    pub due: i64,
+}
+
+/// A leased deadline.
+#[derive(Debug, Clone)]
+pub struct DueDeadline {
+    /// Id.
+    pub id: i64,
+    /// PEC msgid.
+    pub identificativo: String,
+    /// Recipient.
+    pub recipient: String,
+    /// `12h` or `24h`.
+    pub which: String,
+    /// Due.
+    pub due: i64,
+}
+
+/// A log event to append.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// Time (Unix seconds).
+    pub time: i64,
+    /// PEC msgid.
+    pub identificativo: String,
+    /// The serialized event (JSON).
+    pub json: String,
+}
+
+/// A logged event.
+#[derive(Debug, Clone)]
+pub struct LoggedEvent {
+    /// Sequence number (increasing in commit order).
+    pub seq: i64,
+    /// Time.
+    pub time: i64,
+    /// PEC msgid.
+    pub identificativo: String,
+    /// The serialized event.
+    pub json: String,
+}
+
+/// One step's writes.
+#[derive(Debug, Clone, Default)]
+pub struct Commit {
+    /// Messages to store.
+    pub messages: Vec<NewMessage>,
+    /// Queue entries to add.
+    pub queue: Vec<NewQueueEntry>,
+    /// Transactions to track.
+    pub tracked: Vec<NewTracked>,
+    /// (identificativo, recipient, step name) to record.
+    pub progress: Vec<(String, String, String)>,
+    /// Deadlines to arm.
+    pub deadlines: Vec<NewDeadline>,
+    /// Events to log.
+    pub events: Vec<NewEvent>,
+    /// Queue entries finished.
+    pub queue_done: Vec<i64>,
+    /// Deadlines finished.
+    pub deadlines_done: Vec<i64>,
+}
+
+/// What a commit did.
+#[derive(Debug, Clone, Default)]
+pub struct Committed {
+    /// (mailbox, uid) per stored message; `None` where a copy existed already.
+    pub stored: Vec<Option<u32>>,
+}
