@@ -1,1 +1,416 @@
-//! placeholder
+//! The gestore runtime: runs the pure PEC engine and commits each of its steps in one store
+//! transaction (architecture §4), then drives what follows in time: the outbound queue with
+//! retries and the 24h give-up DSN, the 12h / 24h deadlines, and the event log with its hash
+//! chain and daily seals (pec.md §6).
+//!
+//! Protocol crates call [`Gestore::submit`] and [`Gestore::receive`] and answer their clients
+//! only after those return: an SMTP `250` always follows a durable commit.
+
+mod accounts;
+mod apply;
+pub mod clock;
+mod deadlines;
+mod directory;
+pub mod eventlog;
+mod queue;
+
+pub use accounts::{Account, hash_password};
+pub use clock::Clock;
+pub use directory::LocalDirectory;
+pub use queue::{Delivery, RcptOutcome, Transport, TransportError};
+
+use pec_engine::access::{self, Limits, Submission};
+use pec_engine::receiving::{self, Inbound, LocalRecipient, MailboxState, OrdinaryPolicy, Reply};
+use pec_engine::{Context, EngineError, Ids};
+use pec_index::Index;
+use pec_message::TimeRef;
+use pec_message::build::Provider;
+use pec_message::ident::IdGenerator;
+use pec_message::smime::Signer;
+use pec_store::{Store, StoreError};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::Notify;
+
+/// Errors of the runtime, classified for the wire by [`GestoreError::is_temporary`].
+#[derive(Debug, thiserror::Error)]
+pub enum GestoreError {
+    /// Storage failed: temporary for the client.
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    /// A generated message could not be made.
+    #[error("engine: {0}")]
+    Engine(#[from] EngineError),
+    /// The request is not acceptable.
+    #[error("{0}")]
+    Invalid(String),
+    /// Something internal failed.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl GestoreError {
+    /// Whether a client may retry later (SMTP 4xx) rather than give up (5xx).
+    pub fn is_temporary(&self) -> bool {
+        !matches!(self, GestoreError::Invalid(_))
+    }
+}
+
+/// What the runtime needs to know about this gestore.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The provider (name and service domain).
+    pub provider: Provider,
+    /// Every domain this gestore serves (mailboxes live only there).
+    pub domains: Vec<String>,
+    /// Host name used in SMTP greetings and DSNs.
+    pub hostname: String,
+    /// Access-point limits (pec.md §5.1).
+    pub limits: Limits,
+    /// Default policy for ordinary mail (pec.md §5.6).
+    pub ordinary_policy: OrdinaryPolicy,
+    /// The data directory (log files live in `data/log`).
+    pub data_dir: PathBuf,
+    /// The Indice copy to reload when it changes.
+    pub index_path: PathBuf,
+    /// How long the queue keeps trying (pec.md §5.7: at most 24 hours).
+    pub queue_lifetime_secs: i64,
+}
+
+/// The result of a submission.
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    /// The PEC msgid.
+    pub identificativo: String,
+    /// The failed formal check, when refused (a non-accettazione was stored).
+    pub refused: Option<String>,
+}
+
+/// A running gestore.
+pub struct Gestore<S: Store> {
+    /// Static settings.
+    pub settings: Settings,
+    /// The store.
+    pub store: Arc<S>,
+    signer: Box<dyn Signer>,
+    anchors: Vec<openssl::x509::X509>,
+    index: RwLock<Arc<(Index, Vec<openssl::x509::X509>)>>,
+    ids: Mutex<IdGenerator>,
+    /// The clock (with an offset that tests may move).
+    pub clock: Clock,
+    /// Wakes the queue worker when something was queued.
+    pub(crate) queued: Notify,
+}
+
+/// The Indice with its provider certificates parsed: each is a trust anchor of its own
+/// (pinned by the Indice copy, pec.md §7.3).
+fn pinned(index: Index) -> (Index, Vec<openssl::x509::X509>) {
+    let certs = index
+        .records
+        .iter()
+        .flat_map(|r| r.certificates.iter())
+        .filter_map(|der| openssl::x509::X509::from_der(der).ok())
+        .collect();
+    (index, certs)
+}
+
+struct SharedIds<'a>(&'a Mutex<IdGenerator>);
+
+impl Ids for SharedIds<'_> {
+    fn next_id(&mut self, at: TimeRef) -> String {
+        // A poisoned lock only means another thread panicked mid-call; the generator state
+        // (a counter) is still consistent.
+        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        g.next_id(at)
+    }
+}
+
+impl<S: Store> Gestore<S> {
+    /// A gestore over `store`, signing with `signer`, trusting `anchors`, with `index` as its
+    /// local Indice copy.
+    pub fn new(
+        settings: Settings,
+        store: Arc<S>,
+        signer: Box<dyn Signer>,
+        anchors: Vec<openssl::x509::X509>,
+        index: Index,
+        clock: Clock,
+    ) -> Gestore<S> {
+        let node = settings
+            .hostname
+            .split('.')
+            .next()
+            .unwrap_or("0")
+            .to_string();
+        let ids = IdGenerator::new(
+            &node,
+            std::process::id(),
+            &settings.provider.service_domain,
+            0,
+        );
+        Gestore {
+            settings,
+            store,
+            signer,
+            anchors,
+            index: RwLock::new(Arc::new(pinned(index))),
+            ids: Mutex::new(ids),
+            clock,
+            queued: Notify::new(),
+        }
+    }
+
+    /// The current Indice copy.
+    pub fn index(&self) -> Arc<Index> {
+        Arc::new(self.indexed().0.clone())
+    }
+
+    fn indexed(&self) -> Arc<(Index, Vec<openssl::x509::X509>)> {
+        self.index
+            .read()
+            .map(|g| g.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Replaces the Indice copy (after a reload).
+    pub fn set_index(&self, index: Index) {
+        let mut g = self.index.write().unwrap_or_else(|p| p.into_inner());
+        *g = Arc::new(pinned(index));
+    }
+
+    /// Whether `domain` is served here.
+    pub fn is_local_domain(&self, domain: &str) -> bool {
+        self.settings
+            .domains
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(domain))
+    }
+
+    /// Whether `domain` is a PEC domain per the Indice (TLS is then required toward it).
+    pub fn is_certified_domain(&self, domain: &str) -> bool {
+        self.indexed().0.by_domain(domain).is_some()
+    }
+
+    /// Runs `f` with an engine context at time `now`.
+    fn with_context<T>(&self, now: TimeRef, f: impl FnOnce(&mut Context<'_>) -> T) -> T {
+        let indexed = self.indexed();
+        let dir = LocalDirectory {
+            index: &indexed.0,
+            local: &self.settings.domains,
+        };
+        let anchors: Vec<openssl::x509::X509> = self
+            .anchors
+            .iter()
+            .chain(indexed.1.iter())
+            .cloned()
+            .collect();
+        let mut ids = SharedIds(&self.ids);
+        let mut ctx = Context {
+            now,
+            provider: &self.settings.provider,
+            signer: self.signer.as_ref(),
+            ids: &mut ids,
+            directory: &dir,
+            anchors: &anchors,
+        };
+        f(&mut ctx)
+    }
+
+    /// The access point: checks and certifies one authenticated submission, and returns
+    /// after every effect is durably committed (pec.md §1.3 PA).
+    pub async fn submit(
+        self: &Arc<Self>,
+        account: &Account,
+        mail_from: &str,
+        rcpt_to: &[String],
+        message: Vec<u8>,
+    ) -> Result<Submitted, GestoreError> {
+        let now = self.clock.now();
+        let this = self.clone();
+        let allowed = vec![account.address.clone()];
+        let mail_from = mail_from.to_string();
+        let rcpt_to = rcpt_to.to_vec();
+        let out = tokio::task::spawn_blocking(move || {
+            this.with_context(now, |ctx| {
+                access::submit(
+                    &Submission {
+                        allowed_senders: &allowed,
+                        mail_from: &mail_from,
+                        rcpt_to: &rcpt_to,
+                        message: &message,
+                    },
+                    &this.settings.limits,
+                    ctx,
+                )
+            })
+        })
+        .await
+        .map_err(|e| GestoreError::Internal(e.to_string()))??;
+        self.commit(now, out.effects, None, None).await?;
+        Ok(Submitted {
+            identificativo: out.identificativo,
+            refused: out.refused.map(|e| e.to_string()),
+        })
+    }
+
+    /// Whether the MX takes `rcpt` at all (a local domain).
+    pub fn accepts_recipient(&self, rcpt: &str) -> bool {
+        self.is_local_domain(pec_engine::domain_of(rcpt))
+    }
+
+    async fn local_recipients(
+        &self,
+        rcpt_to: &[String],
+        message: &[u8],
+    ) -> Result<Vec<LocalRecipient>, GestoreError> {
+        let key = receiving::dedup_key(message);
+        let mut out = Vec::with_capacity(rcpt_to.len());
+        for r in rcpt_to {
+            let state = match self.store.mailbox(r).await? {
+                None => MailboxState::Unknown,
+                Some(m) if m.disabled => MailboxState::Disabled,
+                Some(m) => MailboxState::Active {
+                    ordinary: match m.ordinary_policy.as_str() {
+                        "refuse" => OrdinaryPolicy::Refuse,
+                        "anomalia" => OrdinaryPolicy::Anomalia,
+                        _ => self.settings.ordinary_policy,
+                    },
+                    service: m.service,
+                    full: m.quota_bytes > 0 && m.used_bytes + message.len() as u64 > m.quota_bytes,
+                },
+            };
+            let has_copy = match &key {
+                Some(k) => self.store.has_message_id(r, k).await?,
+                None => false,
+            };
+            out.push(LocalRecipient {
+                address: r.to_ascii_lowercase(),
+                state,
+                has_copy,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The receiving point for one SMTP transaction to local recipients; returns the answer
+    /// to give after DATA, once everything is committed (pec.md §1.3 PR, PC).
+    pub async fn receive(
+        self: &Arc<Self>,
+        mail_from: &str,
+        rcpt_to: &[String],
+        message: Vec<u8>,
+    ) -> Result<Reply, GestoreError> {
+        self.receive_step(mail_from, rcpt_to, message, None).await
+    }
+
+    pub(crate) async fn receive_step(
+        self: &Arc<Self>,
+        mail_from: &str,
+        rcpt_to: &[String],
+        message: Vec<u8>,
+        queue_done: Option<i64>,
+    ) -> Result<Reply, GestoreError> {
+        let recipients = self.local_recipients(rcpt_to, &message).await?;
+        let now = self.clock.now();
+        let this = self.clone();
+        let mail_from = mail_from.to_string();
+        let out = tokio::task::spawn_blocking(move || {
+            this.with_context(now, |ctx| {
+                receiving::receive(
+                    &Inbound {
+                        mail_from: &mail_from,
+                        recipients: &recipients,
+                        message: &message,
+                    },
+                    ctx,
+                )
+            })
+        })
+        .await
+        .map_err(|e| GestoreError::Internal(e.to_string()))??;
+        self.commit(now, out.effects, queue_done, None).await?;
+        Ok(out.reply)
+    }
+
+    /// Creates a mailbox in a local domain.
+    pub async fn add_mailbox(
+        &self,
+        address: &str,
+        password: &str,
+        quota_bytes: u64,
+    ) -> Result<(), GestoreError> {
+        let address = address.trim().to_ascii_lowercase();
+        let Some((local, domain)) = address.rsplit_once('@') else {
+            return Err(GestoreError::Invalid(format!(
+                "{address} is not an e-mail address"
+            )));
+        };
+        if local.is_empty()
+            || !local
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>')
+        {
+            return Err(GestoreError::Invalid(format!(
+                "{address} is not a valid address"
+            )));
+        }
+        if !self.is_local_domain(domain) {
+            return Err(GestoreError::Invalid(format!(
+                "{domain} is not a domain of this gestore ({})",
+                self.settings.domains.join(", ")
+            )));
+        }
+        if password.len() < 8 {
+            return Err(GestoreError::Invalid(
+                "the password must have at least 8 characters".into(),
+            ));
+        }
+        let hash = hash_password(password).await?;
+        self.store
+            .create_mailbox(pec_store::NewMailbox {
+                address,
+                password_hash: hash,
+                quota_bytes,
+                ordinary_policy: "default".into(),
+                service: false,
+            })
+            .await
+            .map_err(|e| match e {
+                StoreError::AlreadyExists(what) => {
+                    GestoreError::Invalid(format!("{what} already exists"))
+                }
+                other => other.into(),
+            })
+    }
+
+    /// Makes sure the service mailbox (`posta-certificata@<service domain>`, the
+    /// `mailReceipt`) exists.
+    pub async fn ensure_service_mailbox(&self) -> Result<(), GestoreError> {
+        let address = self.settings.provider.service_address();
+        if self.store.mailbox(&address).await?.is_some() {
+            return Ok(());
+        }
+        match self
+            .store
+            .create_mailbox(pec_store::NewMailbox {
+                address,
+                password_hash: String::new(),
+                quota_bytes: 0,
+                ordinary_policy: "anomalia".into(),
+                service: true,
+            })
+            .await
+        {
+            Ok(()) | Err(StoreError::AlreadyExists(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Starts the background workers (queue, deadlines, event log, Indice reload).
+    pub fn spawn_workers(self: &Arc<Self>, transport: Arc<dyn Transport>) {
+        tokio::spawn(queue::run(self.clone(), transport));
+        tokio::spawn(deadlines::run(self.clone()));
+        tokio::spawn(eventlog::run(self.clone()));
+        tokio::spawn(directory::watch(self.clone()));
+    }
+}

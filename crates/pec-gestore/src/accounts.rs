@@ -1,0 +1,63 @@
+//! Accounts and passwords: argon2id PHC strings, hashed and checked off the async threads.
+
+use crate::{Gestore, GestoreError};
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use pec_store::Store;
+
+/// An authenticated user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// The mailbox address the user logged in as.
+    pub address: String,
+}
+
+/// Hashes a password (argon2id, default parameters, random salt).
+pub async fn hash_password(password: &str) -> Result<String, GestoreError> {
+    let password = password.to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut salt = [0u8; 16];
+        rand::fill(&mut salt);
+        PasswordHasher::<PasswordHash>::hash_password_with_salt(
+            &Argon2::default(),
+            password.as_bytes(),
+            &salt,
+        )
+        .map(|h| h.to_string())
+        .map_err(|e| GestoreError::Internal(e.to_string()))
+    })
+    .await
+    .map_err(|e| GestoreError::Internal(e.to_string()))?
+}
+
+impl<S: Store> Gestore<S> {
+    /// Checks a login; `None` for an unknown user, a wrong password, a disabled mailbox or the
+    /// service mailbox (which has no password).
+    pub async fn authenticate(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Result<Option<Account>, GestoreError> {
+        let Some(m) = self.store.mailbox(user.trim()).await? else {
+            return Ok(None);
+        };
+        if m.disabled || m.service || m.password_hash.is_empty() {
+            return Ok(None);
+        }
+        let hash = m.password_hash.clone();
+        let password = password.to_string();
+        let ok = tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&hash)
+                .map(|h| {
+                    Argon2::default()
+                        .verify_password(password.as_bytes(), &h)
+                        .is_ok()
+                })
+                .unwrap_or(false)
+        })
+        .await
+        .map_err(|e| GestoreError::Internal(e.to_string()))?;
+        Ok(ok.then_some(Account { address: m.address }))
+    }
+}

@@ -1,0 +1,121 @@
+//! Turns the engine's effects into one store commit (architecture §4: the message, the
+//! generated receipts, the queue entries, the log events and the deadlines together).
+
+use crate::{Gestore, GestoreError};
+use pec_engine::{Effect, domain_of};
+use pec_message::TimeRef;
+use pec_message::original::OriginalHeaders;
+use pec_store::{Commit, NewDeadline, NewEvent, NewMessage, NewQueueEntry, NewTracked, Store};
+use std::collections::BTreeMap;
+
+impl<S: Store> Gestore<S> {
+    /// Commits `effects` at `now`, finishing a queue entry and a deadline in the same
+    /// transaction when given.
+    pub(crate) async fn commit(
+        &self,
+        now: TimeRef,
+        effects: Vec<Effect>,
+        queue_done: Option<i64>,
+        deadline_done: Option<i64>,
+    ) -> Result<(), GestoreError> {
+        let t = now.utc().timestamp();
+        let mut c = Commit::default();
+        let mut queued = false;
+        for e in effects {
+            match e {
+                Effect::Store {
+                    mailbox,
+                    message,
+                    kind,
+                    identificativo,
+                    message_id,
+                } => {
+                    let subject = OriginalHeaders::parse(&message).subject;
+                    c.messages.push(NewMessage {
+                        mailbox: mailbox.to_ascii_lowercase(),
+                        folder: "INBOX".into(),
+                        bytes: message,
+                        kind,
+                        identificativo,
+                        message_id,
+                        subject,
+                        date: t,
+                    });
+                }
+                Effect::Relay {
+                    mail_from,
+                    rcpt_to,
+                    message,
+                } => {
+                    // One queue entry per next-hop domain, RCPT order kept.
+                    let mut by_domain: BTreeMap<String, Vec<String>> = BTreeMap::new();
+                    for r in rcpt_to {
+                        by_domain
+                            .entry(domain_of(&r).to_ascii_lowercase())
+                            .or_default()
+                            .push(r);
+                    }
+                    for (domain, rcpt_to) in by_domain {
+                        c.queue.push(NewQueueEntry {
+                            mail_from: mail_from.clone(),
+                            rcpt_to,
+                            domain,
+                            bytes: message.clone(),
+                            not_before: t,
+                        });
+                    }
+                    queued = true;
+                }
+                Effect::Track {
+                    identificativo,
+                    transaction,
+                    ..
+                } => {
+                    let recipients = transaction
+                        .recipients
+                        .iter()
+                        .filter(|(_, certified)| *certified)
+                        .map(|(a, _)| a.clone())
+                        .collect();
+                    c.tracked.push(NewTracked {
+                        identificativo,
+                        data: serde_json::to_string(&transaction)
+                            .map_err(|e| GestoreError::Internal(e.to_string()))?,
+                        recipients,
+                    });
+                }
+                Effect::Progress {
+                    identificativo,
+                    recipient,
+                    step,
+                } => c
+                    .progress
+                    .push((identificativo, recipient, step.as_str().to_string())),
+                Effect::Deadline {
+                    identificativo,
+                    recipient,
+                    which,
+                    due,
+                } => c.deadlines.push(NewDeadline {
+                    identificativo,
+                    recipient,
+                    which: which.as_str().into(),
+                    due: due.utc().timestamp(),
+                }),
+                Effect::Log(ev) => c.events.push(NewEvent {
+                    time: t,
+                    identificativo: ev.identificativo.clone(),
+                    json: serde_json::to_string(&ev)
+                        .map_err(|e| GestoreError::Internal(e.to_string()))?,
+                }),
+            }
+        }
+        c.queue_done.extend(queue_done);
+        c.deadlines_done.extend(deadline_done);
+        self.store.commit(c).await?;
+        if queued {
+            self.queued.notify_one();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,293 @@
+//! The outbound queue worker: leases due entries, routes local domains back through the
+//! receiving point (full PEC processing even inside one gestore, pec.md §5.9) and remote ones
+//! through a [`Transport`], retries temporary failures with backoff, and after at most 24 hours
+//! (pec.md §5.7) or on a permanent refusal returns an RFC 3464 DSN to the reverse-path.
+
+use crate::{Gestore, GestoreError};
+use pec_engine::bounce::{Failure, dsn};
+use pec_engine::receiving::{Reply, dedup_key};
+use pec_engine::{Effect, Event, EventKind};
+use pec_message::original::OriginalHeaders;
+use pec_store::{QueueEntry, Store};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// One delivery attempt toward a remote domain.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery<'a> {
+    /// The next-hop domain.
+    pub domain: &'a str,
+    /// Reverse-path (empty for a DSN).
+    pub mail_from: &'a str,
+    /// Forward-paths, all in `domain`.
+    pub rcpt_to: &'a [String],
+    /// Exact bytes.
+    pub message: &'a [u8],
+    /// TLS is mandatory (the domain is a PEC domain, pec.md §8.2).
+    pub require_tls: bool,
+}
+
+/// What the next hop said about one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RcptOutcome {
+    /// Accepted (after DATA).
+    Accepted,
+    /// 4xx: try again later.
+    Temporary(String),
+    /// 5xx: give up for this recipient.
+    Permanent(String),
+}
+
+/// The attempt failed as a whole.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{text}")]
+pub struct TransportError {
+    /// Retry later (connection refused, timeout, 4xx greeting) or not.
+    pub temporary: bool,
+    /// What happened.
+    pub text: String,
+}
+
+/// Future returned by [`Transport::deliver`].
+pub type DeliverFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Vec<RcptOutcome>, TransportError>> + Send + 'a>>;
+
+/// Sends a message to a remote domain (the SMTP relay client implements it).
+pub trait Transport: Send + Sync {
+    /// One attempt; on success, one outcome per recipient in order.
+    fn deliver<'a>(&'a self, d: Delivery<'a>) -> DeliverFuture<'a>;
+}
+
+/// Retry delays after the n-th failed attempt.
+const BACKOFF: [i64; 5] = [60, 120, 300, 600, 1800];
+
+pub(crate) async fn run<S: Store>(g: Arc<Gestore<S>>, transport: Arc<dyn Transport>) {
+    let slots = Arc::new(Semaphore::new(16));
+    loop {
+        let leased = match g.store.lease_queue(g.clock.unix(), 600, 32).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("queue lease failed: {e}");
+                Vec::new()
+            }
+        };
+        if leased.is_empty() {
+            tokio::select! {
+                _ = g.queued.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+            continue;
+        }
+        for entry in leased {
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let g = g.clone();
+            let transport = transport.clone();
+            tokio::spawn(async move {
+                let id = entry.id;
+                if let Err(e) = handle(&g, transport.as_ref(), entry).await {
+                    tracing::error!(queue_id = id, "queue entry failed, it will come back: {e}");
+                }
+                drop(permit);
+            });
+        }
+    }
+}
+
+async fn handle<S: Store>(
+    g: &Arc<Gestore<S>>,
+    transport: &dyn Transport,
+    e: QueueEntry,
+) -> Result<(), GestoreError> {
+    if g.is_local_domain(&e.domain) {
+        let reply = g
+            .receive_step(&e.mail_from, &e.rcpt_to, e.bytes.clone(), Some(e.id))
+            .await?;
+        if let Reply::Refused { text } = reply {
+            let failures = e
+                .rcpt_to
+                .iter()
+                .map(|r| Failure {
+                    recipient: r.clone(),
+                    status: "5.1.1".into(),
+                    diagnostic: text.clone(),
+                })
+                .collect::<Vec<_>>();
+            give_up(g, &e, &failures).await?;
+        }
+        return Ok(());
+    }
+    let require_tls = g.is_certified_domain(&e.domain);
+    let outcomes = transport
+        .deliver(Delivery {
+            domain: &e.domain,
+            mail_from: &e.mail_from,
+            rcpt_to: &e.rcpt_to,
+            message: &e.bytes,
+            require_tls,
+        })
+        .await;
+    let outcomes = match outcomes {
+        Ok(o) if o.len() == e.rcpt_to.len() => o,
+        Ok(_) => vec![
+            RcptOutcome::Temporary("the relay gave no per-recipient answer".into());
+            e.rcpt_to.len()
+        ],
+        Err(err) if err.temporary => vec![RcptOutcome::Temporary(err.text); e.rcpt_to.len()],
+        Err(err) => vec![RcptOutcome::Permanent(err.text); e.rcpt_to.len()],
+    };
+    let now = g.clock.unix();
+    let expired = now - e.created >= g.settings.queue_lifetime_secs;
+    let mut failures = Vec::new();
+    let mut later = Vec::new();
+    let mut last_error = String::new();
+    let mut accepted = Vec::new();
+    for (r, o) in e.rcpt_to.iter().zip(outcomes) {
+        match o {
+            RcptOutcome::Accepted => accepted.push(r.clone()),
+            RcptOutcome::Permanent(text) => failures.push(Failure {
+                recipient: r.clone(),
+                status: status_of(&text, "5.0.0"),
+                diagnostic: text,
+            }),
+            RcptOutcome::Temporary(text) if expired => failures.push(Failure {
+                recipient: r.clone(),
+                status: "4.4.7".into(),
+                diagnostic: format!(
+                    "nessuna consegna entro 24 ore / not delivered within 24 hours: {text}"
+                ),
+            }),
+            RcptOutcome::Temporary(text) => {
+                last_error = text;
+                later.push(r.clone());
+            }
+        }
+    }
+    if !accepted.is_empty() {
+        let ev = relay_event(
+            g,
+            &e,
+            EventKind::Inoltro,
+            &accepted,
+            format!("consegnato a {}", e.domain),
+        );
+        let done = later.is_empty() && failures.is_empty();
+        g.commit(
+            g.clock.now(),
+            vec![Effect::Log(ev)],
+            done.then_some(e.id),
+            None,
+        )
+        .await?;
+        if done {
+            return Ok(());
+        }
+    }
+    if !failures.is_empty() && later.is_empty() {
+        return give_up(g, &e, &failures).await;
+    }
+    if !failures.is_empty() {
+        // Some recipients failed for good, others wait: bounce the first now, keep the rest.
+        bounce_only(g, &e, &failures).await?;
+    }
+    let delay = BACKOFF[(e.attempts.saturating_sub(1) as usize).min(BACKOFF.len() - 1)];
+    let next = (now + delay)
+        .min(e.created + g.settings.queue_lifetime_secs)
+        .max(now + 1);
+    tracing::info!(queue_id = e.id, domain = %e.domain, "temporary failure, next attempt in {}s: {last_error}", next - now);
+    g.store.retry_queue(e.id, later, next, &last_error).await?;
+    Ok(())
+}
+
+fn status_of(text: &str, default: &str) -> String {
+    text.split_whitespace()
+        .find(|w| {
+            w.len() >= 5
+                && w.chars().filter(|c| *c == '.').count() == 2
+                && w.starts_with(['4', '5'])
+        })
+        .unwrap_or(default)
+        .to_string()
+}
+
+fn relay_event<S: Store>(
+    g: &Gestore<S>,
+    e: &QueueEntry,
+    kind: EventKind,
+    rcpts: &[String],
+    detail: String,
+) -> Event {
+    let h = OriginalHeaders::parse(&e.bytes);
+    Event::new(
+        g.clock.now(),
+        &dedup_key(&e.bytes).unwrap_or_default(),
+        kind,
+        &e.mail_from,
+        rcpts.to_vec(),
+        h.subject,
+        &g.settings.provider.name,
+    )
+    .detail(detail)
+}
+
+fn dsn_effects<S: Store>(g: &Gestore<S>, e: &QueueEntry, failures: &[Failure]) -> Vec<Effect> {
+    let rcpts: Vec<String> = failures.iter().map(|f| f.recipient.clone()).collect();
+    let mut effects = vec![Effect::Log(relay_event(
+        g,
+        e,
+        EventKind::MancatoInoltro,
+        &rcpts,
+        failures
+            .iter()
+            .map(|f| format!("{}: {} {}", f.recipient, f.status, f.diagnostic))
+            .collect::<Vec<_>>()
+            .join("; "),
+    ))];
+    // Never answer a null reverse-path (a DSN of a DSN).
+    if !e.mail_from.is_empty() {
+        let now = g.clock.now();
+        let id = format!(
+            "dsn.{}.{}@{}",
+            now.compact(),
+            e.id,
+            g.settings.provider.service_domain
+        );
+        let bytes = dsn(
+            &g.settings.hostname,
+            &format!("postmaster@{}", g.settings.provider.service_domain),
+            &e.mail_from,
+            failures,
+            &e.bytes,
+            now,
+            &id,
+        );
+        effects.push(Effect::Relay {
+            mail_from: String::new(),
+            rcpt_to: vec![e.mail_from.clone()],
+            message: bytes,
+        });
+    }
+    effects
+}
+
+async fn give_up<S: Store>(
+    g: &Arc<Gestore<S>>,
+    e: &QueueEntry,
+    failures: &[Failure],
+) -> Result<(), GestoreError> {
+    g.commit(g.clock.now(), dsn_effects(g, e, failures), Some(e.id), None)
+        .await
+}
+
+async fn bounce_only<S: Store>(
+    g: &Arc<Gestore<S>>,
+    e: &QueueEntry,
+    failures: &[Failure],
+) -> Result<(), GestoreError> {
+    g.commit(g.clock.now(), dsn_effects(g, e, failures), None, None)
+        .await
+}
