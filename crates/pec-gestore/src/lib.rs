@@ -17,7 +17,7 @@ mod queue;
 pub use accounts::{Account, hash_password};
 pub use clock::Clock;
 pub use directory::LocalDirectory;
-pub use queue::{Delivery, RcptOutcome, Transport, TransportError};
+pub use queue::{DeliverFuture, Delivery, RcptOutcome, Transport, TransportError};
 
 use pec_engine::access::{self, Limits, Submission};
 use pec_engine::receiving::{self, Inbound, LocalRecipient, MailboxState, OrdinaryPolicy, Reply};

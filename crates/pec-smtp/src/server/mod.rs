@@ -1,0 +1,6 @@
+//! The SMTP server side: command parsing, the session state machine, limits and listeners.
+
+pub mod command;
+pub mod limits;
+pub mod listener;
+pub mod session;

@@ -1,0 +1,431 @@
+//! One SMTP session (RFC 5321), generic over the stream so tests can drive it in memory. The
+//! roles differ only in policy: the MX (pec.md §1.3 PR) takes mail for local domains from
+//! anyone, with or without TLS; submission (pec.md §8.1) requires AUTH, offered only once the
+//! channel is encrypted (RFC 4954 §4, RFC 3207). DATA is answered only after the gestore has
+//! committed the step (architecture §4).
+
+use super::command::{Command, parse};
+use super::limits::Limiter;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use pec_engine::receiving::Reply;
+use pec_gestore::{Account, Gestore, GestoreError};
+use pec_store::Store;
+use std::net::IpAddr;
+use std::sync::Arc;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+
+/// Which service a listener offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Port 25: mail from other gestori and the Internet.
+    Mx,
+    /// Ports 587 / 465: authenticated users.
+    Submission,
+}
+
+/// Per-session settings.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// MX or submission.
+    pub role: Role,
+    /// Our host name (greeting, EHLO).
+    pub hostname: String,
+    /// Hard size limit: larger messages are refused with 552 (pec.md §5.1).
+    pub max_message_bytes: u64,
+    /// Most recipients per transaction (452 beyond).
+    pub max_recipients: usize,
+    /// STARTTLS can be offered (an acceptor exists and the stream is not yet TLS).
+    pub starttls: bool,
+    /// The stream is already TLS.
+    pub tls: bool,
+    /// The client address.
+    pub peer: IpAddr,
+}
+
+/// How a session ended.
+pub enum End<S> {
+    /// QUIT, EOF or a fatal error.
+    Closed,
+    /// The client asked for STARTTLS; upgrade the stream and run a fresh session.
+    StartTls(S),
+}
+
+const MAX_LINE: usize = 4096;
+const MAX_AUTH_FAILURES: u32 = 3;
+
+async fn read_line<R: AsyncBufReadExt + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> std::io::Result<Option<Vec<u8>>> {
+    let mut line = Vec::new();
+    loop {
+        let buf = r.fill_buf().await?;
+        if buf.is_empty() {
+            return Ok(if line.is_empty() { None } else { Some(line) });
+        }
+        if let Some(i) = buf.iter().position(|&b| b == b'\n') {
+            line.extend_from_slice(&buf[..=i]);
+            r.consume(i + 1);
+            return Ok(Some(line));
+        }
+        let n = buf.len();
+        if line.len() + n > max {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "line too long",
+            ));
+        }
+        line.extend_from_slice(buf);
+        r.consume(n);
+    }
+}
+
+/// Reads DATA up to the lone dot, undoing dot-stuffing. `Ok(None)` means it exceeded `max`
+/// (the rest was read and dropped).
+async fn read_data<R: AsyncBufReadExt + Unpin>(
+    r: &mut R,
+    max: u64,
+) -> std::io::Result<Option<Vec<u8>>> {
+    let mut out = Vec::new();
+    let mut too_big = false;
+    loop {
+        let Some(line) = read_line(r, 1 << 20).await? else {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        };
+        if line == b".\r\n" || line == b".\n" {
+            return Ok(if too_big { None } else { Some(out) });
+        }
+        let line = line.strip_prefix(b".").unwrap_or(&line);
+        if too_big || out.len() as u64 + line.len() as u64 > max {
+            too_big = true;
+            out = Vec::new();
+            continue;
+        }
+        out.extend_from_slice(line);
+    }
+}
+
+/// Bare LF to CRLF (submission only; RFC 5321 §2.3.8). Relayed and received messages are never
+/// touched (pec.md §5.5).
+fn crlf(data: Vec<u8>) -> Vec<u8> {
+    if !data.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r') && data.first() != Some(&b'\n') {
+        return data;
+    }
+    let mut out = Vec::with_capacity(data.len() + data.len() / 32);
+    let mut prev = 0u8;
+    for &b in &data {
+        if b == b'\n' && prev != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        prev = b;
+    }
+    out
+}
+
+struct Transaction {
+    mail_from: Option<String>,
+    rcpt_to: Vec<String>,
+}
+
+/// Runs a session until QUIT, EOF or STARTTLS.
+pub async fn run<S, St>(
+    g: &Arc<Gestore<St>>,
+    cfg: &SessionConfig,
+    limiter: &Limiter,
+    stream: S,
+    greet: bool,
+) -> std::io::Result<End<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+    St: Store,
+{
+    let mut io = BufReader::new(stream);
+    macro_rules! reply {
+        ($($arg:tt)*) => {{
+            let text = format!($($arg)*);
+            io.get_mut().write_all(text.as_bytes()).await?;
+            io.get_mut().write_all(b"\r\n").await?;
+            io.get_mut().flush().await?;
+        }};
+    }
+    if greet {
+        reply!("220 {} ESMTP PEC gestore pronto", cfg.hostname);
+    }
+    let mut helo: Option<String> = None;
+    let mut account: Option<Account> = None;
+    let mut auth_failures = 0;
+    let mut tx = Transaction {
+        mail_from: None,
+        rcpt_to: Vec::new(),
+    };
+    loop {
+        let line = match read_line(&mut io, MAX_LINE).await {
+            Ok(Some(l)) => l,
+            Ok(None) => return Ok(End::Closed),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                reply!("500 5.5.6 Riga troppo lunga / line too long");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let line = String::from_utf8_lossy(&line).to_string();
+        let cmd = match parse(&line) {
+            Ok(c) => c,
+            Err(e @ super::command::SyntaxError::Unknown) => {
+                reply!("500 {e}");
+                continue;
+            }
+            Err(e) => {
+                reply!("501 {e}");
+                continue;
+            }
+        };
+        match cmd {
+            Command::Ehlo(d) => {
+                helo = Some(d);
+                tx = Transaction { mail_from: None, rcpt_to: Vec::new() };
+                let mut caps = vec![
+                    cfg.hostname.clone(),
+                    format!("SIZE {}", cfg.max_message_bytes),
+                    "8BITMIME".into(),
+                    "ENHANCEDSTATUSCODES".into(),
+                ];
+                if cfg.starttls && !cfg.tls {
+                    caps.push("STARTTLS".into());
+                }
+                if cfg.role == Role::Submission && cfg.tls && account.is_none() {
+                    caps.push("AUTH PLAIN LOGIN".into());
+                }
+                let n = caps.len();
+                let mut text = String::new();
+                for (i, c) in caps.iter().enumerate() {
+                    let sep = if i + 1 == n { ' ' } else { '-' };
+                    text.push_str(&format!("250{sep}{c}\r\n"));
+                }
+                io.get_mut().write_all(text.as_bytes()).await?;
+                io.get_mut().flush().await?;
+            }
+            Command::Helo(d) => {
+                helo = Some(d);
+                tx = Transaction { mail_from: None, rcpt_to: Vec::new() };
+                reply!("250 {}", cfg.hostname);
+            }
+            Command::StartTls => {
+                if !cfg.starttls || cfg.tls {
+                    reply!("502 5.5.1 STARTTLS non disponibile / not available");
+                    continue;
+                }
+                if !io.buffer().is_empty() {
+                    // RFC 3207 §6: nothing may follow STARTTLS in the same packet.
+                    reply!("554 5.5.1 Comandi dopo STARTTLS non ammessi");
+                    return Ok(End::Closed);
+                }
+                reply!("220 2.0.0 Pronto per TLS / ready to start TLS");
+                return Ok(End::StartTls(io.into_inner()));
+            }
+            Command::Auth { mechanism, initial } => {
+                if cfg.role != Role::Submission {
+                    reply!("502 5.5.1 AUTH non disponibile su questo servizio");
+                    continue;
+                }
+                if !cfg.tls {
+                    reply!("538 5.7.11 Usare STARTTLS prima di AUTH / encryption required");
+                    continue;
+                }
+                if account.is_some() {
+                    reply!("503 5.5.1 Già autenticato / already authenticated");
+                    continue;
+                }
+                let creds = match mechanism.as_str() {
+                    "PLAIN" => {
+                        let resp = match initial {
+                            Some(r) => r,
+                            None => {
+                                reply!("334 ");
+                                match read_line(&mut io, MAX_LINE).await? {
+                                    Some(l) => String::from_utf8_lossy(&l).trim().to_string(),
+                                    None => return Ok(End::Closed),
+                                }
+                            }
+                        };
+                        B64.decode(resp.trim()).ok().and_then(|b| {
+                            let parts: Vec<&[u8]> = b.split(|&c| c == 0).collect();
+                            match parts.as_slice() {
+                                [_, user, pass] => Some((
+                                    String::from_utf8_lossy(user).to_string(),
+                                    String::from_utf8_lossy(pass).to_string(),
+                                )),
+                                _ => None,
+                            }
+                        })
+                    }
+                    "LOGIN" => {
+                        let user = match initial {
+                            Some(u) => u,
+                            None => {
+                                reply!("334 VXNlcm5hbWU6");
+                                match read_line(&mut io, MAX_LINE).await? {
+                                    Some(l) => String::from_utf8_lossy(&l).trim().to_string(),
+                                    None => return Ok(End::Closed),
+                                }
+                            }
+                        };
+                        reply!("334 UGFzc3dvcmQ6");
+                        let pass = match read_line(&mut io, MAX_LINE).await? {
+                            Some(l) => String::from_utf8_lossy(&l).trim().to_string(),
+                            None => return Ok(End::Closed),
+                        };
+                        match (B64.decode(user), B64.decode(pass)) {
+                            (Ok(u), Ok(p)) => Some((
+                                String::from_utf8_lossy(&u).to_string(),
+                                String::from_utf8_lossy(&p).to_string(),
+                            )),
+                            _ => None,
+                        }
+                    }
+                    _ => {
+                        reply!("504 5.5.4 Meccanismo non supportato / unsupported mechanism");
+                        continue;
+                    }
+                };
+                let Some((user, pass)) = creds else {
+                    reply!("501 5.5.2 Risposta AUTH non valida / cannot decode response");
+                    continue;
+                };
+                match g.authenticate(&user, &pass).await {
+                    Ok(Some(a)) => {
+                        account = Some(a);
+                        reply!("235 2.7.0 Autenticazione riuscita / authentication succeeded");
+                    }
+                    Ok(None) => {
+                        auth_failures += 1;
+                        if auth_failures >= MAX_AUTH_FAILURES {
+                            reply!("421 4.7.0 Troppi tentativi falliti / too many failures");
+                            return Ok(End::Closed);
+                        }
+                        reply!("535 5.7.8 Credenziali non valide / authentication failed");
+                    }
+                    Err(e) => {
+                        tracing::error!("authentication backend: {e}");
+                        reply!("454 4.7.0 Errore temporaneo di autenticazione");
+                    }
+                }
+            }
+            Command::Mail { from, size } => {
+                if helo.is_none() {
+                    reply!("503 5.5.1 Inviare prima EHLO / send EHLO first");
+                    continue;
+                }
+                if tx.mail_from.is_some() {
+                    reply!("503 5.5.1 Transazione già aperta / nested MAIL command");
+                    continue;
+                }
+                if cfg.role == Role::Submission && account.is_none() {
+                    reply!("530 5.7.0 Autenticazione richiesta / authentication required");
+                    continue;
+                }
+                if size.is_some_and(|s| s > cfg.max_message_bytes) {
+                    reply!("552 5.3.4 Messaggio troppo grande (limite {} byte)", cfg.max_message_bytes);
+                    continue;
+                }
+                if !limiter.allow_message(cfg.peer) {
+                    reply!("450 4.7.1 Troppi messaggi, riprovare più tardi / rate limit exceeded");
+                    continue;
+                }
+                tx.mail_from = Some(from);
+                reply!("250 2.1.0 Ok");
+            }
+            Command::Rcpt(to) => {
+                if tx.mail_from.is_none() {
+                    reply!("503 5.5.1 Inviare prima MAIL / need MAIL command");
+                    continue;
+                }
+                if tx.rcpt_to.len() >= cfg.max_recipients {
+                    reply!("452 4.5.3 Troppi destinatari (limite {}) / too many recipients", cfg.max_recipients);
+                    continue;
+                }
+                if cfg.role == Role::Mx && !g.accepts_recipient(&to) {
+                    reply!("550 5.7.1 Relay non consentito: {to} non è un dominio di questo gestore");
+                    continue;
+                }
+                tx.rcpt_to.push(to);
+                reply!("250 2.1.5 Ok");
+            }
+            Command::Data => {
+                let (Some(from), false) = (tx.mail_from.clone(), tx.rcpt_to.is_empty()) else {
+                    reply!("503 5.5.1 Nessun destinatario valido / need RCPT command");
+                    continue;
+                };
+                reply!("354 Inviare il messaggio, terminare con <CRLF>.<CRLF>");
+                let data = read_data(&mut io, cfg.max_message_bytes).await?;
+                let rcpts = std::mem::take(&mut tx.rcpt_to);
+                tx.mail_from = None;
+                let Some(data) = data else {
+                    reply!("552 5.3.4 Messaggio troppo grande (limite {} byte)", cfg.max_message_bytes);
+                    continue;
+                };
+                let result = match cfg.role {
+                    Role::Mx => g.receive(&from, &rcpts, data).await.map(|r| match r {
+                        Reply::Accepted => Ok("2.0.0 Ok: messaggio preso in carico".to_string()),
+                        Reply::Refused { text } => Err(text),
+                    }),
+                    Role::Submission => {
+                        let Some(a) = &account else {
+                            reply!("530 5.7.0 Autenticazione richiesta");
+                            continue;
+                        };
+                        g.submit(a, &from, &rcpts, crlf(data)).await.map(|s| {
+                            Ok(match s.refused {
+                                None => format!("2.0.0 Ok: accettato, identificativo {}", s.identificativo),
+                                Some(why) => format!(
+                                    "2.0.0 Messaggio non accettato ({why}): avviso di non accettazione inviato, identificativo {}",
+                                    s.identificativo
+                                ),
+                            })
+                        })
+                    }
+                };
+                match result {
+                    Ok(Ok(text)) => reply!("250 {text}"),
+                    Ok(Err(text)) => reply!("550 {text}"),
+                    Err(e @ GestoreError::Invalid(_)) => reply!("554 5.6.0 {e}"),
+                    Err(e) => {
+                        tracing::error!("DATA not committed: {e}");
+                        reply!("451 4.3.0 Errore temporaneo, riprovare / temporary failure, try again");
+                    }
+                }
+            }
+            Command::Rset => {
+                tx = Transaction { mail_from: None, rcpt_to: Vec::new() };
+                reply!("250 2.0.0 Ok");
+            }
+            Command::Noop => reply!("250 2.0.0 Ok"),
+            Command::Quit => {
+                reply!("221 2.0.0 Arrivederci");
+                return Ok(End::Closed);
+            }
+            Command::Other(v) => reply!("502 5.5.1 {v} non implementato"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn data_is_unstuffed_and_capped() {
+        let mut r = BufReader::new(&b"a\r\n..b\r\n.\r\nNEXT"[..]);
+        assert_eq!(read_data(&mut r, 100).await.unwrap().unwrap(), b"a\r\n.b\r\n");
+        let mut r = BufReader::new(&b"0123456789\r\n.\r\n"[..]);
+        assert!(read_data(&mut r, 5).await.unwrap().is_none());
+    }
+
+    #[test]
+    fn bare_lf_becomes_crlf() {
+        assert_eq!(crlf(b"a\nb\r\nc".to_vec()), b"a\r\nb\r\nc");
+        assert_eq!(crlf(b"a\r\n".to_vec()), b"a\r\n");
+    }
+}
