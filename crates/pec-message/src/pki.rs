@@ -159,6 +159,56 @@ pub fn issue_for_public_key<T: openssl::pkey::HasPublic>(
     Ok(b.build())
 }
 
+/// Issues a TLS server certificate (serverAuth) for the DNS names and IP addresses given, for
+/// the SMTP, IMAP, POP3 and HTTPS listeners of a development gestore (architecture §5).
+pub fn issue_tls_cert(
+    ca: &Issued,
+    common_name: &str,
+    dns_names: &[&str],
+    ips: &[&str],
+    not_before: i64,
+    days: u32,
+) -> Result<Issued, PkiError> {
+    let key = rsa_key()?;
+    let mut name = X509NameBuilder::new()?;
+    name.append_entry_by_nid(Nid::COMMONNAME, common_name)?;
+    let name = name.build();
+    let mut b = X509Builder::new()?;
+    b.set_version(2)?;
+    b.set_serial_number(&*serial()?)?;
+    b.set_subject_name(&name)?;
+    b.set_issuer_name(ca.cert.subject_name())?;
+    b.set_pubkey(&key)?;
+    validity(&mut b, not_before, days)?;
+    b.append_extension(
+        KeyUsage::new()
+            .critical()
+            .digital_signature()
+            .key_encipherment()
+            .build()?,
+    )?;
+    b.append_extension(ExtendedKeyUsage::new().server_auth().build()?)?;
+    let ctx = b.x509v3_context(Some(&ca.cert), None);
+    let mut san = SubjectAlternativeName::new();
+    for d in dns_names {
+        san.dns(d);
+    }
+    for ip in ips {
+        san.ip(ip);
+    }
+    let san = san.build(&ctx)?;
+    let ski = SubjectKeyIdentifier::new().build(&ctx)?;
+    let aki = AuthorityKeyIdentifier::new().keyid(true).build(&ctx)?;
+    b.append_extension(san)?;
+    b.append_extension(ski)?;
+    b.append_extension(aki)?;
+    b.sign(&ca.key, MessageDigest::sha256())?;
+    Ok(Issued {
+        cert: b.build(),
+        key,
+    })
+}
+
 /// Lists every way `cert` departs from the signing-certificate profile of pec.md §4.2 for
 /// `service_domain` (empty when it conforms).
 pub fn check_signing_profile(cert: &X509, service_domain: &str) -> Vec<String> {

@@ -156,7 +156,11 @@ impl Relay {
             .find(|(d, _)| d.eq_ignore_ascii_case(domain))
             .map(|(_, hp)| hp.clone())
         {
-            let host = hp.rsplit_once(':').map(|(h, _)| h).unwrap_or(&hp).to_string();
+            let host = hp
+                .rsplit_once(':')
+                .map(|(h, _)| h)
+                .unwrap_or(&hp)
+                .to_string();
             return Ok(vec![(host, hp)]);
         }
         let resolver = self.resolver().await?;
@@ -185,7 +189,10 @@ impl Relay {
             match resolver.lookup_ip(format!("{host}.")).await {
                 Ok(ips) => {
                     for ip in ips.iter() {
-                        out.push((host.clone(), SocketAddr::new(ip, self.cfg.mx_port).to_string()));
+                        out.push((
+                            host.clone(),
+                            SocketAddr::new(ip, self.cfg.mx_port).to_string(),
+                        ));
                     }
                 }
                 Err(e) => tracing::debug!("{host}: no address ({e})"),
@@ -252,7 +259,10 @@ impl Relay {
                 io = BufReader::new(Box::new(tls));
                 ehlo = step!(Some(format!("EHLO {}\r\n", self.cfg.helo)));
                 if ehlo.class() != 2 {
-                    return Err(temp(format!("{addr}: EHLO after TLS refused: {}", ehlo.describe())));
+                    return Err(temp(format!(
+                        "{addr}: EHLO after TLS refused: {}",
+                        ehlo.describe()
+                    )));
                 }
             } else if d.require_tls {
                 return Err(temp(format!("{addr}: STARTTLS refused ({})", r.describe())));

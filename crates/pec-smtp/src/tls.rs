@@ -25,7 +25,10 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
         .collect::<Result<_, _>>()
         .map_err(|e| TlsError(format!("{}: {e}", cert.display())))?;
     if chain.is_empty() {
-        return Err(TlsError(format!("{}: no certificate found", cert.display())));
+        return Err(TlsError(format!(
+            "{}: no certificate found",
+            cert.display()
+        )));
     }
     let key = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| TlsError(format!("{}: {e}", key.display())))?;
@@ -41,7 +44,10 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
 /// The relay client configuration: certificates checked against the PEM bundles in
 /// `ca_files`, or not checked at all when `verify` is false (encryption without
 /// authentication, for development set-ups whose peers use private CAs).
-pub fn client_config(verify: bool, ca_files: &[std::path::PathBuf]) -> Result<Arc<ClientConfig>, TlsError> {
+pub fn client_config(
+    verify: bool,
+    ca_files: &[std::path::PathBuf],
+) -> Result<Arc<ClientConfig>, TlsError> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError(e.to_string()))?;

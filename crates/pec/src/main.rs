@@ -1,9 +1,14 @@
-//! `pec`: the command-line entry point of the PEC provider. For now it offers the format tools:
-//! `pec samples` writes one signed message of every kind, `pec verify` checks any message end
-//! to end, `pec bench` measures signing throughput.
+//! `pec`: the command-line entry point of the PEC provider: `serve` runs a gestore, `init`
+//! prepares its data directory, `admin` and `index` manage it, `log verify` audits its message
+//! log, and the format tools `samples`, `verify` and `bench` work on single messages.
 
+mod admin;
 mod bench;
+mod config;
+mod index;
+mod init;
 mod samples;
+mod serve;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -37,6 +42,9 @@ enum Command {
         /// Print one JSON object (schema in docs/verify-json.md).
         #[arg(long)]
         json: bool,
+        /// Use the trust anchors and the Indice copy of this gestore's data directory.
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
         /// Trust anchor(s), PEM; repeatable.
         #[arg(long = "ca", value_name = "FILE.pem")]
         ca: Vec<PathBuf>,
@@ -49,6 +57,51 @@ enum Command {
         /// The message file, or - for standard input.
         file: PathBuf,
     },
+    /// Create the data directory of a new gestore: pec.toml, development PKI, Indice copy.
+    Init {
+        /// Data directory to create.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// The service domain (also the first mailbox domain).
+        #[arg(long)]
+        domain: String,
+        /// Provider name, as in the Indice and in daticert.xml.
+        #[arg(long)]
+        name: String,
+        /// Address the services listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        listen_ip: String,
+        /// `dev` (2525, 5870, 4650, 9930, 9950, 8443) or `standard` (25, 587, 465, 993, 995, 443).
+        #[arg(long, default_value = "dev", value_parser = ["dev", "standard"])]
+        ports: String,
+        /// Static relay route, DOMAIN=HOST:PORT; repeatable.
+        #[arg(long = "route", value_name = "DOMAIN=HOST:PORT")]
+        routes: Vec<String>,
+    },
+    /// Run the gestore. Without --data, a demo gestore for pec.localhost in ./pec-data.
+    Serve {
+        /// Data directory (made by `pec init`).
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+    },
+    /// The Indice dei gestori copy.
+    Index {
+        #[command(subcommand)]
+        command: IndexCommand,
+    },
+    /// Manage a running gestore through its admin API.
+    Admin {
+        /// Data directory of the gestore.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// The message log.
+    Log {
+        #[command(subcommand)]
+        command: LogCommand,
+    },
     /// Measure building and signing throughput against OpenSSL's raw RSA-2048 signing rate.
     Bench {
         /// Seconds per measurement.
@@ -60,17 +113,282 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum IndexCommand {
+    /// Print this gestore's Indice entry as LDIF.
+    Export {
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+    },
+    /// Add or replace peer entries from an LDIF file (validated; a bad file changes nothing).
+    Import {
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// The LDIF file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Mailboxes.
+    Mailbox {
+        #[command(subcommand)]
+        command: MailboxCommand,
+    },
+    /// List the messages of a mailbox.
+    Messages {
+        address: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the raw bytes of one message to standard output.
+    Message { address: String, uid: u32 },
+    /// Show the message log.
+    Log {
+        #[arg(long)]
+        json: bool,
+        /// Only the events of this transaction.
+        #[arg(long, value_name = "IDENTIFICATIVO")]
+        id: Option<String>,
+    },
+    /// Move the server clock forward (needs dev.clock_control = true), e.g. 12h, 90m, 30s.
+    Clock { advance: String },
+    /// Queue length, clock, domains.
+    Status,
+}
+
+#[derive(Subcommand)]
+enum MailboxCommand {
+    /// Create a mailbox; the password is read from --password-file, or generated and printed.
+    Add {
+        address: String,
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+        /// Quota in bytes (0 = none).
+        #[arg(long, default_value_t = 0)]
+        quota: u64,
+    },
+    /// List mailboxes.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum LogCommand {
+    /// Check the hash chain and the daily seals of the log files.
+    Verify {
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn duration_secs(s: &str) -> anyhow::Result<i64> {
+    let s = s.trim();
+    let (n, mult) = match s.chars().last() {
+        Some('h') => (&s[..s.len() - 1], 3600),
+        Some('m') => (&s[..s.len() - 1], 60),
+        Some('s') => (&s[..s.len() - 1], 1),
+        _ => (s, 1),
+    };
+    let n: i64 = n
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{s:?} is not a duration such as 12h, 90m or 30s"))?;
+    Ok(n * mult)
+}
+
+fn admin_run(data: &std::path::Path, command: AdminCommand) -> anyhow::Result<ExitCode> {
+    use serde_json::json;
+    let c = admin::Client::new(data)?;
+    match command {
+        AdminCommand::Mailbox {
+            command:
+                MailboxCommand::Add {
+                    address,
+                    password_file,
+                    quota,
+                },
+        } => {
+            let (password, generated) = match password_file {
+                Some(f) => (
+                    std::fs::read_to_string(&f)
+                        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))?
+                        .trim_end_matches(['\r', '\n'])
+                        .to_string(),
+                    false,
+                ),
+                None => (init::token()[..16].to_string(), true),
+            };
+            c.json(
+                "POST",
+                "/v1/mailboxes",
+                Some(&json!({"address": address, "password": password, "quota_bytes": quota})),
+            )?;
+            if generated {
+                println!("{address} created; password: {password}");
+            } else {
+                println!("{address} created");
+            }
+        }
+        AdminCommand::Mailbox {
+            command: MailboxCommand::List { json },
+        } => {
+            let v = c.json("GET", "/v1/mailboxes", None)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                for m in v.as_array().into_iter().flatten() {
+                    println!(
+                        "{:<40} {:>6} messages {:>12} bytes{}",
+                        m["address"].as_str().unwrap_or(""),
+                        m["messages"],
+                        m["used_bytes"],
+                        if m["service"].as_bool() == Some(true) {
+                            "  (service mailbox)"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+            }
+        }
+        AdminCommand::Messages { address, json } => {
+            let v = c.json(
+                "GET",
+                &format!("/v1/mailboxes/{}/messages", admin::segment(&address)),
+                None,
+            )?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                admin::print_messages(&v);
+            }
+        }
+        AdminCommand::Message { address, uid } => {
+            let r = c.request(
+                "GET",
+                &format!("/v1/mailboxes/{}/messages/{uid}", admin::segment(&address)),
+                None,
+            )?;
+            if r.status != 200 {
+                let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+                anyhow::bail!("{}", v["error"].as_str().unwrap_or("the admin API refused"));
+            }
+            use std::io::Write as _;
+            std::io::stdout().write_all(&r.body)?;
+        }
+        AdminCommand::Log { json, id } => {
+            let path = match &id {
+                Some(i) => format!("/v1/log?id={}", admin::segment(i)),
+                None => "/v1/log".into(),
+            };
+            let v = c.json("GET", &path, None)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                admin::print_log(&v);
+            }
+        }
+        AdminCommand::Clock { advance } => {
+            let secs = duration_secs(&advance)?;
+            let v = c.json("POST", "/v1/clock/advance", Some(&json!({"seconds": secs})))?;
+            println!("clock offset now {} s", v["clock_offset_seconds"]);
+        }
+        AdminCommand::Status => {
+            let v = c.json("GET", "/v1/status", None)?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn log_verify(data: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
+    let cfg = config::Config::load(data).map_err(anyhow::Error::msg)?;
+    let anchors = serve::anchors(&cfg)?;
+    let report = pec_gestore::eventlog::verify_dir(&data.join("log"), &anchors);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{} entries in {} day file(s), {} sealed day(s)",
+            report.entries, report.days, report.sealed_days
+        );
+        for p in &report.problems {
+            println!("PROBLEM: {p}");
+        }
+        println!(
+            "{}",
+            if report.problems.is_empty() {
+                "log intact"
+            } else {
+                "log NOT intact"
+            }
+        );
+    }
+    Ok(if report.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PEC_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let result = match cli.command {
         Command::Samples { out, domain } => samples::run(&out, &domain).map(|()| ExitCode::SUCCESS),
         Command::Verify {
             json,
+            data,
             ca,
             index,
             at,
             file,
-        } => verify::run(json, &ca, index.as_deref(), at.as_deref(), &file),
+        } => verify::run(
+            json,
+            data.as_deref(),
+            &ca,
+            index.as_deref(),
+            at.as_deref(),
+            &file,
+        ),
+        Command::Init {
+            data,
+            domain,
+            name,
+            listen_ip,
+            ports,
+            routes,
+        } => init::run(&init::InitOptions {
+            data: &data,
+            domain: &domain,
+            name: &name,
+            listen_ip: &listen_ip,
+            standard_ports: ports == "standard",
+            routes: &routes,
+        })
+        .map(|()| ExitCode::SUCCESS),
+        Command::Serve { data } => serve::run(data.as_deref()).map(|()| ExitCode::SUCCESS),
+        Command::Index {
+            command: IndexCommand::Export { data },
+        } => index::export(&data).map(|()| ExitCode::SUCCESS),
+        Command::Index {
+            command: IndexCommand::Import { data, file },
+        } => index::import(&data, &file).map(|()| ExitCode::SUCCESS),
+        Command::Admin { data, command } => admin_run(&data, command),
+        Command::Log {
+            command: LogCommand::Verify { data, json },
+        } => log_verify(&data, json),
         Command::Bench { seconds, write } => {
             bench::run(seconds, write.as_deref()).map(|()| ExitCode::SUCCESS)
         }

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 pub fn run(
     json: bool,
+    data: Option<&Path>,
     ca: &[PathBuf],
     index: Option<&Path>,
     at: Option<&str>,
@@ -26,8 +27,15 @@ pub fn run(
     } else {
         std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?
     };
+    let mut ca = ca.to_vec();
+    let mut index = index.map(Path::to_path_buf);
+    if let Some(dir) = data {
+        let cfg = crate::config::Config::load(dir).map_err(anyhow::Error::msg)?;
+        ca.extend(cfg.anchors.iter().cloned());
+        index.get_or_insert(cfg.index.clone());
+    }
     let mut anchors = Vec::new();
-    for path in ca {
+    for path in &ca {
         let pem = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         let certs = openssl::x509::X509::stack_from_pem(&pem)
             .with_context(|| format!("{} is not a PEM certificate file", path.display()))?;
@@ -36,7 +44,7 @@ pub fn run(
         }
         anchors.extend(certs);
     }
-    let index = match index {
+    let index = match index.as_deref() {
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("cannot read {}", p.display()))?;
@@ -56,6 +64,17 @@ pub fn run(
         }
         None => TimeRef::new(chrono::Utc::now()),
     };
+    if data.is_some()
+        && let Some(i) = &index
+    {
+        // A gestore trusts the provider certificates its Indice copy lists (pec.md §7.3).
+        anchors.extend(
+            i.records
+                .iter()
+                .flat_map(|r| r.certificates.iter())
+                .filter_map(|d| openssl::x509::X509::from_der(d).ok()),
+        );
+    }
     let opts = VerifyOptions {
         anchors,
         at,

@@ -54,10 +54,12 @@ fn path(arg: &str, prefix: &str) -> Result<(String, String), SyntaxError> {
         .get(..prefix.len())
         .filter(|p| p.eq_ignore_ascii_case(prefix))
         .map(|_| arg[prefix.len()..].trim_start())
-        .ok_or(SyntaxError::Arguments("expected FROM:<address> or TO:<address>"))?;
-    let rest = rest
-        .strip_prefix('<')
-        .ok_or(SyntaxError::Arguments("the address must be in angle brackets"))?;
+        .ok_or(SyntaxError::Arguments(
+            "expected FROM:<address> or TO:<address>",
+        ))?;
+    let rest = rest.strip_prefix('<').ok_or(SyntaxError::Arguments(
+        "the address must be in angle brackets",
+    ))?;
     let end = rest
         .find('>')
         .ok_or(SyntaxError::Arguments("missing closing angle bracket"))?;
@@ -84,7 +86,9 @@ pub fn parse(line: &str) -> Result<Command, SyntaxError> {
     Ok(match verb.as_str() {
         "EHLO" | "HELO" => {
             if arg.is_empty() {
-                return Err(SyntaxError::Arguments("a domain or address literal is required"));
+                return Err(SyntaxError::Arguments(
+                    "a domain or address literal is required",
+                ));
             }
             let d = arg.split_whitespace().next().unwrap_or("").to_string();
             if verb == "EHLO" {
@@ -142,20 +146,38 @@ mod tests {
 
     #[test]
     fn parses_the_commands_we_serve() {
-        assert_eq!(parse("ehlo client.example").unwrap(), Command::Ehlo("client.example".into()));
+        assert_eq!(
+            parse("ehlo client.example").unwrap(),
+            Command::Ehlo("client.example".into())
+        );
         assert_eq!(
             parse("MAIL FROM:<a@b.it> SIZE=1000 BODY=8BITMIME").unwrap(),
-            Command::Mail { from: "a@b.it".into(), size: Some(1000) }
+            Command::Mail {
+                from: "a@b.it".into(),
+                size: Some(1000)
+            }
         );
         assert_eq!(
             parse("MAIL FROM:<>").unwrap(),
-            Command::Mail { from: "".into(), size: None }
+            Command::Mail {
+                from: "".into(),
+                size: None
+            }
         );
-        assert_eq!(parse("rcpt to: <X@B.it>").unwrap(), Command::Rcpt("X@B.it".into()));
-        assert_eq!(parse("RCPT TO:<@relay:u@d.it>").unwrap(), Command::Rcpt("u@d.it".into()));
+        assert_eq!(
+            parse("rcpt to: <X@B.it>").unwrap(),
+            Command::Rcpt("X@B.it".into())
+        );
+        assert_eq!(
+            parse("RCPT TO:<@relay:u@d.it>").unwrap(),
+            Command::Rcpt("u@d.it".into())
+        );
         assert_eq!(
             parse("AUTH plain AGEAYg==").unwrap(),
-            Command::Auth { mechanism: "PLAIN".into(), initial: Some("AGEAYg==".into()) }
+            Command::Auth {
+                mechanism: "PLAIN".into(),
+                initial: Some("AGEAYg==".into())
+            }
         );
         assert_eq!(parse("STARTTLS\r\n").unwrap(), Command::StartTls);
     }
@@ -163,10 +185,22 @@ mod tests {
     #[test]
     fn bad_lines_are_typed_errors() {
         assert_eq!(parse("FOO"), Err(SyntaxError::Unknown));
-        assert!(matches!(parse("MAIL FROM:a@b"), Err(SyntaxError::Arguments(_))));
-        assert!(matches!(parse("RCPT TO:<>"), Err(SyntaxError::Arguments(_))));
-        assert!(matches!(parse("RCPT TO:<nodomain>"), Err(SyntaxError::Arguments(_))));
+        assert!(matches!(
+            parse("MAIL FROM:a@b"),
+            Err(SyntaxError::Arguments(_))
+        ));
+        assert!(matches!(
+            parse("RCPT TO:<>"),
+            Err(SyntaxError::Arguments(_))
+        ));
+        assert!(matches!(
+            parse("RCPT TO:<nodomain>"),
+            Err(SyntaxError::Arguments(_))
+        ));
         assert!(matches!(parse("EHLO"), Err(SyntaxError::Arguments(_))));
-        assert!(matches!(parse("MAIL FROM:<a@b> SIZE=x"), Err(SyntaxError::Arguments(_))));
+        assert!(matches!(
+            parse("MAIL FROM:<a@b> SIZE=x"),
+            Err(SyntaxError::Arguments(_))
+        ));
     }
 }

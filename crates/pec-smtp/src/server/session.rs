@@ -185,7 +185,10 @@ where
         match cmd {
             Command::Ehlo(d) => {
                 helo = Some(d);
-                tx = Transaction { mail_from: None, rcpt_to: Vec::new() };
+                tx = Transaction {
+                    mail_from: None,
+                    rcpt_to: Vec::new(),
+                };
                 let mut caps = vec![
                     cfg.hostname.clone(),
                     format!("SIZE {}", cfg.max_message_bytes),
@@ -209,7 +212,10 @@ where
             }
             Command::Helo(d) => {
                 helo = Some(d);
-                tx = Transaction { mail_from: None, rcpt_to: Vec::new() };
+                tx = Transaction {
+                    mail_from: None,
+                    rcpt_to: Vec::new(),
+                };
                 reply!("250 {}", cfg.hostname);
             }
             Command::StartTls => {
@@ -327,7 +333,10 @@ where
                     continue;
                 }
                 if size.is_some_and(|s| s > cfg.max_message_bytes) {
-                    reply!("552 5.3.4 Messaggio troppo grande (limite {} byte)", cfg.max_message_bytes);
+                    reply!(
+                        "552 5.3.4 Messaggio troppo grande (limite {} byte)",
+                        cfg.max_message_bytes
+                    );
                     continue;
                 }
                 if !limiter.allow_message(cfg.peer) {
@@ -343,11 +352,16 @@ where
                     continue;
                 }
                 if tx.rcpt_to.len() >= cfg.max_recipients {
-                    reply!("452 4.5.3 Troppi destinatari (limite {}) / too many recipients", cfg.max_recipients);
+                    reply!(
+                        "452 4.5.3 Troppi destinatari (limite {}) / too many recipients",
+                        cfg.max_recipients
+                    );
                     continue;
                 }
                 if cfg.role == Role::Mx && !g.accepts_recipient(&to) {
-                    reply!("550 5.7.1 Relay non consentito: {to} non è un dominio di questo gestore");
+                    reply!(
+                        "550 5.7.1 Relay non consentito: {to} non è un dominio di questo gestore"
+                    );
                     continue;
                 }
                 tx.rcpt_to.push(to);
@@ -363,7 +377,10 @@ where
                 let rcpts = std::mem::take(&mut tx.rcpt_to);
                 tx.mail_from = None;
                 let Some(data) = data else {
-                    reply!("552 5.3.4 Messaggio troppo grande (limite {} byte)", cfg.max_message_bytes);
+                    reply!(
+                        "552 5.3.4 Messaggio troppo grande (limite {} byte)",
+                        cfg.max_message_bytes
+                    );
                     continue;
                 };
                 let result = match cfg.role {
@@ -393,12 +410,17 @@ where
                     Err(e @ GestoreError::Invalid(_)) => reply!("554 5.6.0 {e}"),
                     Err(e) => {
                         tracing::error!("DATA not committed: {e}");
-                        reply!("451 4.3.0 Errore temporaneo, riprovare / temporary failure, try again");
+                        reply!(
+                            "451 4.3.0 Errore temporaneo, riprovare / temporary failure, try again"
+                        );
                     }
                 }
             }
             Command::Rset => {
-                tx = Transaction { mail_from: None, rcpt_to: Vec::new() };
+                tx = Transaction {
+                    mail_from: None,
+                    rcpt_to: Vec::new(),
+                };
                 reply!("250 2.0.0 Ok");
             }
             Command::Noop => reply!("250 2.0.0 Ok"),
@@ -418,7 +440,10 @@ mod tests {
     #[tokio::test]
     async fn data_is_unstuffed_and_capped() {
         let mut r = BufReader::new(&b"a\r\n..b\r\n.\r\nNEXT"[..]);
-        assert_eq!(read_data(&mut r, 100).await.unwrap().unwrap(), b"a\r\n.b\r\n");
+        assert_eq!(
+            read_data(&mut r, 100).await.unwrap().unwrap(),
+            b"a\r\n.b\r\n"
+        );
         let mut r = BufReader::new(&b"0123456789\r\n.\r\n"[..]);
         assert!(read_data(&mut r, 5).await.unwrap().is_none());
     }

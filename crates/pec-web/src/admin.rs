@@ -1,0 +1,265 @@
+//! The admin API (JSON over HTTP on loopback, `Authorization: Bearer <token>`).
+//!
+//! | method | path | does |
+//! |---|---|---|
+//! | GET | `/v1/status` | queue length, clock offset, domains |
+//! | GET | `/v1/mailboxes` | every mailbox |
+//! | POST | `/v1/mailboxes` | `{address, password, quota_bytes?}` creates one |
+//! | GET | `/v1/mailboxes/{address}/messages` | the messages of a mailbox |
+//! | GET | `/v1/mailboxes/{address}/messages/{uid}` | the raw bytes of one message |
+//! | GET | `/v1/log?id=IDENTIFICATIVO` | log events (all, or one transaction's) |
+//! | POST | `/v1/clock/advance` | `{seconds}` moves the clock (only with `dev.clock_control`) |
+//!
+//! Errors are `{"error": "<sentence>"}` with 400, 401, 404 or 500.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use pec_gestore::{Gestore, GestoreError};
+use pec_message::classify::classify;
+use pec_store::Store;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+struct AppState<S: Store> {
+    g: Arc<Gestore<S>>,
+    token: String,
+    clock_control: bool,
+}
+
+/// An API error: status and sentence.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<GestoreError> for ApiError {
+    fn from(e: GestoreError) -> Self {
+        match e {
+            GestoreError::Invalid(t) => ApiError(StatusCode::BAD_REQUEST, t),
+            other => {
+                tracing::error!("admin API: {other}");
+                ApiError(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error, see the server log".into(),
+                )
+            }
+        }
+    }
+}
+
+impl From<pec_store::StoreError> for ApiError {
+    fn from(e: pec_store::StoreError) -> Self {
+        GestoreError::from(e).into()
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+fn authorize<S: Store>(st: &AppState<S>, headers: &HeaderMap) -> ApiResult<()> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Constant-time comparison of the token.
+    let ok = given.len() == st.token.len()
+        && given
+            .bytes()
+            .zip(st.token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong admin token".into(),
+        ))
+    }
+}
+
+/// The admin router.
+pub fn router<S: Store>(g: Arc<Gestore<S>>, token: String, clock_control: bool) -> Router {
+    let st = Arc::new(AppState {
+        g,
+        token,
+        clock_control,
+    });
+    Router::new()
+        .route("/v1/status", get(status::<S>))
+        .route(
+            "/v1/mailboxes",
+            get(list_mailboxes::<S>).post(add_mailbox::<S>),
+        )
+        .route("/v1/mailboxes/{address}/messages", get(messages::<S>))
+        .route("/v1/mailboxes/{address}/messages/{uid}", get(message::<S>))
+        .route("/v1/log", get(log::<S>))
+        .route("/v1/clock/advance", post(advance::<S>))
+        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such admin endpoint".into()) })
+        .with_state(st)
+}
+
+async fn status<S: Store>(
+    State(st): State<Arc<AppState<S>>>,
+    h: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    authorize(&st, &h)?;
+    Ok(Json(json!({
+        "provider": st.g.settings.provider.name,
+        "domains": st.g.settings.domains,
+        "queue": st.g.store.queue_len().await?,
+        "clock_offset_seconds": st.g.clock.offset(),
+        "now": st.g.clock.now().utc().to_rfc3339(),
+    })))
+}
+
+async fn list_mailboxes<S: Store>(
+    State(st): State<Arc<AppState<S>>>,
+    h: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    authorize(&st, &h)?;
+    Ok(Json(json!(st.g.store.mailboxes().await?)))
+}
+
+#[derive(Deserialize)]
+struct NewMailbox {
+    address: String,
+    password: String,
+    #[serde(default)]
+    quota_bytes: u64,
+}
+
+async fn add_mailbox<S: Store>(
+    State(st): State<Arc<AppState<S>>>,
+    h: HeaderMap,
+    body: Result<Json<NewMailbox>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    authorize(&st, &h)?;
+    let Json(m) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    st.g.add_mailbox(&m.address, &m.password, m.quota_bytes)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "address": m.address.to_ascii_lowercase() })),
+    ))
+}
+
+async fn mailbox_exists<S: Store>(st: &AppState<S>, address: &str) -> ApiResult<()> {
+    match st.g.store.mailbox(address).await? {
+        Some(_) => Ok(()),
+        None => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no mailbox {address}"),
+        )),
+    }
+}
+
+async fn messages<S: Store>(
+    State(st): State<Arc<AppState<S>>>,
+    h: HeaderMap,
+    Path(address): Path<String>,
+) -> ApiResult<Json<Value>> {
+    authorize(&st, &h)?;
+    mailbox_exists(&st, &address).await?;
+    Ok(Json(json!(st.g.store.messages(&address).await?)))
+}
+
+async fn message<S: Store>(
+    State(st): State<Arc<AppState<S>>>,
+    h: HeaderMap,
+    Path((address, uid)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    authorize(&st, &h)?;
+    let uid: u32 = uid.parse().map_err(|_| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("{uid} is not a message uid"),
+        )
+    })?;
+    mailbox_exists(&st, &address).await?;
+    match st.g.store.message_bytes(&address, uid).await? {
+        Some(bytes) => {
+            // The kind is derived again from the bytes so a reader can cross-check the listing.
+            let kind = classify(&bytes).kind.as_str();
+            Ok((
+                [
+                    (header::CONTENT_TYPE, "message/rfc822".to_string()),
+                    (
+                        header::HeaderName::from_static("x-pec-kind"),
+                        kind.to_string(),
+                    ),
+                ],
+                bytes,
+            )
+                .into_response())
+        }
+        None => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no message {uid} in {address}"),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+struct LogQuery {
+    id: Option<String>,
+}
+
+async fn log<S: Store>(
+    State(st): State<Arc<AppState<S>>>,
+    h: HeaderMap,
+    Query(q): Query<LogQuery>,
+) -> ApiResult<Json<Value>> {
+    authorize(&st, &h)?;
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = st.g.store.events(after, q.id.as_deref(), 1000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for e in page {
+            let mut v: Value = serde_json::from_str(&e.json).unwrap_or(Value::Null);
+            if let Some(o) = v.as_object_mut() {
+                o.insert("seq".into(), json!(e.seq));
+            }
+            out.push(v);
+        }
+    }
+    Ok(Json(Value::Array(out)))
+}
+
+#[derive(Deserialize)]
+struct Advance {
+    seconds: i64,
+}
+
+async fn advance<S: Store>(
+    State(st): State<Arc<AppState<S>>>,
+    h: HeaderMap,
+    body: Result<Json<Advance>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    authorize(&st, &h)?;
+    if !st.clock_control {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "clock control is off (set dev.clock_control = true in pec.toml)".into(),
+        ));
+    }
+    let Json(a) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    if a.seconds <= 0 {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "seconds must be positive".into(),
+        ));
+    }
+    st.g.clock.advance(a.seconds);
+    Ok(Json(json!({ "clock_offset_seconds": st.g.clock.offset() })))
+}

@@ -1,0 +1,503 @@
+//! `pec.toml`: one file configures a gestore. [`Config::load`] reports every problem at once,
+//! each with its key path, and never stops at the first. Relative paths are relative to the
+//! directory holding the file. The reference is docs/config.md.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use toml::{Table, Value};
+
+/// The whole configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub dir: PathBuf,
+    pub name: String,
+    pub domain: String,
+    pub domains: Vec<String>,
+    pub hostname: String,
+    pub listen_ip: IpAddr,
+    pub mx_port: u16,
+    pub submission_port: u16,
+    pub submissions_port: u16,
+    pub admin_port: u16,
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    pub signing_cert: PathBuf,
+    pub signing_key: PathBuf,
+    pub signing_chain: Vec<PathBuf>,
+    pub anchors: Vec<PathBuf>,
+    pub index: PathBuf,
+    pub max_message_bytes: u64,
+    pub max_size_x_recipients: u64,
+    pub max_recipients: usize,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub messages_per_minute_per_ip: u32,
+    pub ordinary_mail: String,
+    pub routes: HashMap<String, String>,
+    pub resolver: Option<SocketAddr>,
+    pub relay_mx_port: u16,
+    pub tls_verify: bool,
+    pub ca_files: Vec<PathBuf>,
+    pub relay_timeout_secs: u64,
+    pub queue_lifetime_hours: i64,
+    pub clock_control: bool,
+}
+
+/// Reads typed values out of a TOML table, collecting errors with their key paths.
+struct Reader {
+    errors: Vec<String>,
+}
+
+impl Reader {
+    fn section<'a>(&mut self, root: &'a Table, name: &str, allowed: &[&str]) -> Option<&'a Table> {
+        match root.get(name) {
+            None => None,
+            Some(Value::Table(t)) => {
+                for k in t.keys() {
+                    if !allowed.contains(&k.as_str()) {
+                        self.errors.push(format!(
+                            "{name}.{k}: unknown key (allowed: {})",
+                            allowed.join(", ")
+                        ));
+                    }
+                }
+                Some(t)
+            }
+            Some(_) => {
+                self.errors.push(format!("{name}: expected a table"));
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, t: Option<&Table>, path: &str, default: Option<&str>) -> String {
+        let key = path.rsplit('.').next().unwrap_or(path);
+        match t.and_then(|t| t.get(key)) {
+            Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
+            Some(Value::String(_)) => {
+                self.errors.push(format!("{path}: must not be empty"));
+                String::new()
+            }
+            Some(_) => {
+                self.errors.push(format!("{path}: expected a string"));
+                String::new()
+            }
+            None => match default {
+                Some(d) => d.to_string(),
+                None => {
+                    self.errors.push(format!("{path}: missing (required)"));
+                    String::new()
+                }
+            },
+        }
+    }
+
+    fn int(
+        &mut self,
+        t: Option<&Table>,
+        path: &str,
+        default: i64,
+        min: i64,
+        max: i64,
+        why: &str,
+    ) -> i64 {
+        let key = path.rsplit('.').next().unwrap_or(path);
+        match t.and_then(|t| t.get(key)) {
+            None => default,
+            Some(Value::Integer(n)) if (min..=max).contains(n) => *n,
+            Some(Value::Integer(n)) => {
+                self.errors
+                    .push(format!("{path}: {n} is out of range {min}..={max}{why}"));
+                default
+            }
+            Some(_) => {
+                self.errors.push(format!("{path}: expected an integer"));
+                default
+            }
+        }
+    }
+
+    fn boolean(&mut self, t: Option<&Table>, path: &str, default: bool) -> bool {
+        let key = path.rsplit('.').next().unwrap_or(path);
+        match t.and_then(|t| t.get(key)) {
+            None => default,
+            Some(Value::Boolean(b)) => *b,
+            Some(_) => {
+                self.errors.push(format!("{path}: expected true or false"));
+                default
+            }
+        }
+    }
+
+    fn strings(&mut self, t: Option<&Table>, path: &str, default: &[&str]) -> Vec<String> {
+        let key = path.rsplit('.').next().unwrap_or(path);
+        match t.and_then(|t| t.get(key)) {
+            None => default.iter().map(|s| s.to_string()).collect(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| match v {
+                    Value::String(s) => Some(s.trim().to_string()),
+                    _ => {
+                        self.errors.push(format!("{path}[{i}]: expected a string"));
+                        None
+                    }
+                })
+                .collect(),
+            Some(_) => {
+                self.errors
+                    .push(format!("{path}: expected a list of strings"));
+                Vec::new()
+            }
+        }
+    }
+
+    fn path(&mut self, dir: &Path, t: Option<&Table>, path: &str, default: &str) -> PathBuf {
+        let p = self.string(t, path, Some(default));
+        dir.join(p)
+    }
+}
+
+fn valid_domain(d: &str) -> bool {
+    !d.is_empty()
+        && d.len() <= 253
+        && d.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+}
+
+/// `host:port` with a port.
+pub fn valid_host_port(s: &str) -> bool {
+    s.rsplit_once(':')
+        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0))
+}
+
+impl Config {
+    /// Loads `dir/pec.toml`; the error lists every problem, one a line.
+    pub fn load(dir: &Path) -> Result<Config, String> {
+        let file = dir.join("pec.toml");
+        let text = std::fs::read_to_string(&file).map_err(|e| {
+            format!(
+                "cannot read {}: {e} (create it with `pec init --data {} --domain DOMAIN --name NAME`)",
+                file.display(),
+                dir.display()
+            )
+        })?;
+        let root: Table = text
+            .parse()
+            .map_err(|e| format!("{}: not valid TOML: {e}", file.display()))?;
+        let mut r = Reader { errors: Vec::new() };
+        for k in root.keys() {
+            if ![
+                "gestore", "listen", "tls", "signing", "trust", "limits", "policy", "relay", "dev",
+            ]
+            .contains(&k.as_str())
+            {
+                r.errors.push(format!("{k}: unknown section"));
+            }
+        }
+        let g = r.section(&root, "gestore", &["name", "domain", "domains", "hostname"]);
+        if g.is_none() {
+            r.errors
+                .push("gestore: missing section (name and domain are required)".into());
+        }
+        let name = r.string(g, "gestore.name", None);
+        let domain = r.string(g, "gestore.domain", None).to_ascii_lowercase();
+        if !domain.is_empty() && !valid_domain(&domain) {
+            r.errors
+                .push(format!("gestore.domain: {domain:?} is not a domain name"));
+        }
+        let domain_ref = domain.clone();
+        let mut domains: Vec<String> = r
+            .strings(g, "gestore.domains", &[domain_ref.as_str()])
+            .into_iter()
+            .map(|d| d.to_ascii_lowercase())
+            .collect();
+        for d in &domains {
+            if !valid_domain(d) {
+                r.errors
+                    .push(format!("gestore.domains: {d:?} is not a domain name"));
+            }
+        }
+        if !domains.contains(&domain) {
+            domains.insert(0, domain.clone());
+        }
+        let hostname = r.string(g, "gestore.hostname", Some(&format!("mx.{domain}")));
+
+        let l = r.section(
+            &root,
+            "listen",
+            &[
+                "ip",
+                "mx",
+                "submission",
+                "submissions",
+                "imaps",
+                "pop3s",
+                "https",
+                "admin",
+            ],
+        );
+        let ip_text = r.string(l, "listen.ip", Some("127.0.0.1"));
+        let listen_ip = ip_text.parse().unwrap_or_else(|_| {
+            r.errors
+                .push(format!("listen.ip: {ip_text:?} is not an IP address"));
+            IpAddr::from([127, 0, 0, 1])
+        });
+        let port = |r: &mut Reader, key: &str, d: i64| r.int(l, key, d, 1, 65535, "") as u16;
+        let mx_port = port(&mut r, "listen.mx", 2525);
+        let submission_port = port(&mut r, "listen.submission", 5870);
+        let submissions_port = port(&mut r, "listen.submissions", 4650);
+        for k in ["imaps", "pop3s", "https"] {
+            port(&mut r, &format!("listen.{k}"), 1);
+        }
+        let admin_port = port(&mut r, "listen.admin", 8025);
+
+        let t = r.section(&root, "tls", &["cert", "key"]);
+        let tls_cert = r.path(dir, t, "tls.cert", "pki/tls.pem");
+        let tls_key = r.path(dir, t, "tls.key", "pki/tls.key");
+        let s = r.section(&root, "signing", &["cert", "key", "chain"]);
+        let signing_cert = r.path(dir, s, "signing.cert", "pki/signing.pem");
+        let signing_key = r.path(dir, s, "signing.key", "pki/signing.key");
+        let signing_chain = r
+            .strings(s, "signing.chain", &["pki/ca.pem"])
+            .into_iter()
+            .map(|p| dir.join(p))
+            .collect();
+        let tr = r.section(&root, "trust", &["anchors", "index"]);
+        let anchors = r
+            .strings(tr, "trust.anchors", &["pki/ca.pem"])
+            .into_iter()
+            .map(|p| dir.join(p))
+            .collect();
+        let index = r.path(dir, tr, "trust.index", "index.ldif");
+
+        let li = r.section(
+            &root,
+            "limits",
+            &[
+                "max_message_bytes",
+                "max_size_x_recipients",
+                "max_recipients",
+                "max_connections",
+                "max_connections_per_ip",
+                "messages_per_minute_per_ip",
+            ],
+        );
+        let floor = " (DM art. 12 guarantees at least 30 MB and 50 recipients)";
+        let max_message_bytes = r.int(
+            li,
+            "limits.max_message_bytes",
+            100 << 20,
+            1 << 20,
+            1 << 34,
+            "",
+        ) as u64;
+        let max_size_x_recipients = r.int(
+            li,
+            "limits.max_size_x_recipients",
+            100 << 20,
+            pec_engine::access::MIN_SIZE_X_RECIPIENTS as i64,
+            1 << 40,
+            floor,
+        ) as u64;
+        let max_recipients = r.int(
+            li,
+            "limits.max_recipients",
+            100,
+            pec_engine::access::MIN_RECIPIENTS as i64,
+            100_000,
+            floor,
+        ) as usize;
+        let max_connections = r.int(li, "limits.max_connections", 500, 1, 1_000_000, "") as usize;
+        let max_connections_per_ip =
+            r.int(li, "limits.max_connections_per_ip", 50, 1, 1_000_000, "") as usize;
+        let messages_per_minute_per_ip = r.int(
+            li,
+            "limits.messages_per_minute_per_ip",
+            6000,
+            1,
+            10_000_000,
+            "",
+        ) as u32;
+
+        let p = r.section(&root, "policy", &["ordinary_mail"]);
+        let ordinary_mail = r.string(p, "policy.ordinary_mail", Some("anomalia"));
+        if !["anomalia", "refuse"].contains(&ordinary_mail.as_str()) {
+            r.errors.push(format!(
+                "policy.ordinary_mail: {ordinary_mail:?} must be \"anomalia\" or \"refuse\""
+            ));
+        }
+
+        let re = r.section(
+            &root,
+            "relay",
+            &[
+                "routes",
+                "resolver",
+                "mx_port",
+                "tls_verify",
+                "ca_files",
+                "timeout_secs",
+                "queue_lifetime_hours",
+            ],
+        );
+        let mut routes = HashMap::new();
+        match re.and_then(|t| t.get("routes")) {
+            None => {}
+            Some(Value::Table(t)) => {
+                for (d, v) in t {
+                    match v {
+                        Value::String(hp) if valid_host_port(hp) => {
+                            routes.insert(d.to_ascii_lowercase(), hp.clone());
+                        }
+                        _ => r.errors.push(format!(
+                            "relay.routes.{d}: expected \"HOST:PORT\", e.g. \"127.0.0.3:2525\""
+                        )),
+                    }
+                }
+            }
+            Some(_) => r
+                .errors
+                .push("relay.routes: expected a table of DOMAIN = \"HOST:PORT\"".into()),
+        }
+        let resolver = match re.and_then(|t| t.get("resolver")) {
+            None => None,
+            Some(Value::String(s)) => match s.parse::<SocketAddr>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    r.errors.push(format!(
+                        "relay.resolver: {s:?} is not IP:PORT, e.g. \"127.0.0.1:53\""
+                    ));
+                    None
+                }
+            },
+            Some(_) => {
+                r.errors.push("relay.resolver: expected a string".into());
+                None
+            }
+        };
+        let relay_mx_port = r.int(re, "relay.mx_port", 25, 1, 65535, "") as u16;
+        let tls_verify = r.boolean(re, "relay.tls_verify", true);
+        let ca_files = r
+            .strings(
+                re,
+                "relay.ca_files",
+                &["/etc/ssl/certs/ca-certificates.crt"],
+            )
+            .into_iter()
+            .map(|p| dir.join(p))
+            .collect();
+        let relay_timeout_secs = r.int(re, "relay.timeout_secs", 30, 1, 3600, "") as u64;
+        let queue_lifetime_hours = r.int(
+            re,
+            "relay.queue_lifetime_hours",
+            24,
+            1,
+            24,
+            " (pec.md §5.7: at most 24 hours)",
+        );
+        let d = r.section(&root, "dev", &["clock_control"]);
+        let clock_control = r.boolean(d, "dev.clock_control", false);
+
+        if !r.errors.is_empty() {
+            return Err(format!(
+                "{} has {} problem(s):\n  {}",
+                file.display(),
+                r.errors.len(),
+                r.errors.join("\n  ")
+            ));
+        }
+        Ok(Config {
+            dir: dir.to_path_buf(),
+            name,
+            domain,
+            domains,
+            hostname,
+            listen_ip,
+            mx_port,
+            submission_port,
+            submissions_port,
+            admin_port,
+            tls_cert,
+            tls_key,
+            signing_cert,
+            signing_key,
+            signing_chain,
+            anchors,
+            index,
+            max_message_bytes,
+            max_size_x_recipients,
+            max_recipients,
+            max_connections,
+            max_connections_per_ip,
+            messages_per_minute_per_ip,
+            ordinary_mail,
+            routes,
+            resolver,
+            relay_mx_port,
+            tls_verify,
+            ca_files,
+            relay_timeout_secs,
+            queue_lifetime_hours,
+            clock_control,
+        })
+    }
+
+    /// Where the admin API listens: the listen address when it is loopback, else 127.0.0.1.
+    pub fn admin_addr(&self) -> SocketAddr {
+        let ip = if self.listen_ip.is_loopback() {
+            self.listen_ip
+        } else {
+            IpAddr::from([127, 0, 0, 1])
+        };
+        SocketAddr::new(ip, self.admin_port)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_is_reported_with_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("pec.toml"),
+            "[gestore]\nname = 3\ndomain = \"bad domain\"\nfoo = 1\n[limits]\nmax_recipients = 10\n[relay]\nroutes = { \"b.test\" = \"nohost\" }\n[bogus]\n",
+        )
+        .unwrap();
+        let e = Config::load(dir.path()).unwrap_err();
+        for needle in [
+            "gestore.name: expected a string",
+            "gestore.domain: \"bad domain\" is not a domain name",
+            "gestore.foo: unknown key",
+            "limits.max_recipients: 10 is out of range 50",
+            "relay.routes.b.test: expected",
+            "bogus: unknown section",
+        ] {
+            assert!(e.contains(needle), "missing {needle:?} in:\n{e}");
+        }
+    }
+
+    #[test]
+    fn defaults_fill_a_minimal_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("pec.toml"),
+            "[gestore]\nname = \"X\"\ndomain = \"Pec.Example.IT\"\n",
+        )
+        .unwrap();
+        let c = Config::load(dir.path()).unwrap();
+        assert_eq!(c.domain, "pec.example.it");
+        assert_eq!(c.domains, vec!["pec.example.it"]);
+        assert_eq!(c.mx_port, 2525);
+        assert_eq!(c.max_recipients, 100);
+        assert_eq!(c.index, dir.path().join("index.ldif"));
+    }
+}

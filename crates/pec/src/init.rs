@@ -1,0 +1,173 @@
+//! `pec init`: makes a data directory for a new gestore: `pec.toml`, a development PKI (a CA
+//! that plays AgID CA1, the signing certificate with the pec.md §4.2 profile, a TLS
+//! certificate), the Indice copy holding this gestore, and the admin token.
+
+use crate::config::valid_host_port;
+use anyhow::{Context, Result, bail};
+use pec_index::{Index, ProviderRecord};
+use pec_message::pki::{issue_signing_cert, issue_tls_cert, make_ca};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// What `pec init` was asked for.
+pub struct InitOptions<'a> {
+    pub data: &'a Path,
+    pub domain: &'a str,
+    pub name: &'a str,
+    pub listen_ip: &'a str,
+    pub standard_ports: bool,
+    pub routes: &'a [String],
+}
+
+fn write_private(path: &Path, data: &[u8]) -> Result<()> {
+    std::fs::write(path, data).with_context(|| format!("cannot write {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
+/// A random token, hex.
+pub fn token() -> String {
+    let mut b = [0u8; 24];
+    rand_bytes(&mut b);
+    hex::encode(b)
+}
+
+fn rand_bytes(b: &mut [u8]) {
+    // openssl's CSPRNG; it cannot fail once the library is initialised.
+    if openssl::rand::rand_bytes(b).is_err() {
+        b.iter_mut().for_each(|x| *x = 0);
+    }
+}
+
+pub fn run(o: &InitOptions<'_>) -> Result<()> {
+    let domain = o.domain.trim().to_ascii_lowercase();
+    if domain.is_empty() || !domain.contains('.') || domain.contains(['@', ' ', '/']) {
+        bail!("--domain {domain:?} is not a domain name such as pec.example.it");
+    }
+    if o.name.trim().is_empty() {
+        bail!("--name must not be empty");
+    }
+    let ip: std::net::IpAddr = o
+        .listen_ip
+        .parse()
+        .with_context(|| format!("--listen-ip {:?} is not an IP address", o.listen_ip))?;
+    let mut routes = Vec::new();
+    for r in o.routes {
+        let Some((d, hp)) = r.split_once('=') else {
+            bail!("--route {r:?} must be DOMAIN=HOST:PORT");
+        };
+        if d.is_empty() || !valid_host_port(hp) {
+            bail!("--route {r:?} must be DOMAIN=HOST:PORT, e.g. b.test=127.0.0.3:2525");
+        }
+        routes.push((d.to_ascii_lowercase(), hp.to_string()));
+    }
+    let toml_path = o.data.join("pec.toml");
+    if toml_path.exists() {
+        bail!(
+            "{} exists already: this data directory is initialised",
+            toml_path.display()
+        );
+    }
+    let pki = o.data.join("pki");
+    std::fs::create_dir_all(&pki).with_context(|| format!("cannot create {}", pki.display()))?;
+
+    let now = chrono::Utc::now().timestamp() - 3600;
+    let ca = make_ca(&format!("{} CA (sviluppo)", o.name), now, 3650)?;
+    let signing = issue_signing_cert(&ca, o.name, &domain, None, now, 825)?;
+    let hostname = format!("mx.{domain}");
+    let ip_text = ip.to_string();
+    let tls = issue_tls_cert(
+        &ca,
+        &hostname,
+        &[&hostname, &domain, "localhost"],
+        &[&ip_text],
+        now,
+        825,
+    )?;
+    std::fs::write(pki.join("ca.pem"), ca.cert.to_pem()?)?;
+    write_private(&pki.join("ca.key"), &ca.key.private_key_to_pem_pkcs8()?)?;
+    std::fs::write(pki.join("signing.pem"), signing.cert.to_pem()?)?;
+    write_private(
+        &pki.join("signing.key"),
+        &signing.key.private_key_to_pem_pkcs8()?,
+    )?;
+    let mut chain = tls.cert.to_pem()?;
+    chain.extend_from_slice(&ca.cert.to_pem()?);
+    std::fs::write(pki.join("tls.pem"), chain)?;
+    write_private(&pki.join("tls.key"), &tls.key.private_key_to_pem_pkcs8()?)?;
+
+    let record = ProviderRecord::new(
+        o.name,
+        signing.cert_der()?,
+        &format!("posta-certificata@{domain}"),
+        &[&domain],
+    );
+    std::fs::write(
+        o.data.join("index.ldif"),
+        Index {
+            records: vec![record],
+        }
+        .to_ldif(),
+    )?;
+    write_private(&o.data.join("admin.token"), token().as_bytes())?;
+
+    let (mx, sub, subs, imaps, pop3s, https) = if o.standard_ports {
+        (25, 587, 465, 993, 995, 443)
+    } else {
+        (2525, 5870, 4650, 9930, 9950, 8443)
+    };
+    let mut t = String::new();
+    let q = |s: &str| toml::Value::String(s.to_string()).to_string();
+    writeln!(
+        t,
+        "# PEC gestore configuration (reference: docs/config.md)."
+    )?;
+    writeln!(t, "[gestore]")?;
+    writeln!(t, "name = {}", q(o.name))?;
+    writeln!(t, "domain = {}", q(&domain))?;
+    writeln!(t, "domains = [{}]", q(&domain))?;
+    writeln!(t, "hostname = {}", q(&hostname))?;
+    writeln!(t, "\n[listen]\nip = {}", q(&ip_text))?;
+    writeln!(
+        t,
+        "mx = {mx}\nsubmission = {sub}\nsubmissions = {subs}\nimaps = {imaps}\npop3s = {pop3s}\nhttps = {https}\nadmin = 8025"
+    )?;
+    writeln!(t, "\n[tls]\ncert = \"pki/tls.pem\"\nkey = \"pki/tls.key\"")?;
+    writeln!(
+        t,
+        "\n[signing]\ncert = \"pki/signing.pem\"\nkey = \"pki/signing.key\"\nchain = [\"pki/ca.pem\"]"
+    )?;
+    writeln!(
+        t,
+        "\n[trust]\nanchors = [\"pki/ca.pem\"]\nindex = \"index.ldif\""
+    )?;
+    writeln!(t, "\n[policy]\nordinary_mail = \"anomalia\"")?;
+    writeln!(t, "\n[relay]")?;
+    if o.standard_ports {
+        writeln!(t, "tls_verify = true")?;
+    } else {
+        writeln!(
+            t,
+            "# Development peers use private CAs: encrypt without checking their TLS certificates.\ntls_verify = false"
+        )?;
+    }
+    if !routes.is_empty() {
+        writeln!(t, "\n[relay.routes]")?;
+        for (d, hp) in &routes {
+            writeln!(t, "{} = {}", q(d), q(hp))?;
+        }
+    }
+    std::fs::write(&toml_path, t)?;
+    println!(
+        "Initialised {} for {domain} ({}).\n  configuration: {}\n  Indice entry:  pec index export --data {}",
+        o.data.display(),
+        o.name,
+        toml_path.display(),
+        o.data.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,271 @@
+//! `pec serve`: the composition root. Loads `pec.toml`, opens the store, loads the keys, the
+//! trust anchors and the Indice copy, starts the workers, the SMTP listeners and the admin
+//! API, and prints where to connect.
+
+use crate::config::Config;
+use anyhow::{Context, Result, bail};
+use pec_engine::access::Limits;
+use pec_engine::receiving::OrdinaryPolicy;
+use pec_gestore::{Clock, Gestore, Settings};
+use pec_index::Index;
+use pec_message::build::Provider;
+use pec_message::smime::SoftwareSigner;
+use pec_smtp::relay::{Relay, RelayConfig};
+use pec_smtp::server::limits::{Limiter, Limits as SmtpLimits};
+use pec_smtp::server::listener::{Service, serve as serve_smtp};
+use pec_smtp::server::session::{Role, SessionConfig};
+use pec_store::SqliteStore;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+pub const DEMO_DIR: &str = "pec-data";
+pub const DEMO_DOMAIN: &str = "pec.localhost";
+const DEMO_USER: &str = "demo@pec.localhost";
+
+fn pem_certs(path: &Path) -> Result<Vec<openssl::x509::X509>> {
+    let pem = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let certs = openssl::x509::X509::stack_from_pem(&pem)
+        .with_context(|| format!("{} is not a PEM certificate file", path.display()))?;
+    if certs.is_empty() {
+        bail!("{} holds no certificate", path.display());
+    }
+    Ok(certs)
+}
+
+fn signer(cfg: &Config) -> Result<SoftwareSigner> {
+    let key_pem = std::fs::read(&cfg.signing_key)
+        .with_context(|| format!("cannot read {}", cfg.signing_key.display()))?;
+    let key = openssl::pkey::PKey::private_key_from_pem(&key_pem)
+        .with_context(|| format!("{} is not a PEM private key", cfg.signing_key.display()))?;
+    let cert = pem_certs(&cfg.signing_cert)?.remove(0).to_der()?;
+    let mut chain = Vec::new();
+    for p in &cfg.signing_chain {
+        for c in pem_certs(p)? {
+            chain.push(c.to_der()?);
+        }
+    }
+    SoftwareSigner::from_pkcs8(&key.private_key_to_pkcs8()?, cert, chain)
+        .with_context(|| format!("{} cannot sign", cfg.signing_key.display()))
+}
+
+/// Trust anchors: the configured CA files.
+pub fn anchors(cfg: &Config) -> Result<Vec<openssl::x509::X509>> {
+    let mut out = Vec::new();
+    for p in &cfg.anchors {
+        out.extend(pem_certs(p)?);
+    }
+    Ok(out)
+}
+
+pub fn load_index(path: &Path) -> Result<Index> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Index::from_ldif(&text)
+        .with_context(|| format!("{} is not a valid Indice LDIF", path.display()))
+}
+
+async fn bind(addr: std::net::SocketAddr, what: &str) -> Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} for {what} (is another server using the port?)")
+    })
+}
+
+pub fn run(data: Option<&Path>) -> Result<()> {
+    let (dir, demo) = match data {
+        Some(d) => (d.to_path_buf(), false),
+        None => (std::path::PathBuf::from(DEMO_DIR), true),
+    };
+    let fresh = demo && !dir.join("pec.toml").exists();
+    if fresh {
+        crate::init::run(&crate::init::InitOptions {
+            data: &dir,
+            domain: DEMO_DOMAIN,
+            name: "PEC Localhost (demo)",
+            listen_ip: "127.0.0.1",
+            standard_ports: false,
+            routes: &[],
+        })?;
+    }
+    let cfg = Config::load(&dir).map_err(anyhow::Error::msg)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(serve(cfg, fresh))
+}
+
+async fn serve(cfg: Config, demo: bool) -> Result<()> {
+    let store = Arc::new(
+        SqliteStore::open(&cfg.dir.join("store"))
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot open the store in {}",
+                    cfg.dir.join("store").display()
+                )
+            })?,
+    );
+    let signer = signer(&cfg)?;
+    let anchors = anchors(&cfg)?;
+    let index = load_index(&cfg.index)?;
+    let settings = Settings {
+        provider: Provider {
+            name: cfg.name.clone(),
+            service_domain: cfg.domain.clone(),
+        },
+        domains: cfg.domains.clone(),
+        hostname: cfg.hostname.clone(),
+        limits: Limits {
+            max_size_x_recipients: cfg.max_size_x_recipients,
+            max_recipients: cfg.max_recipients,
+        },
+        ordinary_policy: if cfg.ordinary_mail == "refuse" {
+            OrdinaryPolicy::Refuse
+        } else {
+            OrdinaryPolicy::Anomalia
+        },
+        data_dir: cfg.dir.clone(),
+        index_path: cfg.index.clone(),
+        queue_lifetime_secs: cfg.queue_lifetime_hours * 3600,
+    };
+    let g = Arc::new(Gestore::new(
+        settings,
+        store,
+        Box::new(signer),
+        anchors,
+        index,
+        Clock::default(),
+    ));
+    g.ensure_service_mailbox().await?;
+    let mut demo_password = None;
+    if demo {
+        let password = crate::init::token()[..16].to_string();
+        g.add_mailbox(DEMO_USER, &password, 0).await?;
+        std::fs::write(cfg.dir.join("demo-password.txt"), format!("{password}\n"))?;
+        demo_password = Some(password);
+    } else if cfg.dir.join("demo-password.txt").exists() {
+        demo_password = std::fs::read_to_string(cfg.dir.join("demo-password.txt"))
+            .ok()
+            .map(|s| s.trim().to_string());
+    }
+
+    let relay = Relay::new(RelayConfig {
+        helo: cfg.hostname.clone(),
+        routes: cfg.routes.clone(),
+        resolver: cfg.resolver,
+        mx_port: cfg.relay_mx_port,
+        tls: pec_smtp::tls::client_config(cfg.tls_verify, &cfg.ca_files)
+            .map_err(anyhow::Error::msg)?,
+        timeout: Duration::from_secs(cfg.relay_timeout_secs),
+    });
+    g.spawn_workers(Arc::new(relay));
+
+    let tls = tokio_rustls::TlsAcceptor::from(
+        pec_smtp::tls::server_config(&cfg.tls_cert, &cfg.tls_key).map_err(anyhow::Error::msg)?,
+    );
+    let limiter = Limiter::new(SmtpLimits {
+        max_connections: cfg.max_connections,
+        max_connections_per_ip: cfg.max_connections_per_ip,
+        messages_per_minute_per_ip: cfg.messages_per_minute_per_ip,
+    });
+    let template = |role| SessionConfig {
+        role,
+        hostname: cfg.hostname.clone(),
+        max_message_bytes: cfg.max_message_bytes,
+        max_recipients: cfg.max_recipients,
+        starttls: true,
+        tls: false,
+        peer: cfg.listen_ip,
+    };
+    let ip = cfg.listen_ip;
+    let services = [
+        (cfg.mx_port, Role::Mx, false, "MX (SMTP, STARTTLS optional)"),
+        (
+            cfg.submission_port,
+            Role::Submission,
+            false,
+            "submission (SMTP, STARTTLS + AUTH)",
+        ),
+        (
+            cfg.submissions_port,
+            Role::Submission,
+            true,
+            "submission (SMTP over TLS + AUTH)",
+        ),
+    ];
+    let mut lines = Vec::new();
+    for (port, role, implicit, what) in services {
+        let l = bind((ip, port).into(), what).await?;
+        lines.push(format!("  {what:<38} {ip}:{port}"));
+        tokio::spawn(serve_smtp(
+            g.clone(),
+            l,
+            Service {
+                role,
+                implicit_tls: implicit,
+                tls: Some(tls.clone()),
+                template: template(role),
+                limiter: limiter.clone(),
+            },
+        ));
+    }
+    let token = std::fs::read_to_string(cfg.dir.join("admin.token"))
+        .with_context(|| format!("cannot read {}", cfg.dir.join("admin.token").display()))?
+        .trim()
+        .to_string();
+    let admin = bind(cfg.admin_addr(), "the admin API").await?;
+    lines.push(format!(
+        "  {:<38} http://{}",
+        "admin API (loopback, token)",
+        cfg.admin_addr()
+    ));
+    let router = pec_web::admin::router(g.clone(), token, cfg.clock_control);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(admin, router).await {
+            tracing::error!("admin API stopped: {e}");
+        }
+    });
+
+    println!(
+        "PEC gestore \"{}\" serving {} is running.",
+        cfg.name,
+        cfg.domains.join(", ")
+    );
+    for l in &lines {
+        println!("{l}");
+    }
+    println!(
+        "  data directory                         {}",
+        cfg.dir.display()
+    );
+    println!(
+        "  TLS certificate (development CA)       {}",
+        cfg.dir.join("pki/ca.pem").display()
+    );
+    if let Some(p) = &demo_password {
+        println!("\nDemo mailbox: {DEMO_USER}  password: {p}");
+        println!(
+            "Configure a mail client with SMTP {ip}:{} (STARTTLS) or {ip}:{} (TLS), user {DEMO_USER}.",
+            cfg.submission_port, cfg.submissions_port
+        );
+        println!(
+            "Read mail with: pec admin --data {} messages {DEMO_USER}",
+            cfg.dir.display()
+        );
+    }
+    println!(
+        "Add mailboxes with: pec admin --data {} mailbox add ADDRESS",
+        cfg.dir.display()
+    );
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    println!("pec: stopping");
+    Ok(())
+}
