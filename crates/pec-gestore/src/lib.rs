@@ -338,7 +338,18 @@ impl<S: Store> Gestore<S> {
         address: &str,
         password: &str,
         quota_bytes: u64,
+        ordinary_policy: Option<&str>,
     ) -> Result<(), GestoreError> {
+        let policy = match ordinary_policy {
+            None | Some("default") => "default",
+            Some("anomalia") => "anomalia",
+            Some("refuse") => "refuse",
+            Some(other) => {
+                return Err(GestoreError::Invalid(format!(
+                    "ordinary-mail policy {other:?} must be anomalia or refuse"
+                )));
+            }
+        };
         let address = address.trim().to_ascii_lowercase();
         let Some((local, domain)) = address.rsplit_once('@') else {
             return Err(GestoreError::Invalid(format!(
@@ -371,7 +382,7 @@ impl<S: Store> Gestore<S> {
                 address,
                 password_hash: hash,
                 quota_bytes,
-                ordinary_policy: "default".into(),
+                ordinary_policy: policy.into(),
                 service: false,
             })
             .await

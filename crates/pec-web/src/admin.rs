@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | GET | `/v1/status` | queue length, clock offset, domains |
 //! | GET | `/v1/mailboxes` | every mailbox |
-//! | POST | `/v1/mailboxes` | `{address, password, quota_bytes?}` creates one |
+//! | POST | `/v1/mailboxes` | `{address, password, quota_bytes?, ordinary_mail?}` creates one |
 //! | GET | `/v1/mailboxes/{address}/messages` | the messages of a mailbox |
 //! | GET | `/v1/mailboxes/{address}/messages/{uid}` | the raw bytes of one message |
 //! | GET | `/v1/log?id=IDENTIFICATIVO` | log events (all, or one transaction's) |
@@ -135,6 +135,8 @@ struct NewMailbox {
     password: String,
     #[serde(default)]
     quota_bytes: u64,
+    #[serde(default)]
+    ordinary_mail: Option<String>,
 }
 
 async fn add_mailbox<S: Store>(
@@ -144,7 +146,7 @@ async fn add_mailbox<S: Store>(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     authorize(&st, &h)?;
     let Json(m) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
-    st.g.add_mailbox(&m.address, &m.password, m.quota_bytes)
+    st.g.add_mailbox(&m.address, &m.password, m.quota_bytes, m.ordinary_mail.as_deref())
         .await?;
     Ok((
         StatusCode::CREATED,

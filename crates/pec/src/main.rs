@@ -168,6 +168,10 @@ enum MailboxCommand {
         /// Quota in bytes (0 = none).
         #[arg(long, default_value_t = 0)]
         quota: u64,
+        /// What ordinary (non-PEC) mail to this mailbox becomes: an anomaly envelope, or a
+        /// refusal; the gestore's policy.ordinary_mail when not given.
+        #[arg(long, value_parser = ["anomalia", "refuse"])]
+        ordinary_mail: Option<String>,
     },
     /// List mailboxes.
     List {
@@ -211,6 +215,7 @@ fn admin_run(data: &std::path::Path, command: AdminCommand) -> anyhow::Result<Ex
                     address,
                     password_file,
                     quota,
+                    ordinary_mail,
                 },
         } => {
             let (password, generated) = match password_file {
@@ -226,7 +231,12 @@ fn admin_run(data: &std::path::Path, command: AdminCommand) -> anyhow::Result<Ex
             c.json(
                 "POST",
                 "/v1/mailboxes",
-                Some(&json!({"address": address, "password": password, "quota_bytes": quota})),
+                Some(&json!({
+                    "address": address,
+                    "password": password,
+                    "quota_bytes": quota,
+                    "ordinary_mail": ordinary_mail,
+                })),
             )?;
             if generated {
                 println!("{address} created; password: {password}");

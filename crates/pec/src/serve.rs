@@ -141,7 +141,7 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
     let mut demo_password = None;
     if demo {
         let password = crate::init::token()[..16].to_string();
-        g.add_mailbox(DEMO_USER, &password, 0).await?;
+        g.add_mailbox(DEMO_USER, &password, 0, None).await?;
         std::fs::write(cfg.dir.join("demo-password.txt"), format!("{password}\n"))?;
         demo_password = Some(password);
     } else if cfg.dir.join("demo-password.txt").exists() {

@@ -124,6 +124,24 @@ fn crlf(data: Vec<u8>) -> Vec<u8> {
     out
 }
 
+/// Reply text is ASCII (RFC 5321 §4.2): Italian accents become an apostrophe after the vowel.
+fn ascii(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            'à' | 'á' => out.push_str("a'"),
+            'è' | 'é' => out.push_str("e'"),
+            'ì' | 'í' => out.push_str("i'"),
+            'ò' | 'ó' => out.push_str("o'"),
+            'ù' | 'ú' => out.push_str("u'"),
+            'È' => out.push_str("E'"),
+            c if c.is_ascii() && !c.is_ascii_control() => out.push(c),
+            _ => out.push('?'),
+        }
+    }
+    out
+}
+
 struct Transaction {
     mail_from: Option<String>,
     rcpt_to: Vec<String>,
@@ -144,7 +162,7 @@ where
     let mut io = BufReader::new(stream);
     macro_rules! reply {
         ($($arg:tt)*) => {{
-            let text = format!($($arg)*);
+            let text = ascii(&format!($($arg)*));
             io.get_mut().write_all(text.as_bytes()).await?;
             io.get_mut().write_all(b"\r\n").await?;
             io.get_mut().flush().await?;
@@ -446,6 +464,11 @@ mod tests {
         );
         let mut r = BufReader::new(&b"0123456789\r\n.\r\n"[..]);
         assert!(read_data(&mut r, 5).await.unwrap().is_none());
+    }
+
+    #[test]
+    fn replies_are_ascii() {
+        assert_eq!(ascii("non è più così"), "non e' piu' cosi'");
     }
 
     #[test]

@@ -1,0 +1,389 @@
+//! End-to-end harness: real `pec` processes on loopback addresses, driven with curl (a real,
+//! independent SMTP client), checked with the admin CLI and OpenSSL, plus an SMTP sink that
+//! plays an ordinary mail server outside the PEC network.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const PASSWORD: &str = "password-123";
+
+pub fn pec() -> &'static str {
+    env!("CARGO_BIN_EXE_pec")
+}
+
+/// Fails with a clear sentence when a tool the suite needs is missing.
+pub fn require(tool: &str) {
+    let ok = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(ok, "{tool} is required by the end-to-end suite (scripts/test installs it)");
+}
+
+pub fn run(args: &[&str]) -> std::process::Output {
+    Command::new(pec()).args(args).output().expect("run pec")
+}
+
+pub fn run_ok(args: &[&str]) -> String {
+    let o = run(args);
+    assert!(
+        o.status.success(),
+        "pec {args:?} failed: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// One gestore: its data directory and its process.
+pub struct Gestore {
+    pub dir: PathBuf,
+    pub ip: String,
+    pub domain: String,
+    child: Option<Child>,
+}
+
+impl Gestore {
+    /// `pec init` for `domain` on `ip`, with static routes.
+    pub fn init(root: &Path, domain: &str, name: &str, ip: &str, routes: &[String]) -> Gestore {
+        let dir = root.join(domain);
+        let mut args = vec![
+            "init".to_string(),
+            "--data".into(),
+            dir.display().to_string(),
+            "--domain".into(),
+            domain.into(),
+            "--name".into(),
+            name.into(),
+            "--listen-ip".into(),
+            ip.into(),
+        ];
+        for r in routes {
+            args.push("--route".into());
+            args.push(r.clone());
+        }
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_ok(&a);
+        let mut cfg = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.join("pec.toml"))
+            .unwrap();
+        writeln!(cfg, "\n[dev]\nclock_control = true").unwrap();
+        Gestore {
+            dir,
+            ip: ip.into(),
+            domain: domain.into(),
+            child: None,
+        }
+    }
+
+    /// A handle on a gestore started elsewhere (for clients in other threads).
+    pub fn shadow(dir: &Path, ip: &str, domain: &str) -> Gestore {
+        Gestore {
+            dir: dir.to_path_buf(),
+            ip: ip.into(),
+            domain: domain.into(),
+            child: None,
+        }
+    }
+
+    pub fn data(&self) -> &str {
+        self.dir.to_str().unwrap()
+    }
+
+    /// Exchanges Indice entries with `other`.
+    pub fn peer(&self, other: &Gestore) {
+        let ldif = run_ok(&["index", "export", "--data", other.data()]);
+        let f = self.dir.join(format!("peer-{}.ldif", other.domain));
+        std::fs::write(&f, ldif).unwrap();
+        run_ok(&["index", "import", "--data", self.data(), f.to_str().unwrap()]);
+    }
+
+    pub fn start(&mut self) {
+        let log = std::fs::File::create(self.dir.join("serve.log")).unwrap();
+        let child = Command::new(pec())
+            .args(["serve", "--data", self.data()])
+            .env("PEC_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if run(&["admin", "--data", self.data(), "status"]).status.success() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("gestore {} did not start: {}", self.domain, self.server_log());
+    }
+
+    /// SIGKILL, no goodbye.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("serve.log")).unwrap_or_default()
+    }
+
+    pub fn add_mailbox(&self, address: &str, extra: &[&str]) {
+        let pw = self.dir.join("pw.txt");
+        std::fs::write(&pw, PASSWORD).unwrap();
+        let mut args = vec![
+            "admin",
+            "--data",
+            self.data(),
+            "mailbox",
+            "add",
+            address,
+            "--password-file",
+            pw.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        run_ok(&args);
+    }
+
+    pub fn messages(&self, address: &str) -> Vec<Value> {
+        let out = run_ok(&["admin", "--data", self.data(), "messages", address, "--json"]);
+        serde_json::from_str::<Value>(&out)
+            .unwrap()
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn message(&self, address: &str, uid: u64) -> Vec<u8> {
+        let o = run(&["admin", "--data", self.data(), "message", address, &uid.to_string()]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        o.stdout
+    }
+
+    /// Waits until `address` holds messages satisfying `pred`.
+    pub fn wait_for(&self, address: &str, what: &str, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let m = self.messages(address);
+            if pred(&m) {
+                return m;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{address}: timed out waiting for {what}; it holds {m:#?}\nserver log:\n{}",
+                    self.server_log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn log(&self, id: Option<&str>) -> Vec<Value> {
+        let mut args = vec!["admin", "--data", self.data(), "log", "--json"];
+        if let Some(i) = id {
+            args.extend(["--id", i]);
+        }
+        let out = run_ok(&args);
+        serde_json::from_str::<Value>(&out).unwrap().as_array().cloned().unwrap_or_default()
+    }
+
+    pub fn advance(&self, what: &str) {
+        run_ok(&["admin", "--data", self.data(), "clock", what]);
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        self.dir.join("pki/ca.pem")
+    }
+}
+
+impl Drop for Gestore {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn count(m: &[Value], kind: &str) -> usize {
+    m.iter().filter(|x| x["kind"] == kind).count()
+}
+
+pub fn with_subject<'a>(m: &'a [Value], kind: &str, subject: &str) -> Vec<&'a Value> {
+    m.iter()
+        .filter(|x| x["kind"] == kind && x["subject"].as_str() == Some(subject))
+        .collect()
+}
+
+/// Submits `message` with curl over STARTTLS + AUTH; true when the server answered 250.
+pub fn submit(g: &Gestore, user: &str, rcpts: &[&str], message: &[u8]) -> bool {
+    let file = g.dir.join(format!("submit-{}.eml", std::process::id() as u64 * 1000 + rand_suffix()));
+    std::fs::write(&file, message).unwrap();
+    let mut c = Command::new("curl");
+    c.args([
+        "-sS",
+        "--ssl-reqd",
+        "--cacert",
+        g.ca().to_str().unwrap(),
+        "--connect-to",
+        &format!("mx.{}:5870:{}:5870", g.domain, g.ip),
+        &format!("smtp://mx.{}:5870", g.domain),
+        "--mail-from",
+        user,
+        "--user",
+        &format!("{user}:{PASSWORD}"),
+        "--upload-file",
+        file.to_str().unwrap(),
+        "--max-time",
+        "60",
+    ]);
+    for r in rcpts {
+        c.args(["--mail-rcpt", r]);
+    }
+    let out = c.output().unwrap();
+    let _ = std::fs::remove_file(&file);
+    out.status.success()
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::SeqCst)
+}
+
+/// Sends `message` to an MX without TLS or AUTH, as an ordinary mail server would; returns
+/// curl's exit status and stderr.
+pub fn send_plain(ip: &str, port: u16, from: &str, rcpts: &[&str], message: &[u8], dir: &Path) -> (bool, String) {
+    let file = dir.join(format!("plain-{}.eml", rand_suffix()));
+    std::fs::write(&file, message).unwrap();
+    let mut c = Command::new("curl");
+    c.args([
+        "-sSv",
+        &format!("smtp://{ip}:{port}"),
+        "--mail-from",
+        from,
+        "--upload-file",
+        file.to_str().unwrap(),
+        "--max-time",
+        "60",
+    ]);
+    for r in rcpts {
+        c.args(["--mail-rcpt", r]);
+    }
+    let out = c.output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).to_string())
+}
+
+/// Runs `openssl smime -verify` on a message with the given CA files; true when it verifies.
+pub fn openssl_verifies(message: &[u8], cas: &[PathBuf], dir: &Path) -> bool {
+    let n = rand_suffix();
+    let file = dir.join(format!("verify-{n}.eml"));
+    let bundle = dir.join(format!("cas-{n}.pem"));
+    std::fs::write(&file, message).unwrap();
+    let mut all = Vec::new();
+    for c in cas {
+        all.extend(std::fs::read(c).unwrap());
+    }
+    std::fs::write(&bundle, all).unwrap();
+    let o = Command::new("openssl")
+        .args(["smime", "-verify", "-purpose", "smimesign", "-in"])
+        .arg(&file)
+        .arg("-CAfile")
+        .arg(&bundle)
+        .args(["-out", "/dev/null"])
+        .output()
+        .unwrap();
+    o.status.success()
+}
+
+/// An ordinary SMTP server outside the PEC network that keeps what it receives.
+pub struct Sink {
+    pub port: u16,
+    pub received: Arc<Mutex<Vec<(Vec<String>, Vec<u8>)>>>,
+}
+
+impl Sink {
+    pub fn start() -> Sink {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let received: Arc<Mutex<Vec<(Vec<String>, Vec<u8>)>>> = Arc::default();
+        let r = received.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                let r = r.clone();
+                std::thread::spawn(move || {
+                    let mut w = s.try_clone().unwrap();
+                    let mut rd = BufReader::new(s);
+                    let _ = w.write_all(b"220 sink ESMTP\r\n");
+                    let mut rcpts = Vec::new();
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if rd.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let up = line.to_ascii_uppercase();
+                        if up.starts_with("EHLO") || up.starts_with("HELO") {
+                            let _ = w.write_all(b"250-sink\r\n250 8BITMIME\r\n");
+                        } else if up.starts_with("RCPT TO:") {
+                            rcpts.push(line[8..].trim().trim_matches(['<', '>']).to_string());
+                            let _ = w.write_all(b"250 ok\r\n");
+                        } else if up.starts_with("DATA") {
+                            let _ = w.write_all(b"354 go\r\n");
+                            let mut data = Vec::new();
+                            loop {
+                                let mut l = Vec::new();
+                                if rd.read_until(b'\n', &mut l).unwrap_or(0) == 0 {
+                                    return;
+                                }
+                                if l == b".\r\n" {
+                                    break;
+                                }
+                                let l = l.strip_prefix(b".").map(<[u8]>::to_vec).unwrap_or(l);
+                                data.extend_from_slice(&l);
+                            }
+                            r.lock().unwrap().push((std::mem::take(&mut rcpts), data));
+                            let _ = w.write_all(b"250 queued\r\n");
+                        } else if up.starts_with("QUIT") {
+                            let _ = w.write_all(b"221 bye\r\n");
+                            return;
+                        } else {
+                            let _ = w.write_all(b"250 ok\r\n");
+                        }
+                    }
+                });
+            }
+        });
+        Sink { port, received }
+    }
+}
+
+/// The header value `name` of a raw message (first occurrence, unfolded).
+pub fn header(raw: &[u8], name: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(raw);
+    let head = text.split("\r\n\r\n").next().unwrap_or("");
+    let mut out: Option<String> = None;
+    for line in head.split("\r\n") {
+        if let Some(v) = &mut out {
+            if line.starts_with([' ', '\t']) {
+                v.push_str(line.trim());
+                continue;
+            }
+            return out;
+        }
+        if let Some((n, v)) = line.split_once(':')
+            && n.eq_ignore_ascii_case(name)
+        {
+            out = Some(v.trim().to_string());
+        }
+    }
+    out
+}
