@@ -294,7 +294,7 @@ impl Relay {
                 _ => RcptOutcome::Permanent(resp.describe()),
             });
         }
-        if outcomes.iter().any(|o| *o == RcptOutcome::Accepted) {
+        if outcomes.contains(&RcptOutcome::Accepted) {
             let go = step!(Some("DATA\r\n".to_string()));
             if go.code != 354 {
                 return Err(TransportError {

@@ -146,8 +146,13 @@ async fn add_mailbox<S: Store>(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     authorize(&st, &h)?;
     let Json(m) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
-    st.g.add_mailbox(&m.address, &m.password, m.quota_bytes, m.ordinary_mail.as_deref())
-        .await?;
+    st.g.add_mailbox(
+        &m.address,
+        &m.password,
+        m.quota_bytes,
+        m.ordinary_mail.as_deref(),
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "address": m.address.to_ascii_lowercase() })),

@@ -1,6 +1,8 @@
 //! End-to-end: two gestori as real processes on loopback exchange certified mail over SMTP
 //! (issue "Gestore core" point 6). Each test uses its own loopback addresses.
 
+#![allow(clippy::unwrap_used)]
+
 mod gestori;
 
 use gestori::*;
@@ -11,7 +13,14 @@ fn tools() {
     require("openssl");
 }
 
-fn pair(root: &std::path::Path, ip_a: &str, ip_b: &str, a: &str, b: &str, extra_a: &[String]) -> (Gestore, Gestore) {
+fn pair(
+    root: &std::path::Path,
+    ip_a: &str,
+    ip_b: &str,
+    a: &str,
+    b: &str,
+    extra_a: &[String],
+) -> (Gestore, Gestore) {
     let mut routes_a = vec![format!("{b}={ip_b}:2525")];
     routes_a.extend_from_slice(extra_a);
     let ga = Gestore::init(root, a, "Gestore A", ip_a, &routes_a);
@@ -52,11 +61,22 @@ fn two_gestori_exchange_certified_mail_with_every_receipt() {
     b.add_mailbox("dario@b.test", &["--ordinary-mail", "refuse"]);
 
     // One PEC: To anna@b.test and luca@a.test, Cc carla@b.test, plus an external address.
-    let msg = original("Contratto firmato", "anna@b.test, luca@a.test, x@ext.test", Some("carla@b.test"), "");
-    assert!(submit(&a, "mario@a.test", &["anna@b.test", "luca@a.test", "x@ext.test", "carla@b.test"], &msg));
+    let msg = original(
+        "Contratto firmato",
+        "anna@b.test, luca@a.test, x@ext.test",
+        Some("carla@b.test"),
+        "",
+    );
+    assert!(submit(
+        &a,
+        "mario@a.test",
+        &["anna@b.test", "luca@a.test", "x@ext.test", "carla@b.test"],
+        &msg
+    ));
     let subject_receipt = "CONSEGNA: Contratto firmato";
     let mario = a.wait_for("mario@a.test", "acceptance and 3 delivery receipts", |m| {
-        count(m, "accettazione") == 1 && with_subject(m, "avvenuta-consegna", subject_receipt).len() == 3
+        count(m, "accettazione") == 1
+            && with_subject(m, "avvenuta-consegna", subject_receipt).len() == 3
     });
     let identificativo = mario[0]["identificativo"].as_str().unwrap().to_string();
     let cas = [a.ca(), b.ca()];
@@ -65,12 +85,25 @@ fn two_gestori_exchange_certified_mail_with_every_receipt() {
     let mut kinds = Vec::new();
     for m in &mario {
         let raw = a.message("mario@a.test", m["uid"].as_u64().unwrap());
-        assert!(openssl_verifies(&raw, &cas, root.path()), "OpenSSL rejects {}", m["kind"]);
+        assert!(
+            openssl_verifies(&raw, &cas, root.path()),
+            "OpenSSL rejects {}",
+            m["kind"]
+        );
         if m["kind"] == "avvenuta-consegna" {
             let report = verify_json(&raw, &a);
             assert_eq!(report["ok"], true, "{report}");
-            let who = report["daticert"]["consegna"].as_str().unwrap().split('@').next().unwrap().to_string();
-            kinds.push((who, report["receipt_type"].as_str().unwrap_or("").to_string()));
+            let who = report["daticert"]["consegna"]
+                .as_str()
+                .unwrap()
+                .split('@')
+                .next()
+                .unwrap()
+                .to_string();
+            kinds.push((
+                who,
+                report["receipt_type"].as_str().unwrap_or("").to_string(),
+            ));
         }
     }
     kinds.sort();
@@ -84,9 +117,15 @@ fn two_gestori_exchange_certified_mail_with_every_receipt() {
     );
 
     // Recipients hold the envelope byte for byte as A sent it (the sink got the same bytes).
-    let anna = b.wait_for("anna@b.test", "the envelope", |m| count(m, "posta-certificata") == 1);
-    let carla = b.wait_for("carla@b.test", "the envelope", |m| count(m, "posta-certificata") == 1);
-    let luca = a.wait_for("luca@a.test", "the envelope", |m| count(m, "posta-certificata") == 1);
+    let anna = b.wait_for("anna@b.test", "the envelope", |m| {
+        count(m, "posta-certificata") == 1
+    });
+    let carla = b.wait_for("carla@b.test", "the envelope", |m| {
+        count(m, "posta-certificata") == 1
+    });
+    let luca = a.wait_for("luca@a.test", "the envelope", |m| {
+        count(m, "posta-certificata") == 1
+    });
     let env_anna = b.message("anna@b.test", anna[0]["uid"].as_u64().unwrap());
     let env_carla = b.message("carla@b.test", carla[0]["uid"].as_u64().unwrap());
     let env_luca = a.message("luca@a.test", luca[0]["uid"].as_u64().unwrap());
@@ -100,32 +139,67 @@ fn two_gestori_exchange_certified_mail_with_every_receipt() {
     assert_eq!(env_carla, sent.1);
     assert_eq!(env_luca, sent.1);
     assert!(openssl_verifies(&env_anna, &cas, root.path()));
-    assert_eq!(header(&env_anna, "X-Trasporto").as_deref(), Some("posta-certificata"));
-    assert_eq!(header(&env_anna, "Message-ID"), Some(format!("<{identificativo}>")));
+    assert_eq!(
+        header(&env_anna, "X-Trasporto").as_deref(),
+        Some("posta-certificata")
+    );
+    assert_eq!(
+        header(&env_anna, "Message-ID"),
+        Some(format!("<{identificativo}>"))
+    );
 
     // A's service mailbox holds B's presa in carico (and its own, for luca).
-    let service = a.wait_for("posta-certificata@a.test", "presa in carico", |m| count(m, "presa-in-carico") == 2);
+    let service = a.wait_for("posta-certificata@a.test", "presa in carico", |m| {
+        count(m, "presa-in-carico") == 2
+    });
     for m in &service {
         let raw = a.message("posta-certificata@a.test", m["uid"].as_u64().unwrap());
         assert!(openssl_verifies(&raw, &cas, root.path()));
     }
 
     // The logs hold every event of the transaction.
-    let log_a: Vec<String> = a.log(Some(&identificativo)).iter().map(|e| e["event"].as_str().unwrap().to_string()).collect();
-    for ev in ["accettazione", "busta-trasporto", "inoltro", "ricevuta-ricevuta", "presa-in-carico", "avvenuta-consegna"] {
-        assert!(log_a.contains(&ev.to_string()), "A's log lacks {ev}: {log_a:?}");
+    let log_a: Vec<String> = a
+        .log(Some(&identificativo))
+        .iter()
+        .map(|e| e["event"].as_str().unwrap().to_string())
+        .collect();
+    for ev in [
+        "accettazione",
+        "busta-trasporto",
+        "inoltro",
+        "ricevuta-ricevuta",
+        "presa-in-carico",
+        "avvenuta-consegna",
+    ] {
+        assert!(
+            log_a.contains(&ev.to_string()),
+            "A's log lacks {ev}: {log_a:?}"
+        );
     }
     let log_b: Vec<Value> = b.log(Some(&identificativo));
     let evs: Vec<&str> = log_b.iter().map(|e| e["event"].as_str().unwrap()).collect();
-    assert_eq!(evs.iter().filter(|e| **e == "presa-in-carico").count(), 1, "{evs:?}");
-    assert_eq!(evs.iter().filter(|e| **e == "avvenuta-consegna").count(), 2, "{evs:?}");
+    assert_eq!(
+        evs.iter().filter(|e| **e == "presa-in-carico").count(),
+        1,
+        "{evs:?}"
+    );
+    assert_eq!(
+        evs.iter().filter(|e| **e == "avvenuta-consegna").count(),
+        2,
+        "{evs:?}"
+    );
     for e in &log_b {
         assert_eq!(e["sender"], "mario@a.test");
         assert!(e["time"].as_str().is_some() && e["provider"].as_str().is_some());
     }
 
     // X-TipoRicevuta: breve.
-    let msg = original("Ricevuta breve", "anna@b.test", None, "X-TipoRicevuta: breve\r\n");
+    let msg = original(
+        "Ricevuta breve",
+        "anna@b.test",
+        None,
+        "X-TipoRicevuta: breve\r\n",
+    );
     assert!(submit(&a, "mario@a.test", &["anna@b.test"], &msg));
     let mario = a.wait_for("mario@a.test", "the breve receipt", |m| {
         with_subject(m, "avvenuta-consegna", "CONSEGNA: Ricevuta breve").len() == 1
@@ -137,30 +211,62 @@ fn two_gestori_exchange_certified_mail_with_every_receipt() {
 
     // Ordinary mail from outside: anomaly for anna, refusal for dario (mailbox policy).
     let plain = b"From: someone@ext.test\r\nTo: anna@b.test\r\nSubject: Posta ordinaria\r\nMessage-ID: <ord1@ext.test>\r\n\r\nciao\r\n";
-    let (ok, _) = send_plain("127.0.0.3", 2525, "someone@ext.test", &["anna@b.test"], plain, root.path());
+    let (ok, _) = send_plain(
+        "127.0.0.3",
+        2525,
+        "someone@ext.test",
+        &["anna@b.test"],
+        plain,
+        root.path(),
+    );
     assert!(ok);
-    b.wait_for("anna@b.test", "the anomaly envelope", |m| count(m, "anomalia") == 1);
+    b.wait_for("anna@b.test", "the anomaly envelope", |m| {
+        count(m, "anomalia") == 1
+    });
     let plain = b"From: someone@ext.test\r\nTo: dario@b.test\r\nSubject: Posta ordinaria\r\nMessage-ID: <ord2@ext.test>\r\n\r\nciao\r\n";
-    let (ok, err) = send_plain("127.0.0.3", 2525, "someone@ext.test", &["dario@b.test"], plain, root.path());
+    let (ok, err) = send_plain(
+        "127.0.0.3",
+        2525,
+        "someone@ext.test",
+        &["dario@b.test"],
+        plain,
+        root.path(),
+    );
     assert!(!ok, "ordinary mail to a refusing mailbox was accepted");
     assert!(err.contains("< 550 5.7.1"), "{err}");
     assert!(b.messages("dario@b.test").is_empty());
 
     // Bcc: non-accettazione, nothing relayed.
     let bcc = b"From: mario@a.test\r\nTo: anna@b.test\r\nBcc: carla@b.test\r\nSubject: Con Bcc\r\n\r\nx\r\n";
-    assert!(submit(&a, "mario@a.test", &["anna@b.test", "carla@b.test"], bcc));
-    a.wait_for("mario@a.test", "the non-accettazione", |m| count(m, "non-accettazione") == 1);
+    assert!(submit(
+        &a,
+        "mario@a.test",
+        &["anna@b.test", "carla@b.test"],
+        bcc
+    ));
+    a.wait_for("mario@a.test", "the non-accettazione", |m| {
+        count(m, "non-accettazione") == 1
+    });
 
     // Unknown recipient at B: errore-consegna no-dest.
     let msg = original("Destinatario ignoto", "nessuno@b.test", None, "");
     assert!(submit(&a, "mario@a.test", &["nessuno@b.test"], &msg));
-    let mario = a.wait_for("mario@a.test", "errore-consegna", |m| count(m, "errore-consegna") == 1);
-    let e = mario.iter().find(|m| m["kind"] == "errore-consegna").unwrap();
+    let mario = a.wait_for("mario@a.test", "errore-consegna", |m| {
+        count(m, "errore-consegna") == 1
+    });
+    let e = mario
+        .iter()
+        .find(|m| m["kind"] == "errore-consegna")
+        .unwrap();
     let raw = a.message("mario@a.test", e["uid"].as_u64().unwrap());
     let report = verify_json(&raw, &a);
     assert_eq!(report["daticert"]["errore"], "no-dest", "{report}");
     assert_eq!(report["ok"], true, "{report}");
-    assert_eq!(count(&b.messages("anna@b.test"), "posta-certificata"), 2, "the Bcc message was relayed");
+    assert_eq!(
+        count(&b.messages("anna@b.test"), "posta-certificata"),
+        2,
+        "the Bcc message was relayed"
+    );
 
     // The log verifies, and stops verifying once a byte changes.
     std::thread::sleep(std::time::Duration::from_millis(800));
@@ -176,11 +282,19 @@ fn two_gestori_exchange_certified_mail_with_every_receipt() {
         .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
         .unwrap();
     let mut bytes = std::fs::read(&file).unwrap();
-    let pos = bytes.windows(11).position(|w| w == b"Gestore A\",").unwrap();
+    let pos = bytes
+        .windows(11)
+        .position(|w| w == b"Gestore A\",")
+        .unwrap();
     bytes[pos + 8] = b'B';
     std::fs::write(&file, bytes).unwrap();
     let o = run(&["log", "verify", "--data", a.data()]);
-    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stdout));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     assert!(String::from_utf8_lossy(&o.stdout).contains("altered"));
 }
 
@@ -198,34 +312,62 @@ fn verify_json(raw: &[u8], g: &Gestore) -> Value {
 }
 
 fn receipt_type(raw: &[u8], g: &Gestore) -> String {
-    verify_json(raw, g)["receipt_type"].as_str().unwrap_or("").to_string()
+    verify_json(raw, g)["receipt_type"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
 }
 
 #[test]
 fn unreachable_peer_gets_both_timeout_notices_and_a_dsn() {
     tools();
     let root = tempfile::tempdir().unwrap();
-    let (mut a, _b) = pair(root.path(), "127.0.0.4", "127.0.0.5", "a4.test", "b5.test", &[]);
+    let (mut a, _b) = pair(
+        root.path(),
+        "127.0.0.4",
+        "127.0.0.5",
+        "a4.test",
+        "b5.test",
+        &[],
+    );
     a.start();
     a.add_mailbox("mario@a4.test", &[]);
     let msg = b"From: mario@a4.test\r\nTo: anna@b5.test\r\nSubject: Nessuna risposta\r\nMessage-ID: <late@client>\r\n\r\nx\r\n";
     assert!(submit(&a, "mario@a4.test", &["anna@b5.test"], msg));
-    a.wait_for("mario@a4.test", "the acceptance", |m| count(m, "accettazione") == 1);
+    a.wait_for("mario@a4.test", "the acceptance", |m| {
+        count(m, "accettazione") == 1
+    });
     a.advance("11h");
     std::thread::sleep(std::time::Duration::from_secs(2));
-    assert_eq!(count(&a.messages("mario@a4.test"), "preavviso-errore-consegna"), 0, "12h notice before 12h");
+    assert_eq!(
+        count(&a.messages("mario@a4.test"), "preavviso-errore-consegna"),
+        0,
+        "12h notice before 12h"
+    );
     a.advance("61m");
-    a.wait_for("mario@a4.test", "the 12h notice", |m| count(m, "preavviso-errore-consegna") == 1);
+    a.wait_for("mario@a4.test", "the 12h notice", |m| {
+        count(m, "preavviso-errore-consegna") == 1
+    });
     a.advance("10h");
-    a.wait_for("mario@a4.test", "the 24h notice", |m| count(m, "preavviso-errore-consegna") == 2);
+    a.wait_for("mario@a4.test", "the 24h notice", |m| {
+        count(m, "preavviso-errore-consegna") == 2
+    });
     let log = a.log(None);
     let details: Vec<&str> = log
         .iter()
         .filter(|e| e["event"] == "preavviso-errore-consegna")
         .filter_map(|e| e["detail"].as_str())
         .collect();
-    assert!(details.iter().any(|d| d.starts_with("12h")) && details.iter().any(|d| d.starts_with("24h")), "{details:?}");
-    for m in a.messages("mario@a4.test").iter().filter(|m| m["kind"] == "preavviso-errore-consegna") {
+    assert!(
+        details.iter().any(|d| d.starts_with("12h"))
+            && details.iter().any(|d| d.starts_with("24h")),
+        "{details:?}"
+    );
+    for m in a
+        .messages("mario@a4.test")
+        .iter()
+        .filter(|m| m["kind"] == "preavviso-errore-consegna")
+    {
         let raw = a.message("mario@a4.test", m["uid"].as_u64().unwrap());
         assert!(openssl_verifies(&raw, &[a.ca()], root.path()));
     }
@@ -234,14 +376,25 @@ fn unreachable_peer_gets_both_timeout_notices_and_a_dsn() {
     a.advance("3h");
     a.wait_for("mario@a4.test", "the DSN", |m| count(m, "anomalia") == 1);
     assert!(a.log(None).iter().any(|e| e["event"] == "mancato-inoltro"));
-    assert_eq!(count(&a.messages("mario@a4.test"), "preavviso-errore-consegna"), 2, "no third notice");
+    assert_eq!(
+        count(&a.messages("mario@a4.test"), "preavviso-errore-consegna"),
+        2,
+        "no third notice"
+    );
 }
 
 #[test]
 fn a_crash_during_a_burst_loses_nothing_and_duplicates_nothing() {
     tools();
     let root = tempfile::tempdir().unwrap();
-    let (mut a, mut b) = pair(root.path(), "127.0.0.6", "127.0.0.7", "a6.test", "b7.test", &[]);
+    let (mut a, mut b) = pair(
+        root.path(),
+        "127.0.0.6",
+        "127.0.0.7",
+        "a6.test",
+        "b7.test",
+        &[],
+    );
     a.start();
     b.start();
     a.add_mailbox("mario@a6.test", &[]);
@@ -292,10 +445,24 @@ fn a_crash_during_a_burst_loses_nothing_and_duplicates_nothing() {
     let service = a.messages("posta-certificata@a6.test");
     for i in 0..total {
         let n_acc = with_subject(&mario, "accettazione", &format!("ACCETTAZIONE: Burst {i}")).len();
-        let n_rcv = with_subject(&mario, "avvenuta-consegna", &format!("CONSEGNA: Burst {i}")).len();
-        let n_env = with_subject(&anna, "posta-certificata", &format!("POSTA CERTIFICATA: Burst {i}")).len();
-        let n_pic = with_subject(&service, "presa-in-carico", &format!("PRESA IN CARICO: Burst {i}")).len();
-        assert!(n_acc <= 1 && n_rcv <= 1 && n_env <= 1 && n_pic <= 1, "message {i} duplicated: {n_acc} {n_rcv} {n_env} {n_pic}");
+        let n_rcv =
+            with_subject(&mario, "avvenuta-consegna", &format!("CONSEGNA: Burst {i}")).len();
+        let n_env = with_subject(
+            &anna,
+            "posta-certificata",
+            &format!("POSTA CERTIFICATA: Burst {i}"),
+        )
+        .len();
+        let n_pic = with_subject(
+            &service,
+            "presa-in-carico",
+            &format!("PRESA IN CARICO: Burst {i}"),
+        )
+        .len();
+        assert!(
+            n_acc <= 1 && n_rcv <= 1 && n_env <= 1 && n_pic <= 1,
+            "message {i} duplicated: {n_acc} {n_rcv} {n_env} {n_pic}"
+        );
         if accepted.contains(&i) {
             assert_eq!((n_acc, n_env), (1, 1), "message {i}");
         }

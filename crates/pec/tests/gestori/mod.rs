@@ -2,7 +2,7 @@
 //! independent SMTP client), checked with the admin CLI and OpenSSL, plus an SMTP sink that
 //! plays an ordinary mail server outside the PEC network.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
@@ -25,7 +25,10 @@ pub fn require(tool: &str) {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
-    assert!(ok, "{tool} is required by the end-to-end suite (scripts/test installs it)");
+    assert!(
+        ok,
+        "{tool} is required by the end-to-end suite (scripts/test installs it)"
+    );
 }
 
 pub fn run(args: &[&str]) -> std::process::Output {
@@ -104,7 +107,13 @@ impl Gestore {
         let ldif = run_ok(&["index", "export", "--data", other.data()]);
         let f = self.dir.join(format!("peer-{}.ldif", other.domain));
         std::fs::write(&f, ldif).unwrap();
-        run_ok(&["index", "import", "--data", self.data(), f.to_str().unwrap()]);
+        run_ok(&[
+            "index",
+            "import",
+            "--data",
+            self.data(),
+            f.to_str().unwrap(),
+        ]);
     }
 
     pub fn start(&mut self) {
@@ -119,12 +128,19 @@ impl Gestore {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if run(&["admin", "--data", self.data(), "status"]).status.success() {
+            if run(&["admin", "--data", self.data(), "status"])
+                .status
+                .success()
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("gestore {} did not start: {}", self.domain, self.server_log());
+        panic!(
+            "gestore {} did not start: {}",
+            self.domain,
+            self.server_log()
+        );
     }
 
     /// SIGKILL, no goodbye.
@@ -157,7 +173,14 @@ impl Gestore {
     }
 
     pub fn messages(&self, address: &str) -> Vec<Value> {
-        let out = run_ok(&["admin", "--data", self.data(), "messages", address, "--json"]);
+        let out = run_ok(&[
+            "admin",
+            "--data",
+            self.data(),
+            "messages",
+            address,
+            "--json",
+        ]);
         serde_json::from_str::<Value>(&out)
             .unwrap()
             .as_array()
@@ -166,13 +189,25 @@ impl Gestore {
     }
 
     pub fn message(&self, address: &str, uid: u64) -> Vec<u8> {
-        let o = run(&["admin", "--data", self.data(), "message", address, &uid.to_string()]);
+        let o = run(&[
+            "admin",
+            "--data",
+            self.data(),
+            "message",
+            address,
+            &uid.to_string(),
+        ]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         o.stdout
     }
 
     /// Waits until `address` holds messages satisfying `pred`.
-    pub fn wait_for(&self, address: &str, what: &str, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    pub fn wait_for(
+        &self,
+        address: &str,
+        what: &str,
+        pred: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             let m = self.messages(address);
@@ -195,7 +230,11 @@ impl Gestore {
             args.extend(["--id", i]);
         }
         let out = run_ok(&args);
-        serde_json::from_str::<Value>(&out).unwrap().as_array().cloned().unwrap_or_default()
+        serde_json::from_str::<Value>(&out)
+            .unwrap()
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn advance(&self, what: &str) {
@@ -225,7 +264,10 @@ pub fn with_subject<'a>(m: &'a [Value], kind: &str, subject: &str) -> Vec<&'a Va
 
 /// Submits `message` with curl over STARTTLS + AUTH; true when the server answered 250.
 pub fn submit(g: &Gestore, user: &str, rcpts: &[&str], message: &[u8]) -> bool {
-    let file = g.dir.join(format!("submit-{}.eml", std::process::id() as u64 * 1000 + rand_suffix()));
+    let file = g.dir.join(format!(
+        "submit-{}.eml",
+        std::process::id() as u64 * 1000 + rand_suffix()
+    ));
     std::fs::write(&file, message).unwrap();
     let mut c = Command::new("curl");
     c.args([
@@ -261,7 +303,14 @@ fn rand_suffix() -> u64 {
 
 /// Sends `message` to an MX without TLS or AUTH, as an ordinary mail server would; returns
 /// curl's exit status and stderr.
-pub fn send_plain(ip: &str, port: u16, from: &str, rcpts: &[&str], message: &[u8], dir: &Path) -> (bool, String) {
+pub fn send_plain(
+    ip: &str,
+    port: u16,
+    from: &str,
+    rcpts: &[&str],
+    message: &[u8],
+    dir: &Path,
+) -> (bool, String) {
     let file = dir.join(format!("plain-{}.eml", rand_suffix()));
     std::fs::write(&file, message).unwrap();
     let mut c = Command::new("curl");
@@ -279,7 +328,10 @@ pub fn send_plain(ip: &str, port: u16, from: &str, rcpts: &[&str], message: &[u8
         c.args(["--mail-rcpt", r]);
     }
     let out = c.output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).to_string())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
 }
 
 /// Runs `openssl smime -verify` on a message with the given CA files; true when it verifies.
@@ -304,17 +356,20 @@ pub fn openssl_verifies(message: &[u8], cas: &[PathBuf], dir: &Path) -> bool {
     o.status.success()
 }
 
+/// What the sink received: (RCPT TO list, message bytes) per transaction.
+pub type Received = Arc<Mutex<Vec<(Vec<String>, Vec<u8>)>>>;
+
 /// An ordinary SMTP server outside the PEC network that keeps what it receives.
 pub struct Sink {
     pub port: u16,
-    pub received: Arc<Mutex<Vec<(Vec<String>, Vec<u8>)>>>,
+    pub received: Received,
 }
 
 impl Sink {
     pub fn start() -> Sink {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
-        let received: Arc<Mutex<Vec<(Vec<String>, Vec<u8>)>>> = Arc::default();
+        let received: Received = Arc::default();
         let r = received.clone();
         std::thread::spawn(move || {
             for s in l.incoming().flatten() {
