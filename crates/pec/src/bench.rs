@@ -26,7 +26,7 @@ fn rate(seconds: u64, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
     Ok(n as f64 / start.elapsed().as_secs_f64())
 }
 
-fn openssl_rsa2048(seconds: u64) -> Result<f64> {
+pub fn openssl_rsa2048(seconds: u64) -> Result<f64> {
     let out = std::process::Command::new("openssl")
         .args(["speed", "-seconds", &seconds.to_string(), "rsa2048"])
         .output()

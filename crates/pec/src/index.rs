@@ -9,6 +9,12 @@ use pec_message::pki::certificate_sha1;
 use std::path::Path;
 
 pub fn export(data: &Path) -> Result<()> {
+    print!("{}", own_ldif(data)?);
+    Ok(())
+}
+
+/// This gestore's Indice entry as LDIF.
+pub fn own_ldif(data: &Path) -> Result<String> {
     let cfg = Config::load(data).map_err(anyhow::Error::msg)?;
     let pem = std::fs::read(&cfg.signing_cert)
         .with_context(|| format!("cannot read {}", cfg.signing_cert.display()))?;
@@ -21,14 +27,10 @@ pub fn export(data: &Path) -> Result<()> {
         &format!("posta-certificata@{}", cfg.domain),
         &domains,
     );
-    print!(
-        "{}",
-        Index {
-            records: vec![record]
-        }
-        .to_ldif()
-    );
-    Ok(())
+    Ok(Index {
+        records: vec![record],
+    }
+    .to_ldif())
 }
 
 fn check(r: &ProviderRecord) -> Vec<String> {

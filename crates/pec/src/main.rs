@@ -4,6 +4,7 @@
 
 mod admin;
 mod bench;
+mod bench_gestori;
 mod config;
 mod index;
 mod init;
@@ -110,6 +111,12 @@ enum Command {
         /// Append the results to this Markdown file (e.g. BENCHMARKS.md).
         #[arg(long)]
         write: Option<PathBuf>,
+        /// Measure two gestori on loopback end to end instead (127.0.0.8 and 127.0.0.9).
+        #[arg(long)]
+        gestori: bool,
+        /// Concurrent submitters (with --gestori).
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
     },
 }
 
@@ -399,9 +406,18 @@ fn main() -> ExitCode {
         Command::Log {
             command: LogCommand::Verify { data, json },
         } => log_verify(&data, json),
-        Command::Bench { seconds, write } => {
-            bench::run(seconds, write.as_deref()).map(|()| ExitCode::SUCCESS)
-        }
+        Command::Bench {
+            seconds,
+            write,
+            gestori: false,
+            ..
+        } => bench::run(seconds, write.as_deref()).map(|()| ExitCode::SUCCESS),
+        Command::Bench {
+            seconds,
+            write,
+            clients,
+            ..
+        } => bench_gestori::run(seconds, clients, write.as_deref()).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

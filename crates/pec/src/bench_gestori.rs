@@ -1,0 +1,269 @@
+//! `pec bench --gestori`: two real gestori on loopback (A on 127.0.0.8, B on 127.0.0.9), N
+//! concurrent submitters on A for T seconds; certified transactions per second measured from
+//! submission to the delivery receipt stored in the sender's mailbox, p50 / p99 latency, and
+//! OpenSSL's RSA-2048 sign/s in the same run. Ceiling: cores × sign/s ÷ 4 signatures per
+//! transaction (acceptance, envelope, presa in carico, delivery receipt).
+
+use crate::admin::{Client, segment};
+use anyhow::{Context, Result, bail};
+use base64::Engine as _;
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(dir: &Path) -> Result<Proc> {
+    let exe = std::env::current_exe()?;
+    let log = std::fs::File::create(dir.join("serve.log"))?;
+    let child = Command::new(exe)
+        .args(["serve", "--data"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()?;
+    let p = Proc(child);
+    let c = Client::new(dir)?;
+    for _ in 0..300 {
+        if c.json("GET", "/v1/status", None).is_ok() {
+            return Ok(p);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("the gestore in {} did not start", dir.display())
+}
+
+async fn expect(r: &mut (impl AsyncBufReadExt + Unpin), code: &str) -> Result<()> {
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).await? == 0 {
+            bail!("connection closed, expected {code}");
+        }
+        if !line.starts_with(code) {
+            bail!("expected {code}, got {}", line.trim());
+        }
+        if line.as_bytes().get(3) != Some(&b'-') {
+            return Ok(());
+        }
+    }
+}
+
+type Sent = Arc<Mutex<HashMap<String, Instant>>>;
+
+async fn submitter(user: String, rcpt: String, until: Instant, sent: Sent) -> Result<u64> {
+    let tls = pec_smtp::tls::client_config(false, &[]).map_err(anyhow::Error::msg)?;
+    let tcp = tokio::net::TcpStream::connect("127.0.0.8:4650").await?;
+    tcp.set_nodelay(true)?;
+    let name = rustls::pki_types::ServerName::try_from("mx.a.bench")?;
+    let s = tokio_rustls::TlsConnector::from(tls)
+        .connect(name, tcp)
+        .await?;
+    let mut io = BufReader::new(s);
+    expect(&mut io, "220").await?;
+    io.get_mut().write_all(b"EHLO bench\r\n").await?;
+    expect(&mut io, "250").await?;
+    let auth =
+        base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0bench-password"));
+    io.get_mut()
+        .write_all(format!("AUTH PLAIN {auth}\r\n").as_bytes())
+        .await?;
+    expect(&mut io, "235").await?;
+    let mut n = 0u64;
+    while Instant::now() < until {
+        let subject = format!("bench {user} {n}");
+        let msg = format!(
+            "From: {user}\r\nTo: {rcpt}\r\nSubject: {subject}\r\nMessage-ID: <{n}.{user}>\r\n\r\nbench\r\n.\r\n"
+        );
+        io.get_mut()
+            .write_all(format!("MAIL FROM:<{user}>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n").as_bytes())
+            .await?;
+        expect(&mut io, "250").await?;
+        expect(&mut io, "250").await?;
+        expect(&mut io, "354").await?;
+        sent.lock()
+            .map_err(|_| anyhow::anyhow!("lock"))?
+            .insert(format!("CONSEGNA: {subject}"), Instant::now());
+        io.get_mut().write_all(msg.as_bytes()).await?;
+        expect(&mut io, "250").await?;
+        n += 1;
+    }
+    let _ = io.get_mut().write_all(b"QUIT\r\n").await;
+    Ok(n)
+}
+
+pub fn run(seconds: u64, clients: usize, write: Option<&Path>) -> Result<()> {
+    let root = tempfile::tempdir()?;
+    let (a, b) = (root.path().join("a"), root.path().join("b"));
+    let init = |dir: &Path, domain: &str, name: &str, ip: &str, route: String| {
+        crate::init::run(&crate::init::InitOptions {
+            data: dir,
+            domain,
+            name,
+            listen_ip: ip,
+            standard_ports: false,
+            routes: &[route],
+        })
+    };
+    init(
+        &a,
+        "a.bench",
+        "Bench A",
+        "127.0.0.8",
+        "b.bench=127.0.0.9:2525".into(),
+    )?;
+    init(
+        &b,
+        "b.bench",
+        "Bench B",
+        "127.0.0.9",
+        "a.bench=127.0.0.8:2525".into(),
+    )?;
+    for (x, y) in [(&a, &b), (&b, &a)] {
+        let f = x.join("peer.ldif");
+        std::fs::write(&f, crate::index::own_ldif(y)?)?;
+        crate::index::import(x, &f)?;
+    }
+    let _pa = start(&a)?;
+    let _pb = start(&b)?;
+    let ca = Client::new(&a)?;
+    let cb = Client::new(&b)?;
+    cb.json(
+        "POST",
+        "/v1/mailboxes",
+        Some(&serde_json::json!({"address": "dest@b.bench", "password": "bench-password"})),
+    )?;
+    let users: Vec<String> = (0..clients).map(|i| format!("s{i}@a.bench")).collect();
+    for u in &users {
+        ca.json(
+            "POST",
+            "/v1/mailboxes",
+            Some(&serde_json::json!({"address": u, "password": "bench-password"})),
+        )?;
+    }
+    eprintln!("two gestori up; {clients} submitters for {seconds} s...");
+    let sent: Sent = Arc::default();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let start_t = Instant::now();
+    let until = start_t + Duration::from_secs(seconds);
+    let tasks: Vec<_> = users
+        .iter()
+        .map(|u| {
+            rt.spawn(submitter(
+                u.clone(),
+                "dest@b.bench".into(),
+                until,
+                sent.clone(),
+            ))
+        })
+        .collect();
+    // Poll the senders' mailboxes for delivery receipts while the load runs and after.
+    let mut latencies: Vec<f64> = Vec::new();
+    let mut last_receipt = start_t;
+    let mut seen: HashMap<String, u32> = users.iter().map(|u| (u.clone(), 0)).collect();
+    let drain = until + Duration::from_secs(60);
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        for u in &users {
+            let list = ca.json(
+                "GET",
+                &format!("/v1/mailboxes/{}/messages", segment(u)),
+                None,
+            )?;
+            let since = seen[u];
+            for m in list.as_array().into_iter().flatten() {
+                let uid = m["uid"].as_u64().unwrap_or(0) as u32;
+                if uid <= since || m["kind"] != "avvenuta-consegna" {
+                    continue;
+                }
+                seen.insert(u.clone(), uid.max(seen[u]));
+                let subject = m["subject"].as_str().unwrap_or("");
+                if let Some(t0) = sent
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("lock"))?
+                    .get(subject)
+                {
+                    latencies.push(t0.elapsed().as_secs_f64());
+                    last_receipt = Instant::now();
+                }
+            }
+        }
+        let submitted = sent.lock().map_err(|_| anyhow::anyhow!("lock"))?.len();
+        if Instant::now() > until && latencies.len() >= submitted {
+            break;
+        }
+        if Instant::now() > drain {
+            eprintln!(
+                "warning: {} receipts missing after the drain",
+                submitted - latencies.len()
+            );
+            break;
+        }
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += rt.block_on(t).context("submitter panicked")??;
+    }
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or(0.0)
+            * 1000.0
+    };
+    let elapsed = (last_receipt - start_t).as_secs_f64();
+    let tps = latencies.len() as f64 / elapsed;
+    eprintln!("measuring openssl speed rsa2048...");
+    let sign = crate::bench::openssl_rsa2048(3)?;
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1) as f64;
+    let ceiling = cores * sign / 4.0;
+    let date = chrono::Utc::now().format("%Y-%m-%d");
+    let section = format!(
+        "\n## Two gestori on loopback ({date})\n\n\
+Machine: {cores:.0} cores. Command: `pec bench --gestori --seconds {seconds} --clients {clients}` (release build). \
+Gestore A on 127.0.0.8 and B on 127.0.0.9, each a `pec serve` process with the embedded store (SQLite, \
+synchronous=FULL); {clients} submitters on one TLS connection each; a transaction counts when its delivery \
+receipt is stored in the sender's mailbox at A (acceptance, envelope, presa in carico and delivery receipt \
+signed: 4 signatures).\n\n\
+| measurement | value |\n|---|---:|\n\
+| submissions accepted | {total} |\n\
+| transactions completed (delivery receipt stored) | {done} |\n\
+| certified transactions per second | {tps:.1} |\n\
+| latency p50 (submission → receipt stored) | {p50:.0} ms |\n\
+| latency p99 | {p99:.0} ms |\n\
+| `openssl speed rsa2048` sign/s (one core) | {sign:.0} |\n\
+| ceiling: cores × sign/s ÷ 4 | {ceiling:.0} |\n\
+| share of the ceiling | {share:.1}% |\n\n\
+Goal: at least 60% of the ceiling: {verdict}.\n",
+        done = latencies.len(),
+        p50 = pct(0.5),
+        p99 = pct(0.99),
+        share = tps / ceiling * 100.0,
+        verdict = if tps >= 0.6 * ceiling {
+            "met"
+        } else {
+            "not met"
+        },
+    );
+    print!("{section}");
+    if let Some(w) = write {
+        let mut text = std::fs::read_to_string(w).unwrap_or_else(|_| "# Benchmarks\n".into());
+        text.push_str(&section);
+        std::fs::write(w, text).with_context(|| format!("cannot write {}", w.display()))?;
+    }
+    Ok(())
+}
