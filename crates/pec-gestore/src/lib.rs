@@ -417,7 +417,8 @@ impl<S: Store> Gestore<S> {
         }
     }
 
-    /// Starts the background workers (queue, deadlines, event log, Indice reload).
+    /// Starts the background workers (queue, deadlines, event log, Indice reload). Call it
+    /// after [`Store::release_leases`] when this process is the store's only user.
     pub fn spawn_workers(self: &Arc<Self>, transport: Arc<dyn Transport>) {
         tokio::spawn(queue::run(self.clone(), transport));
         tokio::spawn(deadlines::run(self.clone()));

@@ -61,8 +61,9 @@ pub trait Transport: Send + Sync {
     fn deliver<'a>(&'a self, d: Delivery<'a>) -> DeliverFuture<'a>;
 }
 
-/// Retry delays after the n-th failed attempt.
-const BACKOFF: [i64; 5] = [60, 120, 300, 600, 1800];
+/// Retry delays after the n-th failed attempt: quick at first (a peer restarting), then
+/// spaced out up to half an hour, always within the 24-hour lifetime.
+const BACKOFF: [i64; 6] = [15, 60, 300, 600, 900, 1800];
 
 pub(crate) async fn run<S: Store>(g: Arc<Gestore<S>>, transport: Arc<dyn Transport>) {
     let slots = Arc::new(Semaphore::new(16));

@@ -107,6 +107,9 @@ pub trait Store: Send + Sync + 'static {
         identificativo: Option<&str>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<LoggedEvent>>> + Send;
+    /// Ends every lease at once. A node calls it at start when it is the only one using the
+    /// store (the embedded default), so work leased by a crashed predecessor resumes at once.
+    fn release_leases(&self) -> impl Future<Output = Result<()>> + Send;
     /// Number of entries in the outbound queue.
     fn queue_len(&self) -> impl Future<Output = Result<usize>> + Send;
 }

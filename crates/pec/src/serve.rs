@@ -14,7 +14,7 @@ use pec_smtp::relay::{Relay, RelayConfig};
 use pec_smtp::server::limits::{Limiter, Limits as SmtpLimits};
 use pec_smtp::server::listener::{Service, serve as serve_smtp};
 use pec_smtp::server::session::{Role, SessionConfig};
-use pec_store::SqliteStore;
+use pec_store::{SqliteStore, Store};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -138,6 +138,8 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
         Clock::default(),
     ));
     g.ensure_service_mailbox().await?;
+    // The embedded store has one user: whatever a crashed predecessor had leased resumes now.
+    g.store.release_leases().await?;
     let mut demo_password = None;
     if demo {
         let password = crate::init::token()[..16].to_string();

@@ -381,6 +381,13 @@ fn unreachable_peer_gets_both_timeout_notices_and_a_dsn() {
         2,
         "no third notice"
     );
+    // The clock crossed midnight: the finished day is sealed with the provider's signature.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    a.kill();
+    let o = run(&["log", "verify", "--json", "--data", a.data()]);
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(o.status.success(), "{report}");
+    assert!(report["sealed_days"].as_u64().unwrap() >= 1, "{report}");
 }
 
 #[test]

@@ -482,6 +482,17 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn release_leases(&self) -> Result<()> {
+        let mut w = self.writer.lock().await;
+        sqlx::query("UPDATE queue SET lease_until = 0")
+            .execute(&mut *w)
+            .await?;
+        sqlx::query("UPDATE deadlines SET lease_until = 0")
+            .execute(&mut *w)
+            .await?;
+        Ok(())
+    }
+
     async fn queue_len(&self) -> Result<usize> {
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM queue")
             .fetch_one(&self.readers)
