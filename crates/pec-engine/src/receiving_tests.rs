@@ -49,6 +49,24 @@ fn envelope_from_a(f: &mut Fixture, original: &[u8]) -> Vec<u8> {
         .unwrap()
 }
 
+/// One inbound transaction through the receiving point.
+fn deliver(
+    mail_from: &str,
+    recipients: &[LocalRecipient],
+    message: &[u8],
+    ctx: &mut Context<'_>,
+) -> Received {
+    receive(
+        &Inbound {
+            mail_from,
+            recipients,
+            message,
+        },
+        ctx,
+    )
+    .unwrap()
+}
+
 fn relays(effects: &[Effect]) -> Vec<(&str, &str, &[u8])> {
     effects
         .iter()
@@ -86,15 +104,7 @@ fn envelope_gets_one_presa_in_carico_and_a_receipt_per_recipient() {
         rcpt("anna@b.test", active()),
         rcpt("carla@b.test", active()),
     ];
-    let out = receive(
-        &Inbound {
-            mail_from: "mario@a.test",
-            recipients: &recipients,
-            message: &env,
-        },
-        &mut f.ctx_b(),
-    )
-    .unwrap();
+    let out = deliver("mario@a.test", &recipients, &env, &mut f.ctx_b());
     assert_eq!(out.treat_as, "pec");
     assert_eq!(out.reply, Reply::Accepted);
     let s = stores(&out.effects);
@@ -134,15 +144,7 @@ fn breve_is_honoured_for_primary_recipients() {
     let original = b"From: mario@a.test\r\nTo: anna@b.test\r\nSubject: B\r\nX-TipoRicevuta: breve\r\n\r\nx\r\n";
     let env = envelope_from_a(&mut f, original);
     let recipients = [rcpt("anna@b.test", active())];
-    let out = receive(
-        &Inbound {
-            mail_from: "mario@a.test",
-            recipients: &recipients,
-            message: &env,
-        },
-        &mut f.ctx_b(),
-    )
-    .unwrap();
+    let out = deliver("mario@a.test", &recipients, &env, &mut f.ctx_b());
     let r = relays(&out.effects);
     assert_eq!(
         f.verify(r[1].2).receipt_type.as_deref(),
@@ -156,15 +158,7 @@ fn a_second_copy_is_not_delivered_nor_receipted() {
     let env = envelope_from_a(&mut f, ORIGINAL);
     let mut r = rcpt("anna@b.test", active());
     r.has_copy = true;
-    let out = receive(
-        &Inbound {
-            mail_from: "mario@a.test",
-            recipients: &[r],
-            message: &env,
-        },
-        &mut f.ctx_b(),
-    )
-    .unwrap();
+    let out = deliver("mario@a.test", &[r], &env, &mut f.ctx_b());
     assert_eq!(out.reply, Reply::Accepted);
     assert!(stores(&out.effects).is_empty());
     assert!(relays(&out.effects).is_empty());
@@ -178,15 +172,7 @@ fn unknown_recipient_gets_errore_consegna_no_dest() {
         rcpt("anna@b.test", active()),
         rcpt("carla@b.test", MailboxState::Unknown),
     ];
-    let out = receive(
-        &Inbound {
-            mail_from: "mario@a.test",
-            recipients: &recipients,
-            message: &env,
-        },
-        &mut f.ctx_b(),
-    )
-    .unwrap();
+    let out = deliver("mario@a.test", &recipients, &env, &mut f.ctx_b());
     assert_eq!(stores(&out.effects).len(), 1);
     let r = relays(&out.effects);
     let err = f.verify(r[2].2);
@@ -261,15 +247,7 @@ fn receipts_coming_back_move_the_sender_side_on() {
     let mut f = Fixture::new();
     let env = envelope_from_a(&mut f, ORIGINAL);
     let recipients = [rcpt("anna@b.test", active())];
-    let at_b = receive(
-        &Inbound {
-            mail_from: "mario@a.test",
-            recipients: &recipients,
-            message: &env,
-        },
-        &mut f.ctx_b(),
-    )
-    .unwrap();
+    let at_b = deliver("mario@a.test", &recipients, &env, &mut f.ctx_b());
     let r = relays(&at_b.effects);
     // The presa in carico reaches A's service mailbox.
     let service = MailboxState::Active {

@@ -64,6 +64,24 @@ fn validity(b: &mut X509Builder, not_before: i64, days: u32) -> Result<(), PkiEr
     Ok(())
 }
 
+/// A version-3 certificate builder with a fresh serial, the names, the key and the validity set.
+fn builder<T: openssl::pkey::HasPublic>(
+    subject: &openssl::x509::X509NameRef,
+    issuer: &openssl::x509::X509NameRef,
+    key: &openssl::pkey::PKeyRef<T>,
+    not_before: i64,
+    days: u32,
+) -> Result<X509Builder, PkiError> {
+    let mut b = X509Builder::new()?;
+    b.set_version(2)?;
+    b.set_serial_number(&*serial()?)?;
+    b.set_subject_name(subject)?;
+    b.set_issuer_name(issuer)?;
+    b.set_pubkey(key)?;
+    validity(&mut b, not_before, days)?;
+    Ok(b)
+}
+
 /// Makes a self-signed CA (RSA-2048, SHA-256, CA:TRUE pathlen 0, keyCertSign and cRLSign),
 /// named like AgID CA1 with a development marker.
 pub fn make_ca(common_name: &str, not_before: i64, days: u32) -> Result<Issued, PkiError> {
@@ -73,13 +91,7 @@ pub fn make_ca(common_name: &str, not_before: i64, days: u32) -> Result<Issued, 
     name.append_entry_by_nid(Nid::ORGANIZATIONNAME, "PEC development PKI")?;
     name.append_entry_by_nid(Nid::COMMONNAME, common_name)?;
     let name = name.build();
-    let mut b = X509Builder::new()?;
-    b.set_version(2)?;
-    b.set_serial_number(&*serial()?)?;
-    b.set_subject_name(&name)?;
-    b.set_issuer_name(&name)?;
-    b.set_pubkey(&key)?;
-    validity(&mut b, not_before, days)?;
+    let mut b = builder(&name, &name, &key, not_before, days)?;
     b.append_extension(BasicConstraints::new().critical().ca().pathlen(0).build()?)?;
     b.append_extension(
         KeyUsage::new()
@@ -134,13 +146,7 @@ pub fn issue_for_public_key<T: openssl::pkey::HasPublic>(
         &format!("Posta Certificata {provider_name}"),
     )?;
     let name = name.build();
-    let mut b = X509Builder::new()?;
-    b.set_version(2)?;
-    b.set_serial_number(&*serial()?)?;
-    b.set_subject_name(&name)?;
-    b.set_issuer_name(ca.cert.subject_name())?;
-    b.set_pubkey(public)?;
-    validity(&mut b, not_before, days)?;
+    let mut b = builder(&name, ca.cert.subject_name(), public, not_before, days)?;
     b.append_extension(KeyUsage::new().critical().digital_signature().build()?)?;
     b.append_extension(ExtendedKeyUsage::new().email_protection().build()?)?;
     let ctx = b.x509v3_context(Some(&ca.cert), None);
@@ -173,13 +179,7 @@ pub fn issue_tls_cert(
     let mut name = X509NameBuilder::new()?;
     name.append_entry_by_nid(Nid::COMMONNAME, common_name)?;
     let name = name.build();
-    let mut b = X509Builder::new()?;
-    b.set_version(2)?;
-    b.set_serial_number(&*serial()?)?;
-    b.set_subject_name(&name)?;
-    b.set_issuer_name(ca.cert.subject_name())?;
-    b.set_pubkey(&key)?;
-    validity(&mut b, not_before, days)?;
+    let mut b = builder(&name, ca.cert.subject_name(), &key, not_before, days)?;
     b.append_extension(
         KeyUsage::new()
             .critical()
