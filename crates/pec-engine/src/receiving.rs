@@ -13,7 +13,7 @@ use pec_message::daticert::{Daticert, Tipo};
 use pec_message::ident::strip_brackets;
 use pec_message::mime::Entity;
 use pec_message::original::OriginalHeaders;
-use pec_message::report::{ProviderDirectory, VerifyOptions, verify};
+use pec_message::report::{ProviderDirectory, VerifyOptions, verify_classified};
 
 /// What a mailbox does with ordinary (non-PEC) mail (pec.md §5.6, §9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -113,15 +113,16 @@ fn tx_of_daticert(d: &Daticert) -> Transaction {
 /// Processes one inbound transaction (pec.md §1.3 PR steps 1-6, PC steps 1-5).
 pub fn receive(inbound: &Inbound<'_>, ctx: &mut Context<'_>) -> Result<Received, EngineError> {
     let directory: &dyn ProviderDirectory = ctx.directory;
-    let report = verify(
+    let c = classify(inbound.message);
+    let report = verify_classified(
         inbound.message,
+        &c,
         &VerifyOptions {
             anchors: ctx.anchors.to_vec(),
             at: ctx.now,
             directory: Some(directory),
         },
     );
-    let c = classify(inbound.message);
     let daticert = match &c.daticert {
         Some(Ok((d, _))) => Some(d.clone()),
         _ => None,

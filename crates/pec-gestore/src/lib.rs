@@ -160,11 +160,7 @@ impl<S: Store> Gestore<S> {
         }
     }
 
-    /// The current Indice copy.
-    pub fn index(&self) -> Arc<Index> {
-        Arc::new(self.indexed().0.clone())
-    }
-
+    /// The current Indice copy and the certificates it pins.
     fn indexed(&self) -> Arc<(Index, Vec<openssl::x509::X509>)> {
         self.index
             .read()

@@ -170,7 +170,12 @@ pub struct Report {
 
 /// Verifies a message given as the exact bytes received or stored.
 pub fn verify(raw: &[u8], opts: &VerifyOptions<'_>) -> Report {
-    let c = classify(raw);
+    verify_classified(raw, &classify(raw), opts)
+}
+
+/// [`verify`] for a message the caller has already classified (`c` must be `classify(raw)`),
+/// so a receiving point that also needs the classification parses the message once.
+pub fn verify_classified(raw: &[u8], c: &Classified<'_>, opts: &VerifyOptions<'_>) -> Report {
     let mut problems = Vec::new();
     let mut sig = SignatureReport::default();
     let mut trusted = None;

@@ -24,16 +24,7 @@ async fn reopened_store_keeps_data_and_schema() {
         })
         .await
         .unwrap();
-        s.commit(Commit {
-            events: vec![NewEvent {
-                time: 1,
-                identificativo: "x".into(),
-                json: "{}".into(),
-            }],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+        s.commit(one_event()).await.unwrap();
     }
     let s = SqliteStore::open(dir.path()).await.unwrap();
     let m = s.mailbox("a@a.test").await.unwrap().unwrap();
@@ -45,16 +36,7 @@ async fn reopened_store_keeps_data_and_schema() {
 async fn the_event_table_refuses_updates_and_deletes() {
     let dir = tempfile::tempdir().unwrap();
     let s = SqliteStore::open(dir.path()).await.unwrap();
-    s.commit(Commit {
-        events: vec![NewEvent {
-            time: 1,
-            identificativo: "x".into(),
-            json: "{}".into(),
-        }],
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    s.commit(one_event()).await.unwrap();
     drop(s);
     use sqlx::Connection;
     let mut c = sqlx::SqliteConnection::connect(&format!(
@@ -69,4 +51,16 @@ async fn the_event_table_refuses_updates_and_deletes() {
     assert!(upd.unwrap_err().to_string().contains("append-only"));
     let del = sqlx::query("DELETE FROM events").execute(&mut c).await;
     assert!(del.unwrap_err().to_string().contains("append-only"));
+}
+
+/// A commit holding one log event.
+fn one_event() -> Commit {
+    Commit {
+        events: vec![NewEvent {
+            time: 1,
+            identificativo: "x".into(),
+            json: "{}".into(),
+        }],
+        ..Default::default()
+    }
 }

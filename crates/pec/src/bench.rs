@@ -7,7 +7,6 @@ use anyhow::{Context, Result};
 use pec_message::TimeRef;
 use pec_message::build::{Artefact, build};
 use pec_message::ident::IdGenerator;
-use std::io::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -97,12 +96,14 @@ Goal: small receipts at >= 80% of OpenSSL's raw RSA-2048 signing rate per core: 
     );
     print!("{report}");
     if let Some(path) = write {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
-        writeln!(f, "\n{report}")?;
+        append_section(path, &format!("\n{report}"))?;
     }
     Ok(())
+}
+
+/// Appends a results section to a Markdown file (created with a title when missing).
+pub fn append_section(path: &Path, section: &str) -> Result<()> {
+    let mut text = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".into());
+    text.push_str(section);
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }

@@ -261,9 +261,7 @@ Goal: at least 60% of the ceiling: {verdict}.\n",
     );
     print!("{section}");
     if let Some(w) = write {
-        let mut text = std::fs::read_to_string(w).unwrap_or_else(|_| "# Benchmarks\n".into());
-        text.push_str(&section);
-        std::fs::write(w, text).with_context(|| format!("cannot write {}", w.display()))?;
+        crate::bench::append_section(w, &section)?;
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! #9 Avviso di mancata consegna per virus and #13 Avviso di mancata consegna (pec.md §2.11,
 //! §2.13): to the sender, one per recipient, `<consegna>` and `<errore-esteso>` filled.
 
-use super::text::{Text, subject, when};
+use super::text::Text;
 use super::{DeliveryError, Provider, Spec, Transaction, base_daticert};
 use crate::TimeRef;
 use crate::daticert::{Errore, Tipo};
@@ -15,12 +15,7 @@ pub(super) fn delivery(
     detail: &str,
 ) -> Spec {
     let text = Text::new("Avviso di mancata consegna")
-        .line(format!("{} nel messaggio", when(time)))
-        .line(format!(
-            "\"{}\" proveniente da \"{}\"",
-            subject(&tx.subject),
-            tx.sender
-        ))
+        .about_message(time, tx)
         .line(format!("e destinato all'utente \"{recipient}\""))
         .line("è stato rilevato un errore:")
         .line(detail.to_string())
@@ -40,12 +35,7 @@ pub(super) fn virus(
     virus: &str,
 ) -> Spec {
     let text = Text::new("Avviso di mancata consegna per virus")
-        .line(format!("{} nel messaggio", when(time)))
-        .line(format!(
-            "\"{}\" proveniente da \"{}\"",
-            subject(&tx.subject),
-            tx.sender
-        ))
+        .about_message(time, tx)
         .line(format!("e destinato all'utente \"{recipient}\""))
         .line(format!(
             "è stato rilevato un problema di sicurezza ({virus})."

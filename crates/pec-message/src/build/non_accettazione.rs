@@ -1,19 +1,14 @@
 //! #2 and #3 Avviso di non accettazione, for a formal exception or for a virus (pec.md §2.4,
 //! §2.5). The original must not be included.
 
-use super::text::{Text, subject, when};
+use super::text::Text;
 use super::{Provider, Spec, Transaction, base_daticert, recipient_lines};
 use crate::TimeRef;
 use crate::daticert::{Errore, Tipo};
 
 pub(super) fn formal(tx: &Transaction, provider: &Provider, time: TimeRef, reason: &str) -> Spec {
     let text = Text::new("Errore nell'accettazione del messaggio")
-        .line(format!("{} nel messaggio", when(time)))
-        .line(format!(
-            "\"{}\" proveniente da \"{}\"",
-            subject(&tx.subject),
-            tx.sender
-        ))
+        .about_message(time, tx)
         .line("ed indirizzato a:")
         .lines(recipient_lines(tx))
         .line("è stato rilevato un problema che ne impedisce l'accettazione")
@@ -27,12 +22,7 @@ pub(super) fn formal(tx: &Transaction, provider: &Provider, time: TimeRef, reaso
 
 pub(super) fn virus(tx: &Transaction, provider: &Provider, time: TimeRef, virus: &str) -> Spec {
     let text = Text::new("Errore nell'accettazione del messaggio per presenza di virus")
-        .line(format!("{} nel messaggio", when(time)))
-        .line(format!(
-            "\"{}\" proveniente da \"{}\"",
-            subject(&tx.subject),
-            tx.sender
-        ))
+        .about_message(time, tx)
         .line("ed indirizzato a:")
         .lines(recipient_lines(tx))
         .line(format!(

@@ -1,7 +1,7 @@
 //! #5 Avviso di mancata consegna per superamento dei tempi massimi, 12h and 24h texts
 //! (pec.md §2.7, §5.7). Same headers for both; the original is not included.
 
-use super::text::{Text, subject, when};
+use super::text::Text;
 use super::{Provider, Spec, Timeout, Transaction, base_daticert};
 use crate::TimeRef;
 use crate::daticert::{Errore, Tipo};
@@ -14,12 +14,7 @@ pub(super) fn spec(
     timeout: Timeout,
 ) -> Spec {
     let base = Text::new("Avviso di mancata consegna per superamento dei tempi massimi")
-        .line(format!("{} nel messaggio", when(time)))
-        .line(format!(
-            "\"{}\" proveniente da \"{}\"",
-            subject(&tx.subject),
-            tx.sender
-        ))
+        .about_message(time, tx)
         .line(format!("e destinato all'utente \"{recipient}\""));
     let text = match timeout {
         Timeout::Hours12 => base

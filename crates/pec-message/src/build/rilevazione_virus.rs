@@ -1,7 +1,7 @@
 //! #8 Avviso di rilevazione virus (pec.md §2.10): one per recipient, to the sending provider's
 //! `mailReceipt`, with `X-Mittente`; the recipient in `<consegna>` as the DTD comment says.
 
-use super::text::{Text, subject, when};
+use super::text::Text;
 use super::{Provider, Spec, Transaction, base_daticert};
 use crate::TimeRef;
 use crate::daticert::{Errore, Tipo};
@@ -15,12 +15,7 @@ pub(super) fn spec(
     virus: &str,
 ) -> Spec {
     let text = Text::new("Problema di sicurezza")
-        .line(format!("{} nel messaggio", when(time)))
-        .line(format!(
-            "\"{}\" proveniente da \"{}\"",
-            subject(&tx.subject),
-            tx.sender
-        ))
+        .about_message(time, tx)
         .line(format!("e destinato all'utente \"{recipient}\""))
         .line(format!("è stato rilevato un virus ({virus})."))
         .line("Il messaggio non è stato consegnato.")

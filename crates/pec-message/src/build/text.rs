@@ -24,6 +24,17 @@ impl Text {
         self
     }
 
+    /// The two opening lines most notices share: when, and which message from whom
+    /// ("Il giorno ... nel messaggio" / "\"<subject>\" proveniente da \"<sender>\"").
+    pub fn about_message(self, time: TimeRef, tx: &super::Transaction) -> Self {
+        self.line(format!("{} nel messaggio", when(time)))
+            .line(format!(
+                "\"{}\" proveniente da \"{}\"",
+                subject(&tx.subject),
+                tx.sender
+            ))
+    }
+
     pub fn lines(mut self, ls: impl IntoIterator<Item = String>) -> Self {
         self.lines.extend(ls);
         self
