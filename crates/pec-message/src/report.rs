@@ -341,7 +341,7 @@ pub fn verify_classified(raw: &[u8], c: &Classified<'_>, opts: &VerifyOptions<'_
                 ));
             }
         }
-        format_checks(&c, &mut format_problems);
+        format_checks(c, &mut format_problems);
     }
     let daticert = match &c.daticert {
         Some(Ok((d, dtd))) => Some(DaticertReport::new(d, dtd.is_empty())),
