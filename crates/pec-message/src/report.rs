@@ -262,7 +262,9 @@ pub fn verify_classified(raw: &[u8], c: &Classified<'_>, opts: &VerifyOptions<'_
         problems.push("the message claims to be PEC but carries no S/MIME signature".into());
     }
 
-    let signer_x509 = signer_cert.as_deref().and_then(|d| X509::from_der(d).ok());
+    let signer_x509 = signer_cert
+        .as_deref()
+        .and_then(|d| crate::smime::parse_certificate(d).ok());
     if let (Some(der), Some(x)) = (&signer_cert, &signer_x509) {
         sig.signer_subject = Some(subject_string(x));
         sig.signer_sha1 = Some(certificate_sha1(der));

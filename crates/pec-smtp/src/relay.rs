@@ -11,11 +11,11 @@ use pec_gestore::{Delivery, RcptOutcome, Transport, TransportError};
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::OnceCell;
 
 /// Relay settings.
@@ -33,12 +33,17 @@ pub struct RelayConfig {
     pub tls: Arc<ClientConfig>,
     /// Timeout of each network step.
     pub timeout: Duration,
+    /// Local address to connect from (the gestore's listening address), if any.
+    pub source: Option<IpAddr>,
 }
 
 /// The relay client.
 pub struct Relay {
     cfg: RelayConfig,
     resolver: OnceCell<Result<TokioResolver, String>>,
+    /// Idle connections by `host:port`, reused for the next transaction (RFC 5321 §3.3
+    /// allows many transactions per session).
+    pool: Mutex<HashMap<String, Vec<Conn>>>,
 }
 
 fn temp(text: impl Into<String>) -> TransportError {
@@ -117,6 +122,7 @@ impl Relay {
         Relay {
             cfg,
             resolver: OnceCell::new(),
+            pool: Mutex::default(),
         }
     }
 
@@ -204,41 +210,58 @@ impl Relay {
         Ok(out)
     }
 
-    async fn attempt(
-        &self,
-        host: &str,
-        addr: &str,
-        d: &Delivery<'_>,
-    ) -> Result<Vec<RcptOutcome>, TransportError> {
+    /// A connection to `addr` ready for MAIL FROM: greeting, EHLO, and STARTTLS when offered
+    /// (pec.md §8.2: required toward PEC domains).
+    /// TCP to `addr` (`host:port`), from the configured source address when there is one.
+    async fn connect(&self, addr: &str) -> std::io::Result<TcpStream> {
+        let Some(ip) = self.cfg.source else {
+            return TcpStream::connect(addr).await;
+        };
+        let mut last = None;
+        for target in tokio::net::lookup_host(addr).await? {
+            if target.is_ipv4() != ip.is_ipv4() {
+                continue;
+            }
+            let sock = if ip.is_ipv4() {
+                TcpSocket::new_v4()?
+            } else {
+                TcpSocket::new_v6()?
+            };
+            sock.bind(SocketAddr::new(ip, 0))?;
+            match sock.connect(target).await {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last
+            .unwrap_or_else(|| std::io::Error::other(format!("no address of the family of {ip}"))))
+    }
+
+    /// A connection to `addr` ready for MAIL FROM: greeting, EHLO, and STARTTLS when offered
+    /// (pec.md §8.2: required toward PEC domains).
+    async fn open(&self, host: &str, addr: &str, d: &Delivery<'_>) -> Result<Conn, TransportError> {
         let t = self.cfg.timeout;
-        let tcp = tokio::time::timeout(t, TcpStream::connect(addr))
+        let tcp = tokio::time::timeout(t, self.connect(addr))
             .await
             .map_err(|_| temp(format!("{addr}: connection timed out")))?
             .map_err(|e| temp(format!("{addr}: {e}")))?;
         let _ = tcp.set_nodelay(true);
-        let mut io: BufReader<Box<dyn Stream>> = BufReader::new(Box::new(tcp));
-        macro_rules! step {
-            ($cmd:expr) => {{
-                if let Some(c) = $cmd {
-                    let c: String = c;
-                    tokio::time::timeout(t, io.get_mut().write_all(c.as_bytes()))
-                        .await
-                        .map_err(|_| temp(format!("{addr}: write timed out")))?
-                        .map_err(|e| temp(format!("{addr}: {e}")))?;
-                }
-                tokio::time::timeout(t * 4, read_response(&mut io))
-                    .await
-                    .map_err(|_| temp(format!("{addr}: no answer")))??
-            }};
-        }
-        let greeting = step!(None::<String>);
+        let mut c = Conn {
+            io: BufReader::new(Box::new(tcp)),
+            addr: addr.to_string(),
+            tls: false,
+            idle_since: Instant::now(),
+        };
+        let greeting = c.step(None, t).await?;
         if greeting.class() != 2 {
             return Err(TransportError {
                 temporary: greeting.class() == 4,
                 text: format!("{addr}: greeting {}", greeting.describe()),
             });
         }
-        let mut ehlo = step!(Some(format!("EHLO {}\r\n", self.cfg.helo)));
+        let ehlo = c
+            .step(Some(format!("EHLO {}\r\n", self.cfg.helo)), t)
+            .await?;
         if ehlo.class() != 2 {
             return Err(temp(format!("{addr}: EHLO refused: {}", ehlo.describe())));
         }
@@ -247,17 +270,23 @@ impl Relay {
             .split_whitespace()
             .any(|w| w.eq_ignore_ascii_case("STARTTLS"));
         if offers_tls {
-            let r = step!(Some("STARTTLS\r\n".to_string()));
+            let r = c.step(Some("STARTTLS\r\n".to_string()), t).await?;
             if r.class() == 2 {
                 let name = ServerName::try_from(host.to_string())
                     .map_err(|e| temp(format!("{host}: not a valid TLS name ({e})")))?;
-                let plain = io.into_inner();
-                let tls = tokio_rustls::TlsConnector::from(self.cfg.tls.clone())
-                    .connect(name, plain)
-                    .await
-                    .map_err(|e| temp(format!("{addr}: TLS handshake failed: {e}")))?;
-                io = BufReader::new(Box::new(tls));
-                ehlo = step!(Some(format!("EHLO {}\r\n", self.cfg.helo)));
+                let plain = c.io.into_inner();
+                let tls = tokio::time::timeout(
+                    t,
+                    tokio_rustls::TlsConnector::from(self.cfg.tls.clone()).connect(name, plain),
+                )
+                .await
+                .map_err(|_| temp(format!("{addr}: TLS handshake timed out")))?
+                .map_err(|e| temp(format!("{addr}: TLS handshake failed: {e}")))?;
+                c.io = BufReader::new(Box::new(tls));
+                c.tls = true;
+                let ehlo = c
+                    .step(Some(format!("EHLO {}\r\n", self.cfg.helo)), t)
+                    .await?;
                 if ehlo.class() != 2 {
                     return Err(temp(format!(
                         "{addr}: EHLO after TLS refused: {}",
@@ -274,55 +303,212 @@ impl Relay {
                 d.domain
             )));
         }
-        let mail = step!(Some(format!(
-            "MAIL FROM:<{}> SIZE={}\r\n",
-            d.mail_from,
-            d.message.len()
-        )));
+        Ok(c)
+    }
+
+    /// One mail transaction on an open connection. `Ok(true)` in the second place: the
+    /// connection is back in its initial state and may carry another transaction.
+    async fn transaction(
+        &self,
+        c: &mut Conn,
+        d: &Delivery<'_>,
+    ) -> Result<(Vec<RcptOutcome>, bool), Attempt> {
+        let t = self.cfg.timeout;
+        let addr = c.addr.clone();
+        // A pooled connection the peer closed meanwhile fails here, before anything was
+        // accepted: the caller retries on a fresh connection.
+        let mail = c
+            .step(
+                Some(format!(
+                    "MAIL FROM:<{}> SIZE={}\r\n",
+                    d.mail_from,
+                    d.message.len()
+                )),
+                t,
+            )
+            .await
+            .map_err(Attempt::Stale)?;
         if mail.class() != 2 {
-            return Err(TransportError {
-                temporary: mail.class() == 4,
-                text: format!("{addr}: MAIL refused: {}", mail.describe()),
-            });
+            let reusable = c.reset(t).await;
+            return Err(Attempt::Failed(
+                TransportError {
+                    temporary: mail.class() == 4,
+                    text: format!("{addr}: MAIL refused: {}", mail.describe()),
+                },
+                reusable,
+            ));
         }
         let mut outcomes = Vec::with_capacity(d.rcpt_to.len());
         for r in d.rcpt_to {
-            let resp = step!(Some(format!("RCPT TO:<{r}>\r\n")));
+            let resp = c
+                .step(Some(format!("RCPT TO:<{r}>\r\n")), t)
+                .await
+                .map_err(|e| Attempt::Failed(e, false))?;
             outcomes.push(match resp.class() {
                 2 => RcptOutcome::Accepted,
                 4 => RcptOutcome::Temporary(resp.describe()),
                 _ => RcptOutcome::Permanent(resp.describe()),
             });
         }
-        if outcomes.contains(&RcptOutcome::Accepted) {
-            let go = step!(Some("DATA\r\n".to_string()));
-            if go.code != 354 {
-                return Err(TransportError {
+        if !outcomes.contains(&RcptOutcome::Accepted) {
+            let reusable = c.reset(t).await;
+            return Ok((outcomes, reusable));
+        }
+        let go = c
+            .step(Some("DATA\r\n".to_string()), t)
+            .await
+            .map_err(|e| Attempt::Failed(e, false))?;
+        if go.code != 354 {
+            let reusable = c.reset(t).await;
+            return Err(Attempt::Failed(
+                TransportError {
                     temporary: go.class() != 5,
                     text: format!("{addr}: DATA refused: {}", go.describe()),
-                });
+                },
+                reusable,
+            ));
+        }
+        let body = stuffed(d.message);
+        tokio::time::timeout(t * 10, c.io.get_mut().write_all(&body))
+            .await
+            .map_err(|_| {
+                Attempt::Failed(
+                    temp(format!("{addr}: sending the message timed out")),
+                    false,
+                )
+            })?
+            .map_err(|e| Attempt::Failed(temp(format!("{addr}: {e}")), false))?;
+        // The final answer may take long: the next hop commits before answering.
+        let done = tokio::time::timeout(t * 10, read_response(&mut c.io))
+            .await
+            .map_err(|_| {
+                Attempt::Failed(temp(format!("{addr}: no answer after the message")), false)
+            })?
+            .map_err(|e| Attempt::Failed(e, false))?;
+        for o in outcomes.iter_mut() {
+            if *o == RcptOutcome::Accepted {
+                *o = match done.class() {
+                    2 => RcptOutcome::Accepted,
+                    4 => RcptOutcome::Temporary(done.describe()),
+                    _ => RcptOutcome::Permanent(done.describe()),
+                };
             }
-            let body = stuffed(d.message);
-            tokio::time::timeout(t * 10, io.get_mut().write_all(&body))
-                .await
-                .map_err(|_| temp(format!("{addr}: sending the message timed out")))?
-                .map_err(|e| temp(format!("{addr}: {e}")))?;
-            // The final answer may take long: the next hop commits before answering.
-            let done = tokio::time::timeout(t * 10, read_response(&mut io))
-                .await
-                .map_err(|_| temp(format!("{addr}: no answer after the message")))??;
-            for o in outcomes.iter_mut() {
-                if *o == RcptOutcome::Accepted {
-                    *o = match done.class() {
-                        2 => RcptOutcome::Accepted,
-                        4 => RcptOutcome::Temporary(done.describe()),
-                        _ => RcptOutcome::Permanent(done.describe()),
-                    };
+        }
+        // RFC 5321 §4.1.1.4: after the final answer the transaction state is cleared.
+        Ok((outcomes, true))
+    }
+
+    /// An idle pooled connection to `addr` (encrypted when `tls` is required).
+    fn take(&self, addr: &str, tls: bool) -> Option<Conn> {
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        let idle = pool.get_mut(addr)?;
+        while let Some(c) = idle.pop() {
+            if c.idle_since.elapsed() < POOL_IDLE && (c.tls || !tls) {
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    /// Keeps `c` for the next transaction to the same address.
+    fn put(&self, mut c: Conn) {
+        c.idle_since = Instant::now();
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        for idle in pool.values_mut() {
+            idle.retain(|c| c.idle_since.elapsed() < POOL_IDLE);
+        }
+        let idle = pool.entry(c.addr.clone()).or_default();
+        if idle.len() < POOL_MAX {
+            idle.push(c);
+        }
+    }
+
+    /// One delivery to one host: a pooled connection first, a fresh one when there is none
+    /// or the pooled one turns out closed.
+    async fn attempt(
+        &self,
+        host: &str,
+        addr: &str,
+        d: &Delivery<'_>,
+    ) -> Result<Vec<RcptOutcome>, TransportError> {
+        if let Some(mut c) = self.take(addr, d.require_tls) {
+            match self.transaction(&mut c, d).await {
+                Ok((o, reusable)) => {
+                    if reusable {
+                        self.put(c);
+                    }
+                    return Ok(o);
+                }
+                Err(Attempt::Failed(e, reusable)) => {
+                    if reusable {
+                        self.put(c);
+                    }
+                    return Err(e);
+                }
+                Err(Attempt::Stale(e)) => {
+                    tracing::debug!("pooled connection to {addr} unusable: {}", e.text);
                 }
             }
         }
-        let _ = io.get_mut().write_all(b"QUIT\r\n").await;
-        Ok(outcomes)
+        let mut c = self.open(host, addr, d).await?;
+        match self.transaction(&mut c, d).await {
+            Ok((o, reusable)) => {
+                if reusable {
+                    self.put(c);
+                }
+                Ok(o)
+            }
+            Err(Attempt::Failed(e, reusable)) => {
+                if reusable {
+                    self.put(c);
+                }
+                Err(e)
+            }
+            Err(Attempt::Stale(e)) => Err(e),
+        }
+    }
+}
+
+/// How a transaction on a connection failed.
+enum Attempt {
+    /// The connection was dead before MAIL FROM was answered; nothing was sent.
+    Stale(TransportError),
+    /// The transaction failed; whether the connection can carry another one.
+    Failed(TransportError, bool),
+}
+
+/// Idle connections older than this are closed instead of reused (servers keep an idle
+/// client for at least 5 minutes, RFC 5321 §4.5.3.2.7).
+const POOL_IDLE: Duration = Duration::from_secs(60);
+/// Idle connections kept per address.
+const POOL_MAX: usize = 16;
+
+/// An open SMTP client connection.
+struct Conn {
+    io: BufReader<Box<dyn Stream>>,
+    addr: String,
+    tls: bool,
+    idle_since: Instant,
+}
+
+impl Conn {
+    /// Sends `cmd` (if any) and reads the reply, each within `t`.
+    async fn step(&mut self, cmd: Option<String>, t: Duration) -> Result<Response, TransportError> {
+        let addr = &self.addr;
+        if let Some(c) = cmd {
+            tokio::time::timeout(t, self.io.get_mut().write_all(c.as_bytes()))
+                .await
+                .map_err(|_| temp(format!("{addr}: write timed out")))?
+                .map_err(|e| temp(format!("{addr}: {e}")))?;
+        }
+        tokio::time::timeout(t * 4, read_response(&mut self.io))
+            .await
+            .map_err(|_| temp(format!("{addr}: no answer")))?
+    }
+
+    /// RSET; whether the connection is usable afterwards.
+    async fn reset(&mut self, t: Duration) -> bool {
+        matches!(self.step(Some("RSET\r\n".into()), t).await, Ok(r) if r.class() == 2)
     }
 }
 
@@ -363,5 +549,96 @@ mod tests {
         let resp = read_response(&mut r).await.unwrap();
         assert_eq!(resp.code, 250);
         assert!(resp.text.contains("STARTTLS"));
+    }
+
+    /// A plain SMTP sink on loopback: accepts everything, counts connections, and closes a
+    /// connection after `per_conn` messages (0: never).
+    async fn sink(per_conn: usize) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::Ordering;
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let conns = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = conns.clone();
+        tokio::spawn(async move {
+            loop {
+                let (s, _) = l.accept().await.unwrap();
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut io = BufReader::new(s);
+                    io.get_mut().write_all(b"220 sink\r\n").await.unwrap();
+                    let mut done = 0;
+                    let mut line = String::new();
+                    while io.read_line(&mut line).await.unwrap_or(0) > 0 {
+                        let cmd = line.to_ascii_uppercase();
+                        line.clear();
+                        let answer: &[u8] = if cmd.starts_with("DATA") {
+                            io.get_mut().write_all(b"354 go\r\n").await.unwrap();
+                            while io.read_line(&mut line).await.unwrap() > 0 && line != ".\r\n" {
+                                line.clear();
+                            }
+                            line.clear();
+                            done += 1;
+                            b"250 ok\r\n"
+                        } else if cmd.starts_with("QUIT") {
+                            return;
+                        } else {
+                            b"250 ok\r\n"
+                        };
+                        io.get_mut().write_all(answer).await.unwrap();
+                        if per_conn > 0 && done == per_conn {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, conns)
+    }
+
+    fn relay(addr: &str) -> Relay {
+        Relay::new(RelayConfig {
+            helo: "a.test".into(),
+            routes: [("c.test".to_string(), addr.to_string())].into(),
+            resolver: None,
+            mx_port: 25,
+            tls: crate::tls::client_config(false, &[]).unwrap(),
+            timeout: Duration::from_secs(5),
+            source: None,
+        })
+    }
+
+    fn delivery(rcpt: &[String]) -> Delivery<'_> {
+        Delivery {
+            domain: "c.test",
+            mail_from: "a@a.test",
+            rcpt_to: rcpt,
+            message: b"Subject: x\r\n\r\nx\r\n",
+            require_tls: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn one_connection_carries_many_transactions() {
+        let (addr, conns) = sink(0).await;
+        let r = relay(&addr);
+        let rcpt = vec!["x@c.test".to_string()];
+        for _ in 0..5 {
+            let o = r.deliver(delivery(&rcpt)).await.unwrap();
+            assert_eq!(o, vec![RcptOutcome::Accepted]);
+        }
+        assert_eq!(conns.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_pooled_connection_closed_by_the_peer_is_replaced() {
+        let (addr, conns) = sink(1).await;
+        let r = relay(&addr);
+        let rcpt = vec!["x@c.test".to_string()];
+        for _ in 0..3 {
+            let o = r.deliver(delivery(&rcpt)).await.unwrap();
+            assert_eq!(o, vec![RcptOutcome::Accepted]);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(conns.load(std::sync::atomic::Ordering::SeqCst), 3);
     }
 }

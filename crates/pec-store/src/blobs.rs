@@ -6,7 +6,7 @@
 use crate::{Result, StoreError};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use std::sync::Arc;
 
 /// A blob store.
@@ -29,8 +29,10 @@ impl Blobs {
     pub fn local(root: &std::path::Path) -> Result<Blobs> {
         std::fs::create_dir_all(root)
             .map_err(|e| StoreError::Blob(format!("cannot create {}: {e}", root.display())))?;
-        let fs =
-            LocalFileSystem::new_with_prefix(root).map_err(|e| StoreError::Blob(e.to_string()))?;
+        // fsync on: a blob is on disk before the commit that names it (crate contract).
+        let fs = LocalFileSystem::new_with_prefix(root)
+            .map_err(|e| StoreError::Blob(e.to_string()))?
+            .with_fsync(true);
         Ok(Blobs {
             store: Arc::new(fs),
         })
@@ -40,14 +42,19 @@ impl Blobs {
     pub async fn put(&self, bytes: &[u8]) -> Result<String> {
         let hash = address(bytes);
         let loc = location(&hash);
-        if self.store.head(&loc).await.is_ok() {
-            return Ok(hash);
-        }
-        self.store
-            .put(&loc, PutPayload::from(bytes.to_vec()))
+        // Create mode: an existing blob (same bytes by construction) is left untouched.
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match self
+            .store
+            .put_opts(&loc, PutPayload::from(bytes.to_vec()), opts)
             .await
-            .map_err(|e| StoreError::Blob(e.to_string()))?;
-        Ok(hash)
+        {
+            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(hash),
+            Err(e) => Err(StoreError::Blob(e.to_string())),
+        }
     }
 
     /// The bytes at `hash`, checked against it.

@@ -37,9 +37,11 @@ pub async fn run<S: Store>(s: &S) {
     messages_keep_their_bytes_and_get_increasing_uids(s).await;
     a_second_copy_is_not_stored(s).await;
     queue_entries_are_leased_and_come_back(s).await;
+    queue_entries_of_any_size_keep_their_bytes(s).await;
     deadlines_are_leased_and_finished(s).await;
     progress_is_recorded_once(s).await;
     events_keep_commit_order(s).await;
+    concurrent_commits_are_each_complete(s).await;
 }
 
 async fn mailboxes_are_unique_ignoring_case<S: Store>(s: &S) {
@@ -140,6 +142,102 @@ async fn queue_entries_are_leased_and_come_back<S: Store>(s: &S) {
     .unwrap();
     assert_eq!(s.queue_len().await.unwrap(), 0);
     assert!(s.lease_queue(10_000, 60, 10).await.unwrap().is_empty());
+}
+
+/// Small and large queue entries and messages (a backend may keep them in different places)
+/// come back intact.
+async fn queue_entries_of_any_size_keep_their_bytes<S: Store>(s: &S) {
+    let sizes = [0usize, 1, 64 << 10, (1 << 20) + 1, 3 << 20];
+    let bodies: Vec<Vec<u8>> = sizes
+        .iter()
+        .map(|&n| (0..n).map(|i| (i * 7 + n) as u8).collect())
+        .collect();
+    s.commit(Commit {
+        queue: bodies
+            .iter()
+            .map(|b| NewQueueEntry {
+                mail_from: "a@a.test".into(),
+                rcpt_to: vec!["x@d.test".into()],
+                domain: "d.test".into(),
+                bytes: b.clone(),
+                not_before: 1_000,
+            })
+            .collect(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let l = s.lease_queue(1_000, 60, 10).await.unwrap();
+    assert_eq!(l.len(), sizes.len());
+    for (e, b) in l.iter().zip(&bodies) {
+        assert!(e.bytes == *b, "queue entry of {} bytes changed", b.len());
+    }
+    s.commit(Commit {
+        queue_done: l.iter().map(|e| e.id).collect(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.queue_len().await.unwrap(), 0);
+    // Messages too (a backend may keep small and large ones apart).
+    s.commit(Commit {
+        messages: bodies
+            .iter()
+            .enumerate()
+            .map(|(i, b)| message("sizes@b.test", b, Some(&format!("<size{i}@x>"))))
+            .collect(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let stored = s.messages("sizes@b.test").await.unwrap();
+    assert_eq!(stored.len(), bodies.len());
+    for (m, b) in stored.iter().zip(&bodies) {
+        let got = s
+            .message_bytes("sizes@b.test", m.uid)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(got == *b, "message of {} bytes changed", b.len());
+        assert_eq!(m.size, b.len() as u64);
+    }
+}
+
+/// Many commits at once (a backend may group them): each is applied whole, and each
+/// message gets its own UID.
+async fn concurrent_commits_are_each_complete<S: Store>(s: &S) {
+    let commits = (0..40).map(|i| {
+        s.commit(Commit {
+            messages: vec![message(
+                "many@b.test",
+                format!("m{i}").as_bytes(),
+                Some(&format!("<m{i}@x>")),
+            )],
+            events: vec![NewEvent {
+                time: 5,
+                identificativo: format!("many-{i}"),
+                json: "{}".into(),
+            }],
+            ..Default::default()
+        })
+    });
+    for c in futures::future::join_all(commits).await {
+        assert_eq!(c.unwrap().stored.len(), 1);
+    }
+    let mut uids: Vec<u32> = s
+        .messages("many@b.test")
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.uid)
+        .collect();
+    uids.sort();
+    uids.dedup();
+    assert_eq!(uids.len(), 40);
+    for i in 0..40 {
+        let ev = s.events(0, Some(&format!("many-{i}")), 10).await.unwrap();
+        assert_eq!(ev.len(), 1);
+    }
 }
 
 async fn deadlines_are_leased_and_finished<S: Store>(s: &S) {

@@ -42,6 +42,9 @@ pub enum StoreError {
     /// The thing to create exists already.
     #[error("{0} already exists")]
     AlreadyExists(String),
+    /// A write could not be completed (the transaction was rolled back).
+    #[error("write failed: {0}")]
+    Write(String),
     /// Stored data does not have the expected shape.
     #[error("corrupt record: {0}")]
     Corrupt(String),

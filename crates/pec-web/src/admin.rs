@@ -5,7 +5,7 @@
 //! | GET | `/v1/status` | queue length, clock offset, domains |
 //! | GET | `/v1/mailboxes` | every mailbox |
 //! | POST | `/v1/mailboxes` | `{address, password, quota_bytes?, ordinary_mail?}` creates one |
-//! | GET | `/v1/mailboxes/{address}/messages` | the messages of a mailbox |
+//! | GET | `/v1/mailboxes/{address}/messages[?after_uid=N]` | the messages of a mailbox (INBOX UIDs above N only, when given) |
 //! | GET | `/v1/mailboxes/{address}/messages/{uid}` | the raw bytes of one message |
 //! | GET | `/v1/log?id=IDENTIFICATIVO` | log events (all, or one transaction's) |
 //! | POST | `/v1/clock/advance` | `{seconds}` moves the clock (only with `dev.clock_control`) |
@@ -169,14 +169,24 @@ async fn mailbox_exists<S: Store>(st: &AppState<S>, address: &str) -> ApiResult<
     }
 }
 
+#[derive(Deserialize)]
+struct MessagesQuery {
+    after_uid: Option<u32>,
+}
+
 async fn messages<S: Store>(
     State(st): State<Arc<AppState<S>>>,
     h: HeaderMap,
     Path(address): Path<String>,
+    Query(q): Query<MessagesQuery>,
 ) -> ApiResult<Json<Value>> {
     authorize(&st, &h)?;
     mailbox_exists(&st, &address).await?;
-    Ok(Json(json!(st.g.store.messages(&address).await?)))
+    let mut list = st.g.store.messages(&address).await?;
+    if let Some(after) = q.after_uid {
+        list.retain(|m| m.folder == "INBOX" && m.uid > after);
+    }
+    Ok(Json(json!(list)))
 }
 
 async fn message<S: Store>(

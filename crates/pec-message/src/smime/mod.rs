@@ -14,6 +14,7 @@ pub use cms_build::signed_data;
 pub use pkcs11::Pkcs11Signer;
 pub use signer::{SignError, SignatureAlgorithm, Signer, SoftwareSigner};
 pub use verify::{
-    CmsInfo, SignatureCheck, TrustCheck, check_trust, cms_info, verify_detached, verify_opaque,
+    CmsInfo, SignatureCheck, TrustCheck, check_trust, cms_info, parse_certificate, verify_detached,
+    verify_opaque,
 };
 pub use wrap::{SignedParts, sign_entity, split_signed};

@@ -132,9 +132,102 @@ fn describe(e: &openssl::error::ErrorStack) -> String {
     }
 }
 
+/// Confirms a detached signature without OpenSSL when it has the shape every gestore uses
+/// (RFC 5652 §5.4: one SignerInfo identified by issuer and serial, signed attributes whose
+/// messageDigest matches the content's SHA-1 or SHA-256, RSA PKCS #1 v1.5 of at least 2048
+/// bits). `true` only when the signature checks out; anything else, including an unusual
+/// but possibly valid structure, returns `false` and OpenSSL decides and explains.
+fn verified_natively(p7s: &[u8], content: &[u8]) -> bool {
+    use aws_lc_rs::{digest, signature};
+    let run = || -> Option<bool> {
+        let ci = ContentInfo::from_der(p7s).ok()?;
+        if ci.content_type != rfc5911::ID_SIGNED_DATA {
+            return None;
+        }
+        let sd: SignedData = ci.content.decode_as().ok()?;
+        let mut signers = sd.signer_infos.0.iter();
+        let si = signers.next()?;
+        if signers.next().is_some() {
+            return None;
+        }
+        let SignerIdentifier::IssuerAndSerialNumber(ias) = &si.sid else {
+            return None;
+        };
+        let cert = sd
+            .certificates
+            .iter()
+            .flat_map(|s| s.0.iter())
+            .find_map(|c| match c {
+                cms::cert::CertificateChoices::Certificate(cert)
+                    if cert.tbs_certificate.issuer == ias.issuer
+                        && cert.tbs_certificate.serial_number == ias.serial_number =>
+                {
+                    Some(cert)
+                }
+                _ => None,
+            })?;
+        let (digest_alg, verify_alg): (_, &dyn signature::VerificationAlgorithm) =
+            match si.digest_alg.oid {
+                rfc5912::ID_SHA_256 => (&digest::SHA256, &signature::RSA_PKCS1_2048_8192_SHA256),
+                rfc5912::ID_SHA_1 => (
+                    &digest::SHA1_FOR_LEGACY_USE_ONLY,
+                    &signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
+                ),
+                _ => return None,
+            };
+        let sig_oid = si.signature_algorithm.oid;
+        let rsa_ok = sig_oid == rfc5912::RSA_ENCRYPTION
+            || (sig_oid == rfc5912::SHA_256_WITH_RSA_ENCRYPTION
+                && si.digest_alg.oid == rfc5912::ID_SHA_256)
+            || (sig_oid == rfc5912::SHA_1_WITH_RSA_ENCRYPTION
+                && si.digest_alg.oid == rfc5912::ID_SHA_1);
+        if !rsa_ok {
+            return None;
+        }
+        let attrs = si.signed_attrs.as_ref()?;
+        let mut message_digest = None;
+        let mut content_type_ok = false;
+        for a in attrs.iter() {
+            let mut values = a.values.iter();
+            let (Some(v), None) = (values.next(), values.next()) else {
+                return None;
+            };
+            if a.oid == rfc5911::ID_MESSAGE_DIGEST {
+                message_digest = Some(v.decode_as::<der::asn1::OctetString>().ok()?);
+            } else if a.oid == rfc5911::ID_CONTENT_TYPE {
+                content_type_ok = v.decode_as::<const_oid::ObjectIdentifier>().ok()?
+                    == sd.encap_content_info.econtent_type;
+            }
+        }
+        if !content_type_ok
+            || message_digest?.as_bytes() != digest::digest(digest_alg, content).as_ref()
+        {
+            return Some(false);
+        }
+        // The signature covers the DER SET OF the signed attributes (RFC 5652 §5.4); when
+        // this re-encoding differs from what the signer hashed, the check fails and OpenSSL
+        // decides on the original bytes.
+        let signed = attrs.to_der().ok()?;
+        let key = cert
+            .tbs_certificate
+            .subject_public_key_info
+            .subject_public_key
+            .as_bytes()?;
+        Some(
+            signature::UnparsedPublicKey::new(verify_alg, key)
+                .verify(&signed, si.signature.as_bytes())
+                .is_ok(),
+        )
+    };
+    run() == Some(true)
+}
+
 /// Checks a detached signature over `content`, which must already be the canonical CRLF
 /// form of the signed part.
 pub fn verify_detached(p7s: &[u8], content: &[u8]) -> SignatureCheck {
+    if verified_natively(p7s, content) {
+        return SignatureCheck::Valid;
+    }
     let p7 = match Pkcs7::from_der(p7s) {
         Ok(p) => p,
         Err(e) => {
@@ -208,6 +301,26 @@ fn explain_failure(reason: &str) -> String {
     }
 }
 
+/// `der` parsed, from a small process-wide cache: the same few provider certificates sign
+/// every message, and OpenSSL 3 decodes a certificate (its public key above all) slowly
+/// enough to matter per message. Certificates are immutable, so sharing them is safe.
+pub fn parse_certificate(der: &[u8]) -> Result<X509, openssl::error::ErrorStack> {
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, Mutex};
+    static CACHE: LazyLock<Mutex<HashMap<Vec<u8>, X509>>> = LazyLock::new(Mutex::default);
+    const MAX: usize = 512;
+    if let Some(c) = CACHE.lock().unwrap_or_else(|p| p.into_inner()).get(der) {
+        return Ok(c.clone());
+    }
+    let cert = X509::from_der(der)?;
+    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    if cache.len() >= MAX {
+        cache.clear();
+    }
+    cache.insert(der.to_vec(), cert.clone());
+    Ok(cert)
+}
+
 /// Checks that `signer` chains to one of `anchors` through `intermediates`, with every
 /// certificate valid at `at` (Unix seconds; now when `None`) and fit for S/MIME signing.
 pub fn check_trust(
@@ -217,7 +330,7 @@ pub fn check_trust(
     at: Option<i64>,
 ) -> TrustCheck {
     let run = || -> Result<TrustCheck, openssl::error::ErrorStack> {
-        let cert = X509::from_der(signer)?;
+        let cert = parse_certificate(signer)?;
         let mut builder = X509StoreBuilder::new()?;
         for a in anchors {
             builder.add_cert(a.clone())?;
@@ -234,7 +347,7 @@ pub fn check_trust(
         let store = builder.build();
         let mut chain = Stack::new()?;
         for i in intermediates {
-            if let Ok(c) = X509::from_der(i) {
+            if let Ok(c) = parse_certificate(i) {
                 chain.push(c)?;
             }
         }
@@ -253,4 +366,50 @@ pub fn check_trust(
     run().unwrap_or_else(|e| {
         TrustCheck::Untrusted(format!("the chain could not be checked ({})", describe(&e)))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::smime::{SoftwareSigner, signed_data};
+    use crate::{TimeRef, pki};
+
+    fn signature(content: &[u8]) -> Vec<u8> {
+        let ca = pki::make_ca("Test CA", 1_700_000_000, 30).unwrap();
+        let cert =
+            pki::issue_signing_cert(&ca, "Prova", "pec.test", None, 1_700_000_000, 30).unwrap();
+        let signer = SoftwareSigner::from_pkcs8(
+            &cert.key_pkcs8_der().unwrap(),
+            cert.cert_der().unwrap(),
+            vec![],
+        )
+        .unwrap();
+        signed_data(&signer, content, TimeRef::from_unix(1_700_000_100).unwrap()).unwrap()
+    }
+
+    /// The native path confirms our own signatures, and refuses altered content or signature
+    /// bytes, leaving the verdict to OpenSSL, which agrees.
+    #[test]
+    fn native_check_agrees_with_openssl() {
+        let content = b"Content-Type: text/plain\r\n\r\nciao\r\n";
+        let p7s = signature(content);
+        assert!(verified_natively(&p7s, content));
+        assert_eq!(verify_detached(&p7s, content), SignatureCheck::Valid);
+
+        let altered = b"Content-Type: text/plain\r\n\r\nciaO\r\n";
+        assert!(!verified_natively(&p7s, altered));
+        assert!(matches!(
+            verify_detached(&p7s, altered),
+            SignatureCheck::Invalid(_)
+        ));
+
+        let mut broken = p7s.clone();
+        let n = broken.len();
+        broken[n - 10] ^= 1; // inside the signature value, the last field
+        assert!(!verified_natively(&broken, content));
+        assert!(matches!(
+            verify_detached(&broken, content),
+            SignatureCheck::Invalid(_)
+        ));
+    }
 }

@@ -53,6 +53,9 @@ pub enum End<S> {
 
 const MAX_LINE: usize = 4096;
 const MAX_AUTH_FAILURES: u32 = 3;
+/// A client silent this long between commands is dropped (RFC 5321 §4.5.3.2.7: at least
+/// 5 minutes). Relay clients that keep connections open for reuse close them sooner.
+const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 async fn read_line<R: AsyncBufReadExt + Unpin>(
     r: &mut R,
@@ -162,9 +165,9 @@ where
     let mut io = BufReader::new(stream);
     macro_rules! reply {
         ($($arg:tt)*) => {{
-            let text = ascii(&format!($($arg)*));
+            let mut text = ascii(&format!($($arg)*));
+            text.push_str("\r\n");
             io.get_mut().write_all(text.as_bytes()).await?;
-            io.get_mut().write_all(b"\r\n").await?;
             io.get_mut().flush().await?;
         }};
     }
@@ -179,7 +182,15 @@ where
         rcpt_to: Vec::new(),
     };
     loop {
-        let line = match read_line(&mut io, MAX_LINE).await {
+        let Ok(read) = tokio::time::timeout(IDLE_TIMEOUT, read_line(&mut io, MAX_LINE)).await
+        else {
+            reply!(
+                "421 4.4.2 {} nessun comando da 5 minuti / idle timeout, closing",
+                cfg.hostname
+            );
+            return Ok(End::Closed);
+        };
+        let line = match read {
             Ok(Some(l)) => l,
             Ok(None) => return Ok(End::Closed),
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {

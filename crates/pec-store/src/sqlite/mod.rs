@@ -1,12 +1,16 @@
 //! The embedded backend: SQLite (WAL, `synchronous = FULL`) for metadata and
-//! [`crate::blobs::Blobs`] files for message bytes. One writer connection serialises every
-//! commit (`BEGIN IMMEDIATE`); readers use a pool and see committed data only.
+//! [`crate::blobs::Blobs`] files for message bytes. One writer thread applies every write,
+//! grouping concurrent steps into one transaction ([`writer`]); readers use a pool and see
+//! committed data only.
 
+mod commit;
 mod schema;
+mod writer;
 
 use crate::blobs::Blobs;
 use crate::types::*;
 use crate::{Result, Store, StoreError};
+use commit::MessageBlob;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
@@ -14,12 +18,12 @@ use sqlx::sqlite::{
 use sqlx::{Connection, Row};
 use std::path::Path;
 use std::time::Duration;
-use tokio::sync::Mutex;
+use writer::Writer;
 
 /// SQLite + local files.
 #[derive(Debug)]
 pub struct SqliteStore {
-    writer: Mutex<SqliteConnection>,
+    writer: Writer,
     readers: SqlitePool,
     blobs: Blobs,
 }
@@ -33,7 +37,7 @@ fn options(path: &Path) -> SqliteConnectOptions {
         .busy_timeout(Duration::from_secs(30))
 }
 
-fn now() -> i64 {
+pub(super) fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
@@ -50,14 +54,13 @@ impl SqliteStore {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Blob(format!("cannot create {}: {e}", dir.display())))?;
         let db = dir.join("pec.sqlite");
-        let mut writer = SqliteConnection::connect_with(&options(&db)).await?;
-        migrate(&mut writer).await?;
+        let writer = Writer::start(options(&db), |conn| Box::pin(migrate(conn))).await?;
         let readers = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options(&db).read_only(true))
             .await?;
         Ok(SqliteStore {
-            writer: Mutex::new(writer),
+            writer,
             readers,
             blobs: Blobs::local(&dir.join("blobs"))?,
         })
@@ -99,151 +102,32 @@ fn mailbox_row(r: &sqlx::sqlite::SqliteRow) -> Result<Mailbox> {
     })
 }
 
-async fn apply(conn: &mut SqliteConnection, c: &Commit, blobs: &[String]) -> Result<Committed> {
-    let mut out = Committed::default();
-    let t = now();
-    let (msg_blobs, queue_blobs) = blobs.split_at(c.messages.len());
-    for (m, blob) in c.messages.iter().zip(msg_blobs) {
-        sqlx::query(
-            "INSERT OR IGNORE INTO folders (mailbox, name, uidvalidity, uidnext) VALUES (?, ?, ?, 1)",
-        )
-        .bind(&m.mailbox)
-        .bind(&m.folder)
-        .bind(t)
-        .execute(&mut *conn)
-        .await?;
-        let uid: i64 =
-            sqlx::query_scalar("SELECT uidnext FROM folders WHERE mailbox = ? AND name = ?")
-                .bind(&m.mailbox)
-                .bind(&m.folder)
-                .fetch_one(&mut *conn)
-                .await?;
-        let done = sqlx::query(
-            "INSERT INTO messages (mailbox, folder, uid, blob, size, date, subject, kind, identificativo, message_id)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        )
-        .bind(&m.mailbox)
-        .bind(&m.folder)
-        .bind(uid)
-        .bind(blob)
-        .bind(m.bytes.len() as i64)
-        .bind(m.date)
-        .bind(&m.subject)
-        .bind(&m.kind)
-        .bind(&m.identificativo)
-        .bind(&m.message_id)
-        .execute(&mut *conn)
-        .await?;
-        if done.rows_affected() == 1 {
-            sqlx::query("UPDATE folders SET uidnext = uidnext + 1 WHERE mailbox = ? AND name = ?")
-                .bind(&m.mailbox)
-                .bind(&m.folder)
-                .execute(&mut *conn)
-                .await?;
-            sqlx::query(
-                "UPDATE mailboxes SET used_bytes = used_bytes + ?, message_count = message_count + 1 WHERE address = ?",
-            )
-            .bind(m.bytes.len() as i64)
-            .bind(&m.mailbox)
-            .execute(&mut *conn)
-            .await?;
-            out.stored.push(Some(uid as u32));
-        } else {
-            out.stored.push(None);
-        }
-    }
-    for (q, blob) in c.queue.iter().zip(queue_blobs) {
-        sqlx::query(
-            "INSERT INTO queue (mail_from, rcpt_to, domain, blob, created, next_attempt) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&q.mail_from)
-        .bind(serde_json::to_string(&q.rcpt_to).unwrap_or_default())
-        .bind(&q.domain)
-        .bind(blob)
-        .bind(q.not_before)
-        .bind(q.not_before)
-        .execute(&mut *conn)
-        .await?;
-    }
-    for tr in &c.tracked {
-        sqlx::query("INSERT OR IGNORE INTO tracked (identificativo, data) VALUES (?, ?)")
-            .bind(&tr.identificativo)
-            .bind(&tr.data)
-            .execute(&mut *conn)
-            .await?;
-        for r in &tr.recipients {
-            sqlx::query(
-                "INSERT OR IGNORE INTO tracked_rcpt (identificativo, recipient) VALUES (?, ?)",
-            )
-            .bind(&tr.identificativo)
-            .bind(r)
-            .execute(&mut *conn)
-            .await?;
-        }
-    }
-    for (id, rcpt, step) in &c.progress {
-        sqlx::query(
-            "UPDATE tracked_rcpt SET steps = steps || ? || ',' WHERE identificativo = ? AND recipient = ?
-             AND instr(steps, ? || ',') = 0",
-        )
-        .bind(step)
-        .bind(id)
-        .bind(rcpt)
-        .bind(step)
-        .execute(&mut *conn)
-        .await?;
-    }
-    for d in &c.deadlines {
-        sqlx::query(
-            "INSERT INTO deadlines (identificativo, recipient, which, due) VALUES (?, ?, ?, ?)",
-        )
-        .bind(&d.identificativo)
-        .bind(&d.recipient)
-        .bind(&d.which)
-        .bind(d.due)
-        .execute(&mut *conn)
-        .await?;
-    }
-    for e in &c.events {
-        sqlx::query("INSERT INTO events (time, identificativo, json) VALUES (?, ?, ?)")
-            .bind(e.time)
-            .bind(&e.identificativo)
-            .bind(&e.json)
-            .execute(&mut *conn)
-            .await?;
-    }
-    for id in &c.queue_done {
-        sqlx::query("DELETE FROM queue WHERE id = ?")
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
-    }
-    for id in &c.deadlines_done {
-        sqlx::query("DELETE FROM deadlines WHERE id = ?")
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(out)
-}
-
 impl Store for SqliteStore {
     async fn create_mailbox(&self, m: NewMailbox) -> Result<()> {
-        let mut w = self.writer.lock().await;
-        let r = sqlx::query(
-            "INSERT INTO mailboxes (address, password_hash, quota_bytes, ordinary_policy, service, created)
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        )
-        .bind(m.address.to_ascii_lowercase())
-        .bind(&m.password_hash)
-        .bind(m.quota_bytes as i64)
-        .bind(&m.ordinary_policy)
-        .bind(i64::from(m.service))
-        .bind(now())
-        .execute(&mut *w)
-        .await?;
-        if r.rows_affected() == 0 {
-            return Err(StoreError::AlreadyExists(format!("mailbox {}", m.address)));
+        let address = m.address.to_ascii_lowercase();
+        let shown = m.address.clone();
+        let inserted = self
+            .writer
+            .run(move |w| {
+                Box::pin(async move {
+                    let r = sqlx::query(
+                        "INSERT INTO mailboxes (address, password_hash, quota_bytes, ordinary_policy, service, created)
+                         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(&address)
+                    .bind(&m.password_hash)
+                    .bind(m.quota_bytes as i64)
+                    .bind(&m.ordinary_policy)
+                    .bind(i64::from(m.service))
+                    .bind(now())
+                    .execute(&mut *w)
+                    .await?;
+                    Ok(r.rows_affected())
+                })
+            })
+            .await?;
+        if inserted == 0 {
+            return Err(StoreError::AlreadyExists(format!("mailbox {shown}")));
         }
         Ok(())
     }
@@ -288,15 +172,24 @@ impl Store for SqliteStore {
     }
 
     async fn message_bytes(&self, mailbox: &str, uid: u32) -> Result<Option<Vec<u8>>> {
-        let blob: Option<String> = sqlx::query_scalar(
-            "SELECT blob FROM messages WHERE mailbox = ? AND folder = 'INBOX' AND uid = ?",
+        let row: Option<(String, Option<Vec<u8>>)> = sqlx::query_as(
+            "SELECT m.blob, b.bytes FROM messages m LEFT JOIN blobs b ON b.hash = m.blob
+             WHERE m.mailbox = ? AND m.folder = 'INBOX' AND m.uid = ?",
         )
         .bind(mailbox)
         .bind(i64::from(uid))
         .fetch_optional(&self.readers)
         .await?;
-        match blob {
-            Some(b) => Ok(Some(self.blobs.get(&b).await?)),
+        match row {
+            Some((hash, Some(bytes))) => {
+                if crate::blobs::address(&bytes) != hash {
+                    return Err(StoreError::Corrupt(format!(
+                        "blob {hash} does not match its address"
+                    )));
+                }
+                Ok(Some(bytes))
+            }
+            Some((hash, None)) => Ok(Some(self.blobs.get(&hash).await?)),
             None => Ok(None),
         }
     }
@@ -314,53 +207,59 @@ impl Store for SqliteStore {
 
     async fn commit(&self, c: Commit) -> Result<Committed> {
         // Blobs first: a committed row never names a missing blob.
-        let mut blobs = Vec::with_capacity(c.messages.len() + c.queue.len());
-        for m in &c.messages {
-            blobs.push(self.blobs.put(&m.bytes).await?);
-        }
-        for q in &c.queue {
-            blobs.push(self.blobs.put(&q.bytes).await?);
-        }
-        let mut w = self.writer.lock().await;
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut *w).await?;
-        match apply(&mut w, &c, &blobs).await {
-            Ok(done) => {
-                sqlx::query("COMMIT").execute(&mut *w).await?;
-                Ok(done)
+        let puts = c.messages.iter().map(|m| async move {
+            match m.bytes.len() > commit::BLOB_INLINE_MAX {
+                true => self.blobs.put(&m.bytes).await.map(MessageBlob::File),
+                false => Ok(MessageBlob::Inline(crate::blobs::address(&m.bytes))),
             }
-            Err(e) => {
-                let _ = sqlx::query("ROLLBACK").execute(&mut *w).await;
-                Err(e)
+        });
+        let blobs = futures::future::try_join_all(puts).await?;
+        let big = c.queue.iter().map(|q| async move {
+            match q.bytes.len() > commit::QUEUE_INLINE_MAX {
+                true => self.blobs.put(&q.bytes).await.map(Some),
+                false => Ok(None),
             }
-        }
+        });
+        let queue_blobs = futures::future::try_join_all(big).await?;
+        self.writer
+            .run(move |w| Box::pin(async move { commit::apply(w, &c, &blobs, &queue_blobs).await }))
+            .await
     }
 
     async fn lease_queue(&self, now: i64, lease_secs: i64, max: usize) -> Result<Vec<QueueEntry>> {
-        let rows = {
-            let mut w = self.writer.lock().await;
-            sqlx::query(
-                "UPDATE queue SET lease_until = ?, attempts = attempts + 1 WHERE id IN
-                 (SELECT id FROM queue WHERE next_attempt <= ? AND lease_until <= ? ORDER BY next_attempt, id LIMIT ?)
-                 RETURNING id, mail_from, rcpt_to, domain, blob, created, attempts, last_error",
-            )
-            .bind(now + lease_secs)
-            .bind(now)
-            .bind(now)
-            .bind(max as i64)
-            .fetch_all(&mut *w)
-            .await?
-        };
+        let rows = self
+            .writer
+            .run(move |w| {
+                Box::pin(async move {
+                    Ok(sqlx::query(
+                        "UPDATE queue SET lease_until = ?, attempts = attempts + 1 WHERE id IN
+                         (SELECT id FROM queue WHERE next_attempt <= ? AND lease_until <= ? ORDER BY next_attempt, id LIMIT ?)
+                                 RETURNING id, mail_from, rcpt_to, domain, blob, bytes, created, attempts, last_error",
+                    )
+                    .bind(now + lease_secs)
+                    .bind(now)
+                    .bind(now)
+                    .bind(max as i64)
+                    .fetch_all(&mut *w)
+                    .await?)
+                })
+            })
+            .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let rcpt: String = r.try_get("rcpt_to")?;
-            let blob: String = r.try_get("blob")?;
+            let inline: Option<Vec<u8>> = r.try_get("bytes")?;
+            let bytes = match inline {
+                Some(b) => b,
+                None => self.blobs.get(&r.try_get::<String, _>("blob")?).await?,
+            };
             out.push(QueueEntry {
                 id: r.try_get("id")?,
                 mail_from: r.try_get("mail_from")?,
                 rcpt_to: serde_json::from_str(&rcpt)
                     .map_err(|e| StoreError::Corrupt(format!("queue rcpt_to: {e}")))?,
                 domain: r.try_get("domain")?,
-                bytes: self.blobs.get(&blob).await?,
+                bytes,
                 created: r.try_get("created")?,
                 attempts: r.try_get::<i64, _>("attempts")? as u32,
                 last_error: r.try_get("last_error")?,
@@ -377,17 +276,25 @@ impl Store for SqliteStore {
         next_attempt: i64,
         error: &str,
     ) -> Result<()> {
-        let mut w = self.writer.lock().await;
-        sqlx::query(
-            "UPDATE queue SET rcpt_to = ?, next_attempt = ?, lease_until = 0, last_error = ? WHERE id = ?",
-        )
-        .bind(serde_json::to_string(&rcpt_to).unwrap_or_default())
-        .bind(next_attempt)
-        .bind(error)
-        .bind(id)
-        .execute(&mut *w)
-        .await?;
-        Ok(())
+        let rcpt_to = serde_json::to_string(&rcpt_to)
+            .map_err(|e| StoreError::Corrupt(format!("queue rcpt_to: {e}")))?;
+        let error = error.to_string();
+        self.writer
+            .run(move |w| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "UPDATE queue SET rcpt_to = ?, next_attempt = ?, lease_until = 0, last_error = ? WHERE id = ?",
+                    )
+                    .bind(&rcpt_to)
+                    .bind(next_attempt)
+                    .bind(&error)
+                    .bind(id)
+                    .execute(&mut *w)
+                    .await?;
+                    Ok(())
+                })
+            })
+            .await
     }
 
     async fn lease_deadlines(
@@ -396,18 +303,24 @@ impl Store for SqliteStore {
         lease_secs: i64,
         max: usize,
     ) -> Result<Vec<DueDeadline>> {
-        let mut w = self.writer.lock().await;
-        let rows = sqlx::query(
-            "UPDATE deadlines SET lease_until = ? WHERE id IN
-             (SELECT id FROM deadlines WHERE due <= ? AND lease_until <= ? ORDER BY due, id LIMIT ?)
-             RETURNING id, identificativo, recipient, which, due",
-        )
-        .bind(now + lease_secs)
-        .bind(now)
-        .bind(now)
-        .bind(max as i64)
-        .fetch_all(&mut *w)
-        .await?;
+        let rows = self
+            .writer
+            .run(move |w| {
+                Box::pin(async move {
+                    Ok(sqlx::query(
+                        "UPDATE deadlines SET lease_until = ? WHERE id IN
+                         (SELECT id FROM deadlines WHERE due <= ? AND lease_until <= ? ORDER BY due, id LIMIT ?)
+                         RETURNING id, identificativo, recipient, which, due",
+                    )
+                    .bind(now + lease_secs)
+                    .bind(now)
+                    .bind(now)
+                    .bind(max as i64)
+                    .fetch_all(&mut *w)
+                    .await?)
+                })
+            })
+            .await?;
         let mut out: Vec<DueDeadline> = rows
             .iter()
             .map(|r| {
@@ -483,14 +396,19 @@ impl Store for SqliteStore {
     }
 
     async fn release_leases(&self) -> Result<()> {
-        let mut w = self.writer.lock().await;
-        sqlx::query("UPDATE queue SET lease_until = 0")
-            .execute(&mut *w)
-            .await?;
-        sqlx::query("UPDATE deadlines SET lease_until = 0")
-            .execute(&mut *w)
-            .await?;
-        Ok(())
+        self.writer
+            .run(|w| {
+                Box::pin(async move {
+                    sqlx::query("UPDATE queue SET lease_until = 0")
+                        .execute(&mut *w)
+                        .await?;
+                    sqlx::query("UPDATE deadlines SET lease_until = 0")
+                        .execute(&mut *w)
+                        .await?;
+                    Ok(())
+                })
+            })
+            .await
     }
 
     async fn queue_len(&self) -> Result<usize> {

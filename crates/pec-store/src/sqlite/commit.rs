@@ -1,0 +1,160 @@
+//! One [`Commit`] applied inside the writer's transaction (crate contract: all of it or
+//! none of it).
+
+use super::now;
+use crate::Result;
+use crate::types::*;
+use sqlx::sqlite::SqliteConnection;
+
+/// Queue entries up to this size keep their bytes in the queue row instead of a blob file.
+pub(super) const QUEUE_INLINE_MAX: usize = 1 << 20;
+
+/// Message blobs up to this size are kept in the `blobs` table instead of a file.
+pub(super) const BLOB_INLINE_MAX: usize = 128 << 10;
+
+/// Where the blob of one message of a commit goes.
+pub(super) enum MessageBlob {
+    /// Into the `blobs` table (address computed, bytes written by [`apply`]).
+    Inline(String),
+    /// Already written as a file at this address.
+    File(String),
+}
+
+/// Applies `c`; `blobs` are the blobs of `c.messages`, `queue_blobs` the addresses of the
+/// queue entries too large to keep inline.
+pub(super) async fn apply(
+    conn: &mut SqliteConnection,
+    c: &Commit,
+    blobs: &[MessageBlob],
+    queue_blobs: &[Option<String>],
+) -> Result<Committed> {
+    let mut out = Committed::default();
+    let t = now();
+    for (m, blob) in c.messages.iter().zip(blobs) {
+        let blob = match blob {
+            MessageBlob::File(hash) => hash,
+            MessageBlob::Inline(hash) => {
+                sqlx::query("INSERT OR IGNORE INTO blobs (hash, bytes) VALUES (?, ?)")
+                    .bind(hash)
+                    .bind(&m.bytes[..])
+                    .execute(&mut *conn)
+                    .await?;
+                hash
+            }
+        };
+        // One statement creates the folder or takes its next UID (a UID taken by a
+        // duplicate below stays unused: UIDs only need to ascend, RFC 3501 §2.3.1.1).
+        let uid: i64 = sqlx::query_scalar(
+            "INSERT INTO folders (mailbox, name, uidvalidity, uidnext) VALUES (?, ?, ?, 2)
+             ON CONFLICT (mailbox, name) DO UPDATE SET uidnext = uidnext + 1
+             RETURNING uidnext - 1",
+        )
+        .bind(&m.mailbox)
+        .bind(&m.folder)
+        .bind(t)
+        .fetch_one(&mut *conn)
+        .await?;
+        let done = sqlx::query(
+            "INSERT INTO messages (mailbox, folder, uid, blob, size, date, subject, kind, identificativo, message_id)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(&m.mailbox)
+        .bind(&m.folder)
+        .bind(uid)
+        .bind(blob)
+        .bind(m.bytes.len() as i64)
+        .bind(m.date)
+        .bind(&m.subject)
+        .bind(&m.kind)
+        .bind(&m.identificativo)
+        .bind(&m.message_id)
+        .execute(&mut *conn)
+        .await?;
+        if done.rows_affected() == 1 {
+            sqlx::query(
+                "UPDATE mailboxes SET used_bytes = used_bytes + ?, message_count = message_count + 1 WHERE address = ?",
+            )
+            .bind(m.bytes.len() as i64)
+            .bind(&m.mailbox)
+            .execute(&mut *conn)
+            .await?;
+            out.stored.push(Some(uid as u32));
+        } else {
+            out.stored.push(None);
+        }
+    }
+    for (q, blob) in c.queue.iter().zip(queue_blobs) {
+        sqlx::query(
+            "INSERT INTO queue (mail_from, rcpt_to, domain, blob, bytes, created, next_attempt) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&q.mail_from)
+        .bind(serde_json::to_string(&q.rcpt_to).unwrap_or_default())
+        .bind(&q.domain)
+        .bind(blob.as_deref().unwrap_or(""))
+        .bind(blob.is_none().then_some(&q.bytes[..]))
+        .bind(q.not_before)
+        .bind(q.not_before)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for tr in &c.tracked {
+        sqlx::query("INSERT OR IGNORE INTO tracked (identificativo, data) VALUES (?, ?)")
+            .bind(&tr.identificativo)
+            .bind(&tr.data)
+            .execute(&mut *conn)
+            .await?;
+        for r in &tr.recipients {
+            sqlx::query(
+                "INSERT OR IGNORE INTO tracked_rcpt (identificativo, recipient) VALUES (?, ?)",
+            )
+            .bind(&tr.identificativo)
+            .bind(r)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    for (id, rcpt, step) in &c.progress {
+        sqlx::query(
+            "UPDATE tracked_rcpt SET steps = steps || ? || ',' WHERE identificativo = ? AND recipient = ?
+             AND instr(steps, ? || ',') = 0",
+        )
+        .bind(step)
+        .bind(id)
+        .bind(rcpt)
+        .bind(step)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for d in &c.deadlines {
+        sqlx::query(
+            "INSERT INTO deadlines (identificativo, recipient, which, due) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&d.identificativo)
+        .bind(&d.recipient)
+        .bind(&d.which)
+        .bind(d.due)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for e in &c.events {
+        sqlx::query("INSERT INTO events (time, identificativo, json) VALUES (?, ?, ?)")
+            .bind(e.time)
+            .bind(&e.identificativo)
+            .bind(&e.json)
+            .execute(&mut *conn)
+            .await?;
+    }
+    for id in &c.queue_done {
+        sqlx::query("DELETE FROM queue WHERE id = ?")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    for id in &c.deadlines_done {
+        sqlx::query("DELETE FROM deadlines WHERE id = ?")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(out)
+}

@@ -1,0 +1,261 @@
+//! The embedded store's single writer: one thread owns the write connection and applies the
+//! write jobs queued by every caller in groups: one `BEGIN IMMEDIATE … COMMIT` (one WAL
+//! fsync) per group, each job inside its own savepoint so a failing job rolls back alone.
+//! A caller hears back only once its group's `COMMIT` has returned, so the crate contract
+//! ("after `Ok`, all of it survives a crash") holds job by job while concurrent steps share
+//! the cost of a durable commit (group commit).
+
+use crate::{Result, StoreError};
+use sqlx::Connection as _;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
+use tokio::sync::{mpsc, oneshot};
+
+/// The future a job returns: borrows the connection for the time of the job.
+pub(super) type JobFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'c>>;
+
+type Output = Box<dyn Any + Send>;
+type Job = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> JobFuture<'c, Output> + Send>;
+
+struct Pending {
+    job: Job,
+    reply: oneshot::Sender<Result<Output>>,
+}
+
+/// Most jobs in one group: bounds the time a group holds the database.
+const MAX_GROUP: usize = 128;
+
+/// Handle to the writer thread; dropping the last handle ends the thread after the jobs
+/// already queued.
+#[derive(Debug)]
+pub(super) struct Writer {
+    jobs: mpsc::UnboundedSender<Pending>,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pending")
+    }
+}
+
+impl Writer {
+    /// Opens the write connection on a new thread, runs `init` on it (migrations), and
+    /// returns once that is done.
+    pub(super) async fn start(
+        options: SqliteConnectOptions,
+        init: impl for<'c> FnOnce(&'c mut SqliteConnection) -> JobFuture<'c, ()> + Send + 'static,
+    ) -> Result<Writer> {
+        let (jobs, rx) = mpsc::unbounded_channel();
+        let (ready_tx, ready) = oneshot::channel::<Result<()>>();
+        std::thread::Builder::new()
+            .name("pec-sqlite-writer".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(StoreError::Write(format!(
+                            "cannot start the store writer: {e}"
+                        ))));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let mut conn = match SqliteConnection::connect_with(&options).await {
+                        Ok(c) => c,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e.into()));
+                            return;
+                        }
+                    };
+                    if let Err(e) = init(&mut conn).await {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                    let _ = ready_tx.send(Ok(()));
+                    serve(conn, rx).await;
+                });
+            })
+            .map_err(|e| StoreError::Write(format!("cannot start the store writer: {e}")))?;
+        ready
+            .await
+            .map_err(|_| StoreError::Write("the store writer stopped while opening".into()))??;
+        Ok(Writer { jobs })
+    }
+
+    /// Runs `f` inside a write transaction shared with other concurrent jobs; returns its
+    /// result once the transaction is committed. An `Err` from `f` rolls back `f`'s writes
+    /// only.
+    pub(super) async fn run<T: Send + 'static>(
+        &self,
+        f: impl for<'c> FnOnce(&'c mut SqliteConnection) -> JobFuture<'c, T> + Send + 'static,
+    ) -> Result<T> {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let fut = f(conn);
+            Box::pin(async move { fut.await.map(|v| Box::new(v) as Output) })
+        });
+        self.jobs
+            .send(Pending { job, reply })
+            .map_err(|_| StoreError::Write("the store writer has stopped".into()))?;
+        let out = answer
+            .await
+            .map_err(|_| StoreError::Write("the store writer stopped during a commit".into()))??;
+        // The job above boxed a `T`; nothing else reaches this channel.
+        out.downcast::<T>()
+            .map(|b| *b)
+            .map_err(|_| StoreError::Corrupt("store writer returned a foreign value".into()))
+    }
+}
+
+async fn serve(mut conn: SqliteConnection, mut rx: mpsc::UnboundedReceiver<Pending>) {
+    while let Some(first) = rx.recv().await {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(p) => group.push(p),
+                Err(_) => break,
+            }
+        }
+        run_group(&mut conn, group).await;
+    }
+    let _ = conn.close().await;
+}
+
+async fn exec(conn: &mut SqliteConnection, sql: &'static str) -> Result<()> {
+    sqlx::query(sql).execute(&mut *conn).await?;
+    Ok(())
+}
+
+async fn run_group(conn: &mut SqliteConnection, group: Vec<Pending>) {
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE").await {
+        let text = e.to_string();
+        for p in group {
+            let _ = p.reply.send(Err(StoreError::Write(text.clone())));
+        }
+        return;
+    }
+    let mut done: Vec<(oneshot::Sender<Result<Output>>, Result<Output>)> =
+        Vec::with_capacity(group.len());
+    let mut broken: Option<String> = None;
+    for p in group {
+        if let Some(text) = &broken {
+            let _ = p.reply.send(Err(StoreError::Write(text.clone())));
+            continue;
+        }
+        if let Err(e) = exec(conn, "SAVEPOINT job").await {
+            broken = Some(e.to_string());
+            let _ = p.reply.send(Err(e));
+            continue;
+        }
+        let out = (p.job)(conn).await;
+        let end = if out.is_ok() {
+            exec(conn, "RELEASE job").await
+        } else {
+            match exec(conn, "ROLLBACK TO job").await {
+                Ok(()) => exec(conn, "RELEASE job").await,
+                Err(e) => Err(e),
+            }
+        };
+        if let Err(e) = end {
+            broken = Some(e.to_string());
+        }
+        done.push((p.reply, out));
+    }
+    let committed = match broken {
+        Some(text) => Err(text),
+        None => exec(conn, "COMMIT").await.map_err(|e| e.to_string()),
+    };
+    match committed {
+        Ok(()) => {
+            for (reply, out) in done {
+                let _ = reply.send(out);
+            }
+        }
+        Err(text) => {
+            let _ = exec(conn, "ROLLBACK").await;
+            for (reply, out) in done {
+                let _ = reply.send(match out {
+                    Ok(_) => Err(StoreError::Write(format!(
+                        "the commit failed and nothing was written: {text}"
+                    ))),
+                    Err(e) => Err(e),
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// Jobs queued together share a transaction, yet a failing job rolls back alone and the
+    /// others are committed and answered.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_job_rolls_back_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = SqliteConnectOptions::new()
+            .filename(dir.path().join("t.sqlite"))
+            .create_if_missing(true);
+        let w = Arc::new(
+            Writer::start(opts.clone(), |c| {
+                Box::pin(async move {
+                    sqlx::query("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+                        .execute(&mut *c)
+                        .await?;
+                    Ok(())
+                })
+            })
+            .await
+            .unwrap(),
+        );
+        let mut tasks = Vec::new();
+        for n in 0..50i64 {
+            let w = w.clone();
+            tasks.push(tokio::spawn(async move {
+                w.run(move |c| {
+                    Box::pin(async move {
+                        sqlx::query("INSERT INTO t (n) VALUES (?)")
+                            .bind(n)
+                            .execute(&mut *c)
+                            .await?;
+                        if n % 7 == 0 {
+                            // Fails after a write: that write must disappear.
+                            sqlx::query("INSERT INTO nowhere VALUES (1)")
+                                .execute(&mut *c)
+                                .await?;
+                        }
+                        Ok(n)
+                    })
+                })
+                .await
+            }));
+        }
+        let mut ok = 0;
+        for (n, t) in tasks.into_iter().enumerate() {
+            match t.await.unwrap() {
+                Ok(v) => {
+                    assert_eq!(v, n as i64);
+                    ok += 1;
+                }
+                Err(e) => {
+                    assert_eq!(n % 7, 0, "{e}");
+                    assert!(e.to_string().contains("nowhere"), "{e}");
+                }
+            }
+        }
+        assert_eq!(ok, 50 - 8);
+        let mut conn = SqliteConnection::connect_with(&opts).await.unwrap();
+        let rows: Vec<i64> = sqlx::query_scalar("SELECT n FROM t ORDER BY n")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(rows, (0..50).filter(|n| n % 7 != 0).collect::<Vec<_>>());
+    }
+}
