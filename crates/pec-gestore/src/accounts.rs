@@ -31,7 +31,39 @@ pub async fn hash_password(password: &str) -> Result<String, GestoreError> {
     .map_err(|e| GestoreError::Internal(e.to_string()))?
 }
 
+/// The outcome of a login through an access protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Login {
+    /// Logged in.
+    Accepted(Account),
+    /// Unknown user, wrong password or disabled mailbox (never said which).
+    Refused,
+    /// Too many failures lately from this address or for this account; try again after
+    /// this many seconds.
+    Throttled(u64),
+}
+
 impl<S: Store> Gestore<S> {
+    /// A login from `ip`, counted by the failed-login throttle ([`crate::throttle`]).
+    pub async fn login(
+        &self,
+        ip: std::net::IpAddr,
+        user: &str,
+        password: &str,
+    ) -> Result<Login, GestoreError> {
+        let now = std::time::Instant::now();
+        if let Some(wait) = self.throttle.blocked(ip, user, now) {
+            return Ok(Login::Throttled(wait.as_secs().max(1)));
+        }
+        Ok(match self.authenticate(user, password).await? {
+            Some(a) => Login::Accepted(a),
+            None => {
+                self.throttle.failed(ip, user, now);
+                Login::Refused
+            }
+        })
+    }
+
     /// Checks a login; `None` for an unknown user, a wrong password, a disabled mailbox or the
     /// service mailbox (which has no password).
     pub async fn authenticate(

@@ -13,8 +13,9 @@ mod deadlines;
 mod directory;
 pub mod eventlog;
 mod queue;
+pub mod throttle;
 
-pub use accounts::{Account, hash_password};
+pub use accounts::{Account, Login, hash_password};
 pub use clock::Clock;
 pub use directory::LocalDirectory;
 pub use queue::{DeliverFuture, Delivery, RcptOutcome, Transport, TransportError};
@@ -100,6 +101,8 @@ pub struct Gestore<S: Store> {
     pub clock: Clock,
     /// Wakes the queue worker when something was queued.
     pub(crate) queued: Notify,
+    /// Failed-login counters of the access protocols.
+    pub throttle: throttle::LoginThrottle,
 }
 
 /// The Indice with its provider certificates parsed: each is a trust anchor of its own
@@ -157,6 +160,7 @@ impl<S: Store> Gestore<S> {
             ids: Mutex::new(ids),
             clock,
             queued: Notify::new(),
+            throttle: throttle::LoginThrottle::default(),
         }
     }
 

@@ -42,6 +42,65 @@ pub async fn run<S: Store>(s: &S) {
     progress_is_recorded_once(s).await;
     events_keep_commit_order(s).await;
     concurrent_commits_are_each_complete(s).await;
+    deleted_messages_go_and_usage_shrinks(s).await;
+}
+
+async fn deleted_messages_go_and_usage_shrinks<S: Store>(s: &S) {
+    s.create_mailbox(mailbox("del@b.test")).await.unwrap();
+    let bodies: [&[u8]; 3] = [b"one", b"two!", b"three"];
+    s.commit(Commit {
+        messages: bodies
+            .iter()
+            .map(|b| message("del@b.test", b, None))
+            .collect(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let before = s.messages("del@b.test").await.unwrap();
+    assert_eq!(before.len(), 3);
+    assert!(
+        before
+            .iter()
+            .all(|m| m.uidvalidity == before[0].uidvalidity)
+    );
+    let m = s.mailbox("del@b.test").await.unwrap().unwrap();
+    assert_eq!((m.used_bytes, m.messages), (12, 3));
+    let gone = s
+        .delete_messages("del@b.test", "INBOX", &[before[1].uid, 999])
+        .await
+        .unwrap();
+    assert_eq!(gone, 1);
+    let after = s.messages("del@b.test").await.unwrap();
+    assert_eq!(
+        after.iter().map(|m| m.uid).collect::<Vec<_>>(),
+        vec![before[0].uid, before[2].uid],
+        "UIDs of the others do not change"
+    );
+    assert!(
+        s.message_bytes("del@b.test", before[1].uid)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        s.message_bytes("del@b.test", before[2].uid)
+            .await
+            .unwrap()
+            .unwrap(),
+        b"three"
+    );
+    let m = s.mailbox("del@b.test").await.unwrap().unwrap();
+    assert_eq!((m.used_bytes, m.messages), (8, 2));
+    // A new message takes a higher UID than any deleted one.
+    s.commit(Commit {
+        messages: vec![message("del@b.test", b"four", None)],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let last = s.messages("del@b.test").await.unwrap();
+    assert!(last.last().unwrap().uid > before[2].uid);
 }
 
 async fn mailboxes_are_unique_ignoring_case<S: Store>(s: &S) {

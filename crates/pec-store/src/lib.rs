@@ -69,6 +69,15 @@ pub trait Store: Send + Sync + 'static {
         mailbox: &str,
         uid: u32,
     ) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send;
+    /// Removes messages of `folder` by UID (unknown UIDs are ignored) and returns how many
+    /// went; the mailbox's usage shrinks accordingly. A blob no message names any more may
+    /// be dropped.
+    fn delete_messages(
+        &self,
+        mailbox: &str,
+        folder: &str,
+        uids: &[u32],
+    ) -> impl Future<Output = Result<u64>> + Send;
     /// Whether a message with `message_id` is in `mailbox` (pec.md §5.9).
     fn has_message_id(
         &self,

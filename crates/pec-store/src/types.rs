@@ -67,6 +67,9 @@ pub struct MessageMeta {
     pub folder: String,
     /// UID in the folder.
     pub uid: u32,
+    /// The folder's UIDVALIDITY: (uidvalidity, uid) names a message for good (RFC 3501
+    /// §2.3.1.1; POP3 UIDL, RFC 1939 §7).
+    pub uidvalidity: u32,
     /// Arrival (RFC 3339).
     pub date: String,
     /// Decoded subject.

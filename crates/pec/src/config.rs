@@ -19,6 +19,8 @@ pub struct Config {
     pub mx_port: u16,
     pub submission_port: u16,
     pub submissions_port: u16,
+    pub pop3_port: u16,
+    pub pop3s_port: u16,
     pub admin_port: u16,
     pub tls_cert: PathBuf,
     pub tls_key: PathBuf,
@@ -238,6 +240,7 @@ impl Config {
                 "submission",
                 "submissions",
                 "imaps",
+                "pop3",
                 "pop3s",
                 "https",
                 "admin",
@@ -253,7 +256,9 @@ impl Config {
         let mx_port = port(&mut r, "listen.mx", 2525);
         let submission_port = port(&mut r, "listen.submission", 5870);
         let submissions_port = port(&mut r, "listen.submissions", 4650);
-        for k in ["imaps", "pop3s", "https"] {
+        let pop3_port = port(&mut r, "listen.pop3", 1100);
+        let pop3s_port = port(&mut r, "listen.pop3s", 9950);
+        for k in ["imaps", "https"] {
             port(&mut r, &format!("listen.{k}"), 1);
         }
         let admin_port = port(&mut r, "listen.admin", 8025);
@@ -423,6 +428,8 @@ impl Config {
             mx_port,
             submission_port,
             submissions_port,
+            pop3_port,
+            pop3s_port,
             admin_port,
             tls_cert,
             tls_key,

@@ -214,6 +214,23 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
             },
         ));
     }
+    for (port, implicit, what) in [
+        (cfg.pop3s_port, true, "POP3S (POP3 over TLS)"),
+        (cfg.pop3_port, false, "POP3 (STLS required before login)"),
+    ] {
+        let l = bind((ip, port).into(), what).await?;
+        lines.push(format!("  {what:<38} {ip}:{port}"));
+        tokio::spawn(pec_pop3::listener::serve(
+            g.clone(),
+            l,
+            pec_pop3::listener::Service {
+                hostname: cfg.hostname.clone(),
+                implicit_tls: implicit,
+                tls: tls.clone(),
+                max_connections: cfg.max_connections,
+            },
+        ));
+    }
     let token = std::fs::read_to_string(cfg.dir.join("admin.token"))
         .with_context(|| format!("cannot read {}", cfg.dir.join("admin.token").display()))?
         .trim()

@@ -158,3 +158,41 @@ pub(super) async fn apply(
     }
     Ok(out)
 }
+
+/// Deletes messages by UID, shrinks the mailbox's usage, and drops in-database blobs no
+/// message names any more (files stay: they may be shared and are cheap to keep).
+pub(super) async fn delete(
+    conn: &mut SqliteConnection,
+    mailbox: String,
+    folder: String,
+    uids: Vec<u32>,
+) -> Result<u64> {
+    let mut gone = 0;
+    for uid in uids {
+        let row: Option<(String, i64)> = sqlx::query_as(
+            "DELETE FROM messages WHERE mailbox = ? AND folder = ? AND uid = ? RETURNING blob, size",
+        )
+        .bind(&mailbox)
+        .bind(&folder)
+        .bind(i64::from(uid))
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some((blob, size)) = row else { continue };
+        gone += 1;
+        sqlx::query(
+            "UPDATE mailboxes SET used_bytes = max(used_bytes - ?, 0),
+             message_count = max(message_count - 1, 0) WHERE address = ?",
+        )
+        .bind(size)
+        .bind(&mailbox)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "DELETE FROM blobs WHERE hash = ?1 AND NOT EXISTS (SELECT 1 FROM messages WHERE blob = ?1)",
+        )
+        .bind(&blob)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(gone)
+}

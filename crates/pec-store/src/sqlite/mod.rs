@@ -149,8 +149,10 @@ impl Store for SqliteStore {
 
     async fn messages(&self, mailbox: &str) -> Result<Vec<MessageMeta>> {
         let rows = sqlx::query(
-            "SELECT folder, uid, date, subject, kind, identificativo, size, blob FROM messages
-             WHERE mailbox = ? ORDER BY folder, uid",
+            "SELECT m.folder, m.uid, f.uidvalidity, m.date, m.subject, m.kind, m.identificativo,
+                    m.size, m.blob
+             FROM messages m JOIN folders f ON f.mailbox = m.mailbox AND f.name = m.folder
+             WHERE m.mailbox = ? ORDER BY m.folder, m.uid",
         )
         .bind(mailbox)
         .fetch_all(&self.readers)
@@ -160,6 +162,7 @@ impl Store for SqliteStore {
                 Ok(MessageMeta {
                     folder: r.try_get("folder")?,
                     uid: r.try_get::<i64, _>("uid")? as u32,
+                    uidvalidity: r.try_get::<i64, _>("uidvalidity")? as u32,
                     date: rfc3339(r.try_get("date")?),
                     subject: r.try_get("subject")?,
                     kind: r.try_get("kind")?,
@@ -192,6 +195,15 @@ impl Store for SqliteStore {
             Some((hash, None)) => Ok(Some(self.blobs.get(&hash).await?)),
             None => Ok(None),
         }
+    }
+
+    async fn delete_messages(&self, mailbox: &str, folder: &str, uids: &[u32]) -> Result<u64> {
+        let mailbox = mailbox.to_ascii_lowercase();
+        let folder = folder.to_string();
+        let uids = uids.to_vec();
+        self.writer
+            .run(move |w| Box::pin(commit::delete(w, mailbox, folder, uids)))
+            .await
     }
 
     async fn has_message_id(&self, mailbox: &str, message_id: &str) -> Result<bool> {

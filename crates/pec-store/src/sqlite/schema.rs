@@ -98,4 +98,8 @@ CREATE TABLE blobs (
     bytes BLOB NOT NULL
 );
 "#,
+    // 4: finding whether a blob is still named when messages are deleted.
+    r#"
+CREATE INDEX messages_blob ON messages (blob);
+"#,
 ];
