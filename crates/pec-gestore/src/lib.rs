@@ -105,14 +105,20 @@ pub struct Gestore<S: Store> {
     pub throttle: throttle::LoginThrottle,
 }
 
-/// The Indice with its provider certificates parsed: each is a trust anchor of its own
-/// (pinned by the Indice copy, pec.md §7.3).
-fn pinned(index: Index) -> (Index, Vec<openssl::x509::X509>) {
-    let certs = index
-        .records
+/// The Indice with every trust anchor in force: the configured ones, then the provider
+/// certificates the Indice copy lists, each an anchor of its own (pec.md §7.3). Built once
+/// per Indice load, not per engine call.
+fn pinned(index: Index, anchors: &[openssl::x509::X509]) -> (Index, Vec<openssl::x509::X509>) {
+    let certs = anchors
         .iter()
-        .flat_map(|r| r.certificates.iter())
-        .filter_map(|der| openssl::x509::X509::from_der(der).ok())
+        .cloned()
+        .chain(
+            index
+                .records
+                .iter()
+                .flat_map(|r| r.certificates.iter())
+                .filter_map(|der| openssl::x509::X509::from_der(der).ok()),
+        )
         .collect();
     (index, certs)
 }
@@ -155,8 +161,8 @@ impl<S: Store> Gestore<S> {
             settings,
             store,
             signer,
+            index: RwLock::new(Arc::new(pinned(index, &anchors))),
             anchors,
-            index: RwLock::new(Arc::new(pinned(index))),
             ids: Mutex::new(ids),
             clock,
             queued: Notify::new(),
@@ -164,7 +170,7 @@ impl<S: Store> Gestore<S> {
         }
     }
 
-    /// The current Indice copy and the certificates it pins.
+    /// The current Indice copy and every trust anchor in force.
     fn indexed(&self) -> Arc<(Index, Vec<openssl::x509::X509>)> {
         self.index
             .read()
@@ -175,7 +181,7 @@ impl<S: Store> Gestore<S> {
     /// Replaces the Indice copy (after a reload).
     pub fn set_index(&self, index: Index) {
         let mut g = self.index.write().unwrap_or_else(|p| p.into_inner());
-        *g = Arc::new(pinned(index));
+        *g = Arc::new(pinned(index, &self.anchors));
     }
 
     /// Whether `domain` is served here.
@@ -198,12 +204,6 @@ impl<S: Store> Gestore<S> {
             index: &indexed.0,
             local: &self.settings.domains,
         };
-        let anchors: Vec<openssl::x509::X509> = self
-            .anchors
-            .iter()
-            .chain(indexed.1.iter())
-            .cloned()
-            .collect();
         let mut ids = SharedIds(&self.ids);
         let mut ctx = Context {
             now,
@@ -211,7 +211,7 @@ impl<S: Store> Gestore<S> {
             signer: self.signer.as_ref(),
             ids: &mut ids,
             directory: &dir,
-            anchors: &anchors,
+            anchors: &indexed.1,
         };
         f(&mut ctx)
     }

@@ -423,6 +423,24 @@ impl Relay {
         }
     }
 
+    /// One transaction on `c`, which is kept for the next one when it can carry it. The
+    /// outer `Err`: `c` turned out closed before anything was sent.
+    async fn run_on(
+        &self,
+        mut c: Conn,
+        d: &Delivery<'_>,
+    ) -> Result<Result<Vec<RcptOutcome>, TransportError>, TransportError> {
+        let (out, reusable) = match self.transaction(&mut c, d).await {
+            Ok((o, reusable)) => (Ok(o), reusable),
+            Err(Attempt::Failed(e, reusable)) => (Err(e), reusable),
+            Err(Attempt::Stale(e)) => return Err(e),
+        };
+        if reusable {
+            self.put(c);
+        }
+        Ok(out)
+    }
+
     /// One delivery to one host: a pooled connection first, a fresh one when there is none
     /// or the pooled one turns out closed.
     async fn attempt(
@@ -431,41 +449,14 @@ impl Relay {
         addr: &str,
         d: &Delivery<'_>,
     ) -> Result<Vec<RcptOutcome>, TransportError> {
-        if let Some(mut c) = self.take(addr, d.require_tls) {
-            match self.transaction(&mut c, d).await {
-                Ok((o, reusable)) => {
-                    if reusable {
-                        self.put(c);
-                    }
-                    return Ok(o);
-                }
-                Err(Attempt::Failed(e, reusable)) => {
-                    if reusable {
-                        self.put(c);
-                    }
-                    return Err(e);
-                }
-                Err(Attempt::Stale(e)) => {
-                    tracing::debug!("pooled connection to {addr} unusable: {}", e.text);
-                }
+        if let Some(c) = self.take(addr, d.require_tls) {
+            match self.run_on(c, d).await {
+                Ok(out) => return out,
+                Err(e) => tracing::debug!("pooled connection to {addr} unusable: {}", e.text),
             }
         }
-        let mut c = self.open(host, addr, d).await?;
-        match self.transaction(&mut c, d).await {
-            Ok((o, reusable)) => {
-                if reusable {
-                    self.put(c);
-                }
-                Ok(o)
-            }
-            Err(Attempt::Failed(e, reusable)) => {
-                if reusable {
-                    self.put(c);
-                }
-                Err(e)
-            }
-            Err(Attempt::Stale(e)) => Err(e),
-        }
+        let c = self.open(host, addr, d).await?;
+        self.run_on(c, d).await.unwrap_or_else(Err)
     }
 }
 

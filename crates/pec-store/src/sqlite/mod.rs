@@ -246,7 +246,7 @@ impl Store for SqliteStore {
                     Ok(sqlx::query(
                         "UPDATE queue SET lease_until = ?, attempts = attempts + 1 WHERE id IN
                          (SELECT id FROM queue WHERE next_attempt <= ? AND lease_until <= ? ORDER BY next_attempt, id LIMIT ?)
-                                 RETURNING id, mail_from, rcpt_to, domain, blob, bytes, created, attempts, last_error",
+                         RETURNING id, mail_from, rcpt_to, domain, blob, bytes, created, attempts, last_error",
                     )
                     .bind(now + lease_secs)
                     .bind(now)
