@@ -9,17 +9,16 @@ use pec_store::{Commit, NewDeadline, NewEvent, NewMessage, NewQueueEntry, NewTra
 use std::collections::BTreeMap;
 
 impl<S: Store> Gestore<S> {
-    /// Commits `effects` at `now`, finishing a queue entry and a deadline in the same
-    /// transaction when given.
+    /// Commits `effects` at `now` together with `base` (a finished queue entry or deadline,
+    /// the sender's copy of a submission) in one transaction.
     pub(crate) async fn commit(
         &self,
         now: TimeRef,
         effects: Vec<Effect>,
-        queue_done: Option<i64>,
-        deadline_done: Option<i64>,
+        base: Commit,
     ) -> Result<(), GestoreError> {
         let t = now.utc().timestamp();
-        let mut c = Commit::default();
+        let mut c = base;
         let mut queued = false;
         for e in effects {
             match e {
@@ -34,6 +33,7 @@ impl<S: Store> Gestore<S> {
                     c.messages.push(NewMessage {
                         mailbox: mailbox.to_ascii_lowercase(),
                         folder: "INBOX".into(),
+                        flags: String::new(),
                         bytes: message,
                         kind,
                         identificativo,
@@ -110,8 +110,6 @@ impl<S: Store> Gestore<S> {
                 }),
             }
         }
-        c.queue_done.extend(queue_done);
-        c.deadlines_done.extend(deadline_done);
         self.store.commit(c).await?;
         if queued {
             self.queued.notify_one();

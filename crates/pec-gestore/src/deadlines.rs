@@ -42,7 +42,11 @@ async fn one<S: Store>(g: &Arc<Gestore<S>>, d: &DueDeadline) -> Result<(), crate
     let which = TimeoutKind::parse(&d.which);
     let (Some(t), Some(which)) = (tracked, which) else {
         // Nothing to notify about: finish the deadline.
-        return g.commit(g.clock.now(), Vec::new(), None, Some(d.id)).await;
+        let base = pec_store::Commit {
+            deadlines_done: vec![d.id],
+            ..Default::default()
+        };
+        return g.commit(g.clock.now(), Vec::new(), base).await;
     };
     let tx: TrackedTransaction = serde_json::from_str(&t.data)
         .map_err(|e| crate::GestoreError::Internal(format!("tracked transaction: {e}")))?;
@@ -64,5 +68,9 @@ async fn one<S: Store>(g: &Arc<Gestore<S>>, d: &DueDeadline) -> Result<(), crate
     })
     .await
     .map_err(|e| crate::GestoreError::Internal(e.to_string()))??;
-    g.commit(now, effects, None, Some(d.id)).await
+    let base = pec_store::Commit {
+        deadlines_done: vec![d.id],
+        ..Default::default()
+    };
+    g.commit(now, effects, base).await
 }

@@ -230,8 +230,8 @@ impl<S: Store> Gestore<S> {
         let allowed = vec![account.address.clone()];
         let mail_from = mail_from.to_string();
         let rcpt_to = rcpt_to.to_vec();
-        let out = tokio::task::spawn_blocking(move || {
-            this.with_context(now, |ctx| {
+        let (out, message) = tokio::task::spawn_blocking(move || {
+            let out = this.with_context(now, |ctx| {
                 access::submit(
                     &Submission {
                         allowed_senders: &allowed,
@@ -242,11 +242,30 @@ impl<S: Store> Gestore<S> {
                     &this.settings.limits,
                     ctx,
                 )
-            })
+            });
+            (out, message)
         })
         .await
-        .map_err(|e| GestoreError::Internal(e.to_string()))??;
-        self.commit(now, out.effects, None, None).await?;
+        .map_err(|e| GestoreError::Internal(e.to_string()))?;
+        let out = out?;
+        let mut base = pec_store::Commit::default();
+        if out.refused.is_none() {
+            // The submitted original is kept, read, in the sender's Sent folder, in the same
+            // commit as its acceptance.
+            let subject = pec_message::original::OriginalHeaders::parse(&message).subject;
+            base.messages.push(pec_store::NewMessage {
+                mailbox: account.address.to_ascii_lowercase(),
+                folder: "Sent".into(),
+                flags: "\\Seen".into(),
+                bytes: message,
+                kind: "ordinaria".into(),
+                identificativo: Some(out.identificativo.clone()),
+                message_id: None,
+                subject,
+                date: now.utc().timestamp(),
+            });
+        }
+        self.commit(now, out.effects, base).await?;
         Ok(Submitted {
             identificativo: out.identificativo,
             refused: out.refused.map(|e| e.to_string()),
@@ -328,7 +347,11 @@ impl<S: Store> Gestore<S> {
         })
         .await
         .map_err(|e| GestoreError::Internal(e.to_string()))??;
-        self.commit(now, out.effects, queue_done, None).await?;
+        let base = pec_store::Commit {
+            queue_done: queue_done.into_iter().collect(),
+            ..Default::default()
+        };
+        self.commit(now, out.effects, base).await?;
         Ok(out.reply)
     }
 

@@ -8,7 +8,7 @@ use pec_engine::bounce::{Failure, dsn};
 use pec_engine::receiving::{Reply, dedup_key};
 use pec_engine::{Effect, Event, EventKind};
 use pec_message::original::OriginalHeaders;
-use pec_store::{QueueEntry, Store};
+use pec_store::{Commit, QueueEntry, Store};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -180,8 +180,10 @@ async fn handle<S: Store>(
         g.commit(
             g.clock.now(),
             vec![Effect::Log(ev)],
-            done.then_some(e.id),
-            None,
+            Commit {
+                queue_done: done.then_some(e.id).into_iter().collect(),
+                ..Default::default()
+            },
         )
         .await?;
         if done {
@@ -280,7 +282,11 @@ async fn give_up<S: Store>(
     e: &QueueEntry,
     failures: &[Failure],
 ) -> Result<(), GestoreError> {
-    g.commit(g.clock.now(), dsn_effects(g, e, failures), Some(e.id), None)
+    let base = Commit {
+        queue_done: vec![e.id],
+        ..Default::default()
+    };
+    g.commit(g.clock.now(), dsn_effects(g, e, failures), base)
         .await
 }
 
@@ -289,6 +295,10 @@ async fn bounce_only<S: Store>(
     e: &QueueEntry,
     failures: &[Failure],
 ) -> Result<(), GestoreError> {
-    g.commit(g.clock.now(), dsn_effects(g, e, failures), None, None)
-        .await
+    g.commit(
+        g.clock.now(),
+        dsn_effects(g, e, failures),
+        Commit::default(),
+    )
+    .await
 }

@@ -392,7 +392,7 @@ where
         },
         Command::Retr(n) | Command::Top(n, _) => match live(drop, n) {
             Err(why) => out.extend_from_slice(format!("-ERR {why}\r\n").as_bytes()),
-            Ok(i) => match g.store.message_bytes(address, drop[i].uid).await {
+            Ok(i) => match g.store.message_bytes(address, "INBOX", drop[i].uid).await {
                 Ok(Some(bytes)) => {
                     let body = match cmd {
                         Command::Top(_, lines) => top(&bytes, lines),

@@ -5,7 +5,8 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::{
-    Commit, NewDeadline, NewEvent, NewMailbox, NewMessage, NewQueueEntry, NewTracked, Store,
+    Append, Commit, FlagOp, FolderRefusal, NewDeadline, NewEvent, NewMailbox, NewMessage,
+    NewQueueEntry, NewTracked, STANDARD_FOLDERS, Store, StoreError,
 };
 
 fn mailbox(address: &str) -> NewMailbox {
@@ -22,6 +23,7 @@ fn message(mailbox: &str, bytes: &[u8], message_id: Option<&str>) -> NewMessage 
     NewMessage {
         mailbox: mailbox.into(),
         folder: "INBOX".into(),
+        flags: String::new(),
         bytes: bytes.to_vec(),
         kind: "posta-certificata".into(),
         identificativo: Some("id1@a.test".into()),
@@ -43,6 +45,262 @@ pub async fn run<S: Store>(s: &S) {
     events_keep_commit_order(s).await;
     concurrent_commits_are_each_complete(s).await;
     deleted_messages_go_and_usage_shrinks(s).await;
+    mailboxes_have_the_standard_folders_and_user_folders(s).await;
+    flags_change_in_new_modification_sequences(s).await;
+    copy_move_and_append_keep_bytes_and_quota(s).await;
+}
+
+fn refusal<T: std::fmt::Debug>(r: crate::Result<T>) -> FolderRefusal {
+    match r {
+        Err(StoreError::Refused(why)) => why,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+async fn mailboxes_have_the_standard_folders_and_user_folders<S: Store>(s: &S) {
+    s.create_mailbox(mailbox("f@b.test")).await.unwrap();
+    let names = |v: Vec<crate::Folder>| v.into_iter().map(|f| f.name).collect::<Vec<_>>();
+    let mut standard: Vec<String> = STANDARD_FOLDERS
+        .iter()
+        .map(|(n, _)| n.to_string())
+        .collect();
+    standard.sort();
+    assert_eq!(names(s.folders("f@b.test").await.unwrap()), standard);
+    s.create_folder("f@b.test", "Clienti/Rossi").await.unwrap();
+    assert_eq!(
+        refusal(s.create_folder("f@b.test", "Clienti").await),
+        FolderRefusal::Exists,
+        "parents are created with the child"
+    );
+    assert_eq!(
+        refusal(s.delete_folder("f@b.test", "Sent").await),
+        FolderRefusal::Protected
+    );
+    assert_eq!(
+        refusal(s.delete_folder("f@b.test", "Clienti").await),
+        FolderRefusal::HasChildren
+    );
+    assert_eq!(
+        refusal(s.delete_folder("f@b.test", "Nope").await),
+        FolderRefusal::Missing
+    );
+    let before = s
+        .folder_index("f@b.test", "Clienti/Rossi")
+        .await
+        .unwrap()
+        .unwrap()
+        .0;
+    s.rename_folder("f@b.test", "Clienti", "Archivio")
+        .await
+        .unwrap();
+    let after = s
+        .folder_index("f@b.test", "Archivio/Rossi")
+        .await
+        .unwrap()
+        .unwrap()
+        .0;
+    assert_ne!(
+        before.uidvalidity, after.uidvalidity,
+        "a renamed folder gets a new UIDVALIDITY"
+    );
+    assert!(
+        s.folder_index("f@b.test", "Clienti")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    s.subscribe_folder("f@b.test", "Archivio", false)
+        .await
+        .unwrap();
+    let f = s.folders("f@b.test").await.unwrap();
+    assert!(!f.iter().find(|f| f.name == "Archivio").unwrap().subscribed);
+    s.delete_folder("f@b.test", "Archivio/Rossi").await.unwrap();
+    s.delete_folder("f@b.test", "Archivio").await.unwrap();
+    assert_eq!(names(s.folders("f@b.test").await.unwrap()), standard);
+}
+
+async fn flags_change_in_new_modification_sequences<S: Store>(s: &S) {
+    s.create_mailbox(mailbox("flags@b.test")).await.unwrap();
+    let mut changes = s.changes();
+    s.commit(Commit {
+        messages: vec![
+            message("flags@b.test", b"one", None),
+            message("flags@b.test", b"two", None),
+        ],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        changes.recv().await.unwrap(),
+        "flags@b.test",
+        "a delivery is announced"
+    );
+    let (f0, idx) = s
+        .folder_index("flags@b.test", "INBOX")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((f0.messages, f0.unseen), (2, 2));
+    assert!(idx.iter().all(|e| e.modseq <= f0.highest_modseq));
+    let seen = vec!["\\Seen".to_string()];
+    let out = s
+        .set_flags(
+            "flags@b.test",
+            "INBOX",
+            &[1, 2, 99],
+            FlagOp::Add,
+            &seen,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.changed.len(), 2);
+    let m1 = out.changed[0].2;
+    assert!(m1 > f0.highest_modseq, "a change takes a new modseq");
+    assert_eq!(changes.recv().await.unwrap(), "flags@b.test");
+    // UNCHANGEDSINCE below the current modseq leaves the message alone (RFC 7162 §3.1.3).
+    let out = s
+        .set_flags(
+            "flags@b.test",
+            "INBOX",
+            &[1],
+            FlagOp::Remove,
+            &seen,
+            Some(m1 - 1),
+        )
+        .await
+        .unwrap();
+    assert_eq!((out.changed.len(), out.modified), (0, vec![1]));
+    let out = s
+        .set_flags(
+            "flags@b.test",
+            "INBOX",
+            &[1],
+            FlagOp::Remove,
+            &seen,
+            Some(m1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.changed.len(), 1);
+    let (f1, idx) = s
+        .folder_index("flags@b.test", "INBOX")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(f1.unseen, 1);
+    assert_eq!(idx[0].flags, "");
+    assert_eq!(idx[1].flags, "\\Seen");
+    s.delete_messages("flags@b.test", "INBOX", &[2])
+        .await
+        .unwrap();
+    let (f2, _) = s
+        .folder_index("flags@b.test", "INBOX")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        f2.highest_modseq > f1.highest_modseq,
+        "an expunge raises HIGHESTMODSEQ"
+    );
+}
+
+async fn copy_move_and_append_keep_bytes_and_quota<S: Store>(s: &S) {
+    let mut m = mailbox("copy@b.test");
+    m.quota_bytes = 100;
+    s.create_mailbox(m).await.unwrap();
+    s.commit(Commit {
+        messages: vec![
+            message("copy@b.test", &[b'a'; 30], Some("<x@a.test>")),
+            message("copy@b.test", &[b'b'; 30], None),
+        ],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let pairs = s
+        .copy_messages("copy@b.test", "INBOX", &[1], "Trash", false)
+        .await
+        .unwrap();
+    assert_eq!(pairs, vec![(1, 1)]);
+    assert_eq!(
+        s.mailbox("copy@b.test").await.unwrap().unwrap().used_bytes,
+        90
+    );
+    assert_eq!(
+        refusal(
+            s.copy_messages("copy@b.test", "INBOX", &[1, 2], "Trash", false)
+                .await
+        ),
+        FolderRefusal::OverQuota,
+        "a copy over quota is refused whole"
+    );
+    assert_eq!(
+        s.folder_index("copy@b.test", "Trash")
+            .await
+            .unwrap()
+            .unwrap()
+            .1
+            .len(),
+        1
+    );
+    let pairs = s
+        .copy_messages("copy@b.test", "INBOX", &[1], "Drafts", true)
+        .await
+        .unwrap();
+    assert_eq!(pairs, vec![(1, 1)]);
+    assert_eq!(
+        s.message_bytes("copy@b.test", "Drafts", 1)
+            .await
+            .unwrap()
+            .unwrap(),
+        [b'a'; 30]
+    );
+    assert!(
+        s.message_bytes("copy@b.test", "INBOX", 1)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.has_message_id("copy@b.test", "<x@a.test>").await.unwrap(),
+        "a moved message keeps its dedup key"
+    );
+    assert_eq!(
+        refusal(
+            s.copy_messages("copy@b.test", "INBOX", &[2], "Nope", false)
+                .await
+        ),
+        FolderRefusal::Missing
+    );
+    let (_, uid) = s
+        .append(Append {
+            mailbox: "copy@b.test".into(),
+            folder: "Sent".into(),
+            flags: "\\Seen".into(),
+            date: 1_700_000_000,
+            bytes: b"appended".to_vec(),
+            subject: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        s.message_bytes("copy@b.test", "Sent", uid)
+            .await
+            .unwrap()
+            .unwrap(),
+        b"appended"
+    );
+    let big = Append {
+        mailbox: "copy@b.test".into(),
+        folder: "Sent".into(),
+        flags: String::new(),
+        date: 1_700_000_000,
+        bytes: vec![0; 64],
+        subject: None,
+    };
+    assert_eq!(refusal(s.append(big).await), FolderRefusal::OverQuota);
 }
 
 async fn deleted_messages_go_and_usage_shrinks<S: Store>(s: &S) {
@@ -78,13 +336,13 @@ async fn deleted_messages_go_and_usage_shrinks<S: Store>(s: &S) {
         "UIDs of the others do not change"
     );
     assert!(
-        s.message_bytes("del@b.test", before[1].uid)
+        s.message_bytes("del@b.test", "INBOX", before[1].uid)
             .await
             .unwrap()
             .is_none()
     );
     assert_eq!(
-        s.message_bytes("del@b.test", before[2].uid)
+        s.message_bytes("del@b.test", "INBOX", before[2].uid)
             .await
             .unwrap()
             .unwrap(),
@@ -128,9 +386,26 @@ async fn messages_keep_their_bytes_and_get_increasing_uids<S: Store>(s: &S) {
         .await
         .unwrap();
     assert_eq!(done.stored, vec![Some(1), Some(2)]);
-    assert_eq!(s.message_bytes("m@b.test", 1).await.unwrap().unwrap(), a);
-    assert_eq!(s.message_bytes("m@b.test", 2).await.unwrap().unwrap(), b);
-    assert!(s.message_bytes("m@b.test", 3).await.unwrap().is_none());
+    assert_eq!(
+        s.message_bytes("m@b.test", "INBOX", 1)
+            .await
+            .unwrap()
+            .unwrap(),
+        a
+    );
+    assert_eq!(
+        s.message_bytes("m@b.test", "INBOX", 2)
+            .await
+            .unwrap()
+            .unwrap(),
+        b
+    );
+    assert!(
+        s.message_bytes("m@b.test", "INBOX", 3)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let list = s.messages("m@b.test").await.unwrap();
     assert_eq!(list.len(), 2);
     assert_eq!(list[0].size, a.len() as u64);
@@ -253,7 +528,7 @@ async fn queue_entries_of_any_size_keep_their_bytes<S: Store>(s: &S) {
     assert_eq!(stored.len(), bodies.len());
     for (m, b) in stored.iter().zip(&bodies) {
         let got = s
-            .message_bytes("sizes@b.test", m.uid)
+            .message_bytes("sizes@b.test", "INBOX", m.uid)
             .await
             .unwrap()
             .unwrap();

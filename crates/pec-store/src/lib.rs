@@ -45,6 +45,9 @@ pub enum StoreError {
     /// A write could not be completed (the transaction was rolled back).
     #[error("write failed: {0}")]
     Write(String),
+    /// A folder operation was refused (the reason is for the client).
+    #[error("refused: {0:?}")]
+    Refused(FolderRefusal),
     /// Stored data does not have the expected shape.
     #[error("corrupt record: {0}")]
     Corrupt(String),
@@ -67,8 +70,68 @@ pub trait Store: Send + Sync + 'static {
     fn message_bytes(
         &self,
         mailbox: &str,
+        folder: &str,
         uid: u32,
     ) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send;
+    /// The folders of a mailbox, by name. Every mailbox has [`STANDARD_FOLDERS`] from its
+    /// creation.
+    fn folders(&self, mailbox: &str) -> impl Future<Output = Result<Vec<Folder>>> + Send;
+    /// One folder and its messages by ascending UID; `None` if there is no such folder.
+    fn folder_index(
+        &self,
+        mailbox: &str,
+        folder: &str,
+    ) -> impl Future<Output = Result<Option<(Folder, Vec<IndexEntry>)>>> + Send;
+    /// Creates a folder and its missing parents (`/` separates levels);
+    /// [`StoreError::Refused`] with [`FolderRefusal::Exists`] if it exists.
+    fn create_folder(&self, mailbox: &str, name: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Deletes a user folder without subfolders, with its messages. The standard folders
+    /// are [`FolderRefusal::Protected`].
+    fn delete_folder(&self, mailbox: &str, name: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Renames a user folder with its subfolders; the renamed folders get a new UIDVALIDITY.
+    fn rename_folder(
+        &self,
+        mailbox: &str,
+        from: &str,
+        to: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Subscribes to a folder or ends the subscription.
+    fn subscribe_folder(
+        &self,
+        mailbox: &str,
+        name: &str,
+        on: bool,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Changes the flags of messages in one new modification sequence; with
+    /// `unchanged_since`, messages changed after it are left alone and reported (RFC 7162
+    /// §3.1.3). Unknown UIDs are ignored.
+    fn set_flags(
+        &self,
+        mailbox: &str,
+        folder: &str,
+        uids: &[u32],
+        op: FlagOp,
+        flags: &[String],
+        unchanged_since: Option<u64>,
+    ) -> impl Future<Output = Result<FlagsChanged>> + Send;
+    /// Copies messages to folder `to` of the same mailbox, or moves them when `remove`
+    /// (atomically: all of them or none); returns (source UID, new UID) pairs. A copy counts
+    /// against the quota ([`FolderRefusal::OverQuota`]); a move keeps the message's dedup key.
+    fn copy_messages(
+        &self,
+        mailbox: &str,
+        from: &str,
+        uids: &[u32],
+        to: &str,
+        remove: bool,
+    ) -> impl Future<Output = Result<Vec<(u32, u32)>>> + Send;
+    /// Appends a message to a folder; returns (UIDVALIDITY, UID). Refused over quota or for
+    /// a missing folder.
+    fn append(&self, a: Append) -> impl Future<Output = Result<(u32, u32)>> + Send;
+    /// A feed of the addresses of mailboxes whose messages changed (stored, flagged, copied,
+    /// moved, deleted) through this store: what wakes IMAP IDLE. A receiver that lags may
+    /// miss names and must then look at every folder it watches.
+    fn changes(&self) -> tokio::sync::broadcast::Receiver<String>;
     /// Removes messages of `folder` by UID (unknown UIDs are ignored) and returns how many
     /// went; the mailbox's usage shrinks accordingly. A blob no message names any more may
     /// be dropped.

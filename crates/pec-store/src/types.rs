@@ -46,6 +46,8 @@ pub struct NewMessage {
     pub mailbox: String,
     /// Folder (`INBOX`).
     pub folder: String,
+    /// IMAP flags, space-separated (`\Seen` for a submitted original kept in Sent).
+    pub flags: String,
     /// Exact bytes.
     pub bytes: Vec<u8>,
     /// Kind, as `pec verify` names it.
@@ -212,6 +214,102 @@ pub struct Commit {
     pub queue_done: Vec<i64>,
     /// Deadlines finished.
     pub deadlines_done: Vec<i64>,
+}
+
+/// The folders every mailbox has, with their RFC 6154 special use: certified mail and
+/// receipts arrive in INBOX, submitted originals are kept in Sent.
+pub const STANDARD_FOLDERS: [(&str, Option<&str>); 5] = [
+    ("INBOX", None),
+    ("Sent", Some("\\Sent")),
+    ("Junk", Some("\\Junk")),
+    ("Trash", Some("\\Trash")),
+    ("Drafts", Some("\\Drafts")),
+];
+
+/// A folder and its counters.
+#[derive(Debug, Clone, Serialize)]
+pub struct Folder {
+    /// Name (`INBOX`, `Sent`, or a user folder; `/` separates levels).
+    pub name: String,
+    /// UIDVALIDITY (RFC 3501 §2.3.1.1).
+    pub uidvalidity: u32,
+    /// The UID the next message will get at least.
+    pub uidnext: u32,
+    /// The highest modification sequence of the folder (RFC 7162 §3.1.2).
+    pub highest_modseq: u64,
+    /// Messages.
+    pub messages: u32,
+    /// Messages without `\Seen`.
+    pub unseen: u32,
+    /// Subscribed (RFC 3501 §6.3.6).
+    pub subscribed: bool,
+}
+
+/// One message as a folder index lists it: what an IMAP session keeps per message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// UID.
+    pub uid: u32,
+    /// Flags, space-separated.
+    pub flags: String,
+    /// Modification sequence of the last change (RFC 7162).
+    pub modseq: u64,
+    /// Bytes.
+    pub size: u64,
+    /// Arrival (Unix seconds): the IMAP INTERNALDATE.
+    pub date: i64,
+}
+
+/// How STORE changes flags (RFC 3501 §6.4.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagOp {
+    /// `+FLAGS`.
+    Add,
+    /// `-FLAGS`.
+    Remove,
+    /// `FLAGS`.
+    Replace,
+}
+
+/// The outcome of a flag change.
+#[derive(Debug, Clone, Default)]
+pub struct FlagsChanged {
+    /// (uid, new flags, new modseq) of each message whose flags changed.
+    pub changed: Vec<(u32, String, u64)>,
+    /// UIDs left alone because they changed after `UNCHANGEDSINCE` (RFC 7162 §3.1.3).
+    pub modified: Vec<u32>,
+}
+
+/// A message to append to a folder (IMAP APPEND, RFC 3501 §6.3.11).
+#[derive(Debug, Clone)]
+pub struct Append {
+    /// Mailbox address.
+    pub mailbox: String,
+    /// Folder.
+    pub folder: String,
+    /// Flags, space-separated.
+    pub flags: String,
+    /// Arrival (Unix seconds).
+    pub date: i64,
+    /// Exact bytes.
+    pub bytes: Vec<u8>,
+    /// Decoded subject.
+    pub subject: Option<String>,
+}
+
+/// Why a folder operation was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FolderRefusal {
+    /// No such folder.
+    Missing,
+    /// A folder of that name exists.
+    Exists,
+    /// INBOX and the special-use folders cannot be deleted or renamed.
+    Protected,
+    /// The folder has subfolders.
+    HasChildren,
+    /// The mailbox quota would be exceeded.
+    OverQuota,
 }
 
 /// What a commit did.

@@ -189,10 +189,16 @@ async fn messages<S: Store>(
     Ok(Json(json!(list)))
 }
 
+#[derive(Deserialize)]
+struct MessageQuery {
+    folder: Option<String>,
+}
+
 async fn message<S: Store>(
     State(st): State<Arc<AppState<S>>>,
     h: HeaderMap,
     Path((address, uid)): Path<(String, String)>,
+    Query(q): Query<MessageQuery>,
 ) -> ApiResult<Response> {
     authorize(&st, &h)?;
     let uid: u32 = uid.parse().map_err(|_| {
@@ -202,7 +208,8 @@ async fn message<S: Store>(
         )
     })?;
     mailbox_exists(&st, &address).await?;
-    match st.g.store.message_bytes(&address, uid).await? {
+    let folder = q.folder.as_deref().unwrap_or("INBOX");
+    match st.g.store.message_bytes(&address, folder, uid).await? {
         Some(bytes) => {
             // The kind is derived again from the bytes so a reader can cross-check the listing.
             let kind = classify(&bytes).kind.as_str();
@@ -220,7 +227,7 @@ async fn message<S: Store>(
         }
         None => Err(ApiError(
             StatusCode::NOT_FOUND,
-            format!("no message {uid} in {address}"),
+            format!("no message {uid} in {folder} of {address}"),
         )),
     }
 }

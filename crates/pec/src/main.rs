@@ -150,7 +150,13 @@ enum AdminCommand {
         json: bool,
     },
     /// Write the raw bytes of one message to standard output.
-    Message { address: String, uid: u32 },
+    Message {
+        address: String,
+        uid: u32,
+        /// The folder the UID belongs to.
+        #[arg(long, default_value = "INBOX")]
+        folder: String,
+    },
     /// Show the message log.
     Log {
         #[arg(long)]
@@ -285,10 +291,18 @@ fn admin_run(data: &std::path::Path, command: AdminCommand) -> anyhow::Result<Ex
                 admin::print_messages(&v);
             }
         }
-        AdminCommand::Message { address, uid } => {
+        AdminCommand::Message {
+            address,
+            uid,
+            folder,
+        } => {
             let r = c.request(
                 "GET",
-                &format!("/v1/mailboxes/{}/messages/{uid}", admin::segment(&address)),
+                &format!(
+                    "/v1/mailboxes/{}/messages/{uid}?folder={}",
+                    admin::segment(&address),
+                    admin::segment(&folder)
+                ),
                 None,
             )?;
             if r.status != 200 {

@@ -44,10 +44,10 @@ pub(super) async fn apply(
         };
         // One statement creates the folder or takes its next UID (a UID taken by a
         // duplicate below stays unused: UIDs only need to ascend, RFC 3501 §2.3.1.1).
-        let uid: i64 = sqlx::query_scalar(
-            "INSERT INTO folders (mailbox, name, uidvalidity, uidnext) VALUES (?, ?, ?, 2)
-             ON CONFLICT (mailbox, name) DO UPDATE SET uidnext = uidnext + 1
-             RETURNING uidnext - 1",
+        let (uid, modseq): (i64, i64) = sqlx::query_as(
+            "INSERT INTO folders (mailbox, name, uidvalidity, uidnext, highestmodseq) VALUES (?, ?, ?, 2, 2)
+             ON CONFLICT (mailbox, name) DO UPDATE SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
+             RETURNING uidnext - 1, highestmodseq",
         )
         .bind(&m.mailbox)
         .bind(&m.folder)
@@ -55,8 +55,8 @@ pub(super) async fn apply(
         .fetch_one(&mut *conn)
         .await?;
         let done = sqlx::query(
-            "INSERT INTO messages (mailbox, folder, uid, blob, size, date, subject, kind, identificativo, message_id)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO messages (mailbox, folder, uid, blob, size, date, subject, kind, identificativo, message_id, flags, modseq)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         )
         .bind(&m.mailbox)
         .bind(&m.folder)
@@ -68,6 +68,8 @@ pub(super) async fn apply(
         .bind(&m.kind)
         .bind(&m.identificativo)
         .bind(&m.message_id)
+        .bind(&m.flags)
+        .bind(modseq)
         .execute(&mut *conn)
         .await?;
         if done.rows_affected() == 1 {
@@ -191,6 +193,16 @@ pub(super) async fn delete(
             "DELETE FROM blobs WHERE hash = ?1 AND NOT EXISTS (SELECT 1 FROM messages WHERE blob = ?1)",
         )
         .bind(&blob)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if gone > 0 {
+        // An expunge is a change of the folder (RFC 7162 §3.1.2).
+        sqlx::query(
+            "UPDATE folders SET highestmodseq = highestmodseq + 1 WHERE mailbox = ? AND name = ?",
+        )
+        .bind(&mailbox)
+        .bind(&folder)
         .execute(&mut *conn)
         .await?;
     }

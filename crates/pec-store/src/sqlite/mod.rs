@@ -4,6 +4,7 @@
 //! committed data only.
 
 mod commit;
+mod folders;
 mod schema;
 mod writer;
 
@@ -26,6 +27,7 @@ pub struct SqliteStore {
     writer: Writer,
     readers: SqlitePool,
     blobs: Blobs,
+    changes: tokio::sync::broadcast::Sender<String>,
 }
 
 fn options(path: &Path) -> SqliteConnectOptions {
@@ -63,6 +65,7 @@ impl SqliteStore {
             writer,
             readers,
             blobs: Blobs::local(&dir.join("blobs"))?,
+            changes: tokio::sync::broadcast::channel(1024).0,
         })
     }
 }
@@ -102,6 +105,26 @@ fn mailbox_row(r: &sqlx::sqlite::SqliteRow) -> Result<Mailbox> {
     })
 }
 
+fn folder_row(r: &sqlx::sqlite::SqliteRow) -> Result<Folder> {
+    Ok(Folder {
+        name: r.try_get("name")?,
+        uidvalidity: r.try_get::<i64, _>("uidvalidity")? as u32,
+        uidnext: r.try_get::<i64, _>("uidnext")? as u32,
+        highest_modseq: r.try_get::<i64, _>("highestmodseq")? as u64,
+        messages: r.try_get::<i64, _>("messages")? as u32,
+        unseen: r.try_get::<i64, _>("unseen")? as u32,
+        subscribed: r.try_get::<i64, _>("subscribed")? != 0,
+    })
+}
+
+impl SqliteStore {
+    /// Tells the watchers of [`Store::changes`] that `mailbox` changed (nobody listening is
+    /// fine).
+    fn changed(&self, mailbox: String) {
+        let _ = self.changes.send(mailbox);
+    }
+}
+
 impl Store for SqliteStore {
     async fn create_mailbox(&self, m: NewMailbox) -> Result<()> {
         let address = m.address.to_ascii_lowercase();
@@ -122,6 +145,9 @@ impl Store for SqliteStore {
                     .bind(now())
                     .execute(&mut *w)
                     .await?;
+                    if r.rows_affected() == 1 {
+                        folders::create_standard(w, &address).await?;
+                    }
                     Ok(r.rows_affected())
                 })
             })
@@ -174,12 +200,18 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn message_bytes(&self, mailbox: &str, uid: u32) -> Result<Option<Vec<u8>>> {
+    async fn message_bytes(
+        &self,
+        mailbox: &str,
+        folder: &str,
+        uid: u32,
+    ) -> Result<Option<Vec<u8>>> {
         let row: Option<(String, Option<Vec<u8>>)> = sqlx::query_as(
             "SELECT m.blob, b.bytes FROM messages m LEFT JOIN blobs b ON b.hash = m.blob
-             WHERE m.mailbox = ? AND m.folder = 'INBOX' AND m.uid = ?",
+             WHERE m.mailbox = ? AND m.folder = ? AND m.uid = ?",
         )
         .bind(mailbox)
+        .bind(folder)
         .bind(i64::from(uid))
         .fetch_optional(&self.readers)
         .await?;
@@ -201,9 +233,189 @@ impl Store for SqliteStore {
         let mailbox = mailbox.to_ascii_lowercase();
         let folder = folder.to_string();
         let uids = uids.to_vec();
+        let m = mailbox.clone();
+        let gone = self
+            .writer
+            .run(move |w| Box::pin(commit::delete(w, m, folder, uids)))
+            .await?;
+        self.changed(mailbox);
+        Ok(gone)
+    }
+
+    async fn folders(&self, mailbox: &str) -> Result<Vec<Folder>> {
+        let rows = sqlx::query(
+            "SELECT f.name, f.uidvalidity, f.uidnext, f.highestmodseq, f.subscribed,
+                    count(m.uid) AS messages,
+                    coalesce(sum(instr(m.flags, '\\Seen') = 0), 0) AS unseen
+             FROM folders f LEFT JOIN messages m ON m.mailbox = f.mailbox AND m.folder = f.name
+             WHERE f.mailbox = ? GROUP BY f.name ORDER BY f.name",
+        )
+        .bind(mailbox)
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter().map(folder_row).collect()
+    }
+
+    async fn folder_index(
+        &self,
+        mailbox: &str,
+        folder: &str,
+    ) -> Result<Option<(Folder, Vec<IndexEntry>)>> {
+        // One read transaction: the counters and the list describe the same moment.
+        let mut tx = self.readers.begin().await?;
+        let row = sqlx::query(
+            "SELECT name, uidvalidity, uidnext, highestmodseq, subscribed, 0 AS messages, 0 AS unseen
+             FROM folders WHERE mailbox = ? AND name = ?",
+        )
+        .bind(mailbox)
+        .bind(folder)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let mut f = folder_row(&row)?;
+        let rows: Vec<(i64, String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT uid, flags, modseq, size, date FROM messages WHERE mailbox = ? AND folder = ? ORDER BY uid",
+        )
+        .bind(mailbox)
+        .bind(folder)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let entries: Vec<IndexEntry> = rows
+            .into_iter()
+            .map(|(uid, flags, modseq, size, date)| IndexEntry {
+                uid: uid as u32,
+                flags,
+                modseq: modseq as u64,
+                size: size as u64,
+                date,
+            })
+            .collect();
+        f.messages = entries.len() as u32;
+        f.unseen = entries
+            .iter()
+            .filter(|e| {
+                !e.flags
+                    .split_whitespace()
+                    .any(|x| x.eq_ignore_ascii_case("\\Seen"))
+            })
+            .count() as u32;
+        Ok(Some((f, entries)))
+    }
+
+    async fn create_folder(&self, mailbox: &str, name: &str) -> Result<()> {
+        let (mailbox, name) = (mailbox.to_ascii_lowercase(), name.to_string());
         self.writer
-            .run(move |w| Box::pin(commit::delete(w, mailbox, folder, uids)))
+            .run(move |w| Box::pin(folders::create(w, mailbox, name)))
             .await
+    }
+
+    async fn delete_folder(&self, mailbox: &str, name: &str) -> Result<()> {
+        let (mailbox, name) = (mailbox.to_ascii_lowercase(), name.to_string());
+        let m = mailbox.clone();
+        self.writer
+            .run(move |w| Box::pin(folders::delete(w, m, name)))
+            .await?;
+        self.changed(mailbox);
+        Ok(())
+    }
+
+    async fn rename_folder(&self, mailbox: &str, from: &str, to: &str) -> Result<()> {
+        let (mailbox, from, to) = (
+            mailbox.to_ascii_lowercase(),
+            from.to_string(),
+            to.to_string(),
+        );
+        let m = mailbox.clone();
+        self.writer
+            .run(move |w| Box::pin(folders::rename(w, m, from, to)))
+            .await?;
+        self.changed(mailbox);
+        Ok(())
+    }
+
+    async fn subscribe_folder(&self, mailbox: &str, name: &str, on: bool) -> Result<()> {
+        let (mailbox, name) = (mailbox.to_ascii_lowercase(), name.to_string());
+        self.writer
+            .run(move |w| Box::pin(folders::subscribe(w, mailbox, name, on)))
+            .await
+    }
+
+    async fn set_flags(
+        &self,
+        mailbox: &str,
+        folder: &str,
+        uids: &[u32],
+        op: FlagOp,
+        flags: &[String],
+        unchanged_since: Option<u64>,
+    ) -> Result<FlagsChanged> {
+        let (mailbox, folder) = (mailbox.to_ascii_lowercase(), folder.to_string());
+        let (uids, flags) = (uids.to_vec(), flags.to_vec());
+        let m = mailbox.clone();
+        let out = self
+            .writer
+            .run(move |w| {
+                Box::pin(folders::set_flags(
+                    w,
+                    m,
+                    folder,
+                    uids,
+                    op,
+                    flags,
+                    unchanged_since,
+                ))
+            })
+            .await?;
+        if !out.changed.is_empty() {
+            self.changed(mailbox);
+        }
+        Ok(out)
+    }
+
+    async fn copy_messages(
+        &self,
+        mailbox: &str,
+        from: &str,
+        uids: &[u32],
+        to: &str,
+        remove: bool,
+    ) -> Result<Vec<(u32, u32)>> {
+        let (mailbox, from, to) = (
+            mailbox.to_ascii_lowercase(),
+            from.to_string(),
+            to.to_string(),
+        );
+        let uids = uids.to_vec();
+        let m = mailbox.clone();
+        let out = self
+            .writer
+            .run(move |w| Box::pin(folders::copy(w, m, from, uids, to, remove)))
+            .await?;
+        if !out.is_empty() {
+            self.changed(mailbox);
+        }
+        Ok(out)
+    }
+
+    async fn append(&self, mut a: Append) -> Result<(u32, u32)> {
+        a.mailbox = a.mailbox.to_ascii_lowercase();
+        let mailbox = a.mailbox.clone();
+        // Blob first: a committed row never names a missing blob.
+        let (blob, inline) = match a.bytes.len() > commit::BLOB_INLINE_MAX {
+            true => (self.blobs.put(&a.bytes).await?, false),
+            false => (crate::blobs::address(&a.bytes), true),
+        };
+        let out = self
+            .writer
+            .run(move |w| Box::pin(folders::append(w, a, blob, inline)))
+            .await?;
+        self.changed(mailbox);
+        Ok(out)
+    }
+
+    fn changes(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.changes.subscribe()
     }
 
     async fn has_message_id(&self, mailbox: &str, message_id: &str) -> Result<bool> {
@@ -233,9 +445,19 @@ impl Store for SqliteStore {
             }
         });
         let queue_blobs = futures::future::try_join_all(big).await?;
-        self.writer
+        let touched: std::collections::BTreeSet<String> = c
+            .messages
+            .iter()
+            .map(|m| m.mailbox.to_ascii_lowercase())
+            .collect();
+        let out = self
+            .writer
             .run(move |w| Box::pin(async move { commit::apply(w, &c, &blobs, &queue_blobs).await }))
-            .await
+            .await?;
+        for m in touched {
+            self.changed(m);
+        }
+        Ok(out)
     }
 
     async fn lease_queue(&self, now: i64, lease_secs: i64, max: usize) -> Result<Vec<QueueEntry>> {

@@ -102,4 +102,15 @@ CREATE TABLE blobs (
     r#"
 CREATE INDEX messages_blob ON messages (blob);
 "#,
+    // 5: IMAP folders: modification sequences (RFC 7162), subscriptions, and the standard
+    // folders for every existing mailbox.
+    r#"
+ALTER TABLE messages ADD COLUMN modseq INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE folders ADD COLUMN highestmodseq INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE folders ADD COLUMN subscribed INTEGER NOT NULL DEFAULT 1;
+INSERT OR IGNORE INTO folders (mailbox, name, uidvalidity, uidnext)
+    SELECT m.address, n.name, CAST(strftime('%s', 'now') AS INTEGER), 1
+    FROM mailboxes m, (SELECT 'INBOX' AS name UNION ALL SELECT 'Sent' UNION ALL SELECT 'Junk'
+                       UNION ALL SELECT 'Trash' UNION ALL SELECT 'Drafts') n;
+"#,
 ];
