@@ -19,8 +19,11 @@ pub struct Config {
     pub mx_port: u16,
     pub submission_port: u16,
     pub submissions_port: u16,
+    pub imap_port: u16,
+    pub imaps_port: u16,
     pub pop3_port: u16,
     pub pop3s_port: u16,
+    pub https_port: u16,
     pub admin_port: u16,
     pub tls_cert: PathBuf,
     pub tls_key: PathBuf,
@@ -239,6 +242,7 @@ impl Config {
                 "mx",
                 "submission",
                 "submissions",
+                "imap",
                 "imaps",
                 "pop3",
                 "pop3s",
@@ -256,11 +260,11 @@ impl Config {
         let mx_port = port(&mut r, "listen.mx", 2525);
         let submission_port = port(&mut r, "listen.submission", 5870);
         let submissions_port = port(&mut r, "listen.submissions", 4650);
+        let imap_port = port(&mut r, "listen.imap", 1430);
+        let imaps_port = port(&mut r, "listen.imaps", 9930);
         let pop3_port = port(&mut r, "listen.pop3", 1100);
         let pop3s_port = port(&mut r, "listen.pop3s", 9950);
-        for k in ["imaps", "https"] {
-            port(&mut r, &format!("listen.{k}"), 1);
-        }
+        let https_port = port(&mut r, "listen.https", 8443);
         let admin_port = port(&mut r, "listen.admin", 8025);
 
         let t = r.section(&root, "tls", &["cert", "key"]);
@@ -428,8 +432,11 @@ impl Config {
             mx_port,
             submission_port,
             submissions_port,
+            imap_port,
+            imaps_port,
             pop3_port,
             pop3s_port,
+            https_port,
             admin_port,
             tls_cert,
             tls_key,

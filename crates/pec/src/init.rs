@@ -115,10 +115,10 @@ pub fn run(o: &InitOptions<'_>) -> Result<()> {
     )?;
     write_private(&o.data.join("admin.token"), token().as_bytes())?;
 
-    let (mx, sub, subs, imaps, pop3, pop3s, https) = if o.standard_ports {
-        (25, 587, 465, 993, 110, 995, 443)
+    let (mx, sub, subs, imap, imaps, pop3, pop3s, https) = if o.standard_ports {
+        (25, 587, 465, 143, 993, 110, 995, 443)
     } else {
-        (2525, 5870, 4650, 9930, 1100, 9950, 8443)
+        (2525, 5870, 4650, 1430, 9930, 1100, 9950, 8443)
     };
     let mut t = String::new();
     let q = |s: &str| toml::Value::String(s.to_string()).to_string();
@@ -134,7 +134,7 @@ pub fn run(o: &InitOptions<'_>) -> Result<()> {
     writeln!(t, "\n[listen]\nip = {}", q(&ip_text))?;
     writeln!(
         t,
-        "mx = {mx}\nsubmission = {sub}\nsubmissions = {subs}\nimaps = {imaps}\npop3 = {pop3}\npop3s = {pop3s}\nhttps = {https}\nadmin = 8025"
+        "mx = {mx}\nsubmission = {sub}\nsubmissions = {subs}\nimap = {imap}\nimaps = {imaps}\npop3 = {pop3}\npop3s = {pop3s}\nhttps = {https}\nadmin = 8025"
     )?;
     writeln!(t, "\n[tls]\ncert = \"pki/tls.pem\"\nkey = \"pki/tls.key\"")?;
     writeln!(

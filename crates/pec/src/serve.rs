@@ -231,6 +231,27 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
             },
         ));
     }
+    for (port, implicit, what) in [
+        (cfg.imaps_port, true, "IMAPS (IMAP over TLS)"),
+        (
+            cfg.imap_port,
+            false,
+            "IMAP (STARTTLS required before login)",
+        ),
+    ] {
+        let l = bind((ip, port).into(), what).await?;
+        lines.push(format!("  {what:<38} {ip}:{port}"));
+        tokio::spawn(pec_imap::listener::serve(
+            g.clone(),
+            l,
+            pec_imap::listener::Service {
+                hostname: cfg.hostname.clone(),
+                implicit_tls: implicit,
+                tls: tls.clone(),
+                max_connections: cfg.max_connections,
+            },
+        ));
+    }
     let token = std::fs::read_to_string(cfg.dir.join("admin.token"))
         .with_context(|| format!("cannot read {}", cfg.dir.join("admin.token").display()))?
         .trim()

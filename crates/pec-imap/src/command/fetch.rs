@@ -1,0 +1,200 @@
+//! FETCH and UID FETCH (RFC 3501 §6.4.5, §6.4.8), with CHANGEDSINCE and MODSEQ (RFC 7162
+//! §3.1.4). The command only resolves the set into a [`FetchJob`]; the session runs the job
+//! in batches and writes each batch before reading the next messages, so a FETCH of a whole
+//! folder of bodies never sits in memory at once.
+
+use crate::fetch::{flag_list, items, needs_bytes, sets_seen};
+use crate::reply::{bad, no};
+use crate::sequence::{out_of_range, resolve};
+use crate::session::Session;
+use imap_types::IntoStatic;
+use imap_types::command::FetchModifier;
+use imap_types::core::{Tag, Vec1};
+use imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName};
+use imap_types::response::{Data, Status};
+use imap_types::sequence::SequenceSet;
+use pec_store::{FlagOp, IndexEntry, Store};
+use std::num::NonZeroU32;
+
+/// Messages per batch.
+pub(crate) const BATCH: usize = 256;
+
+/// A resolved FETCH.
+pub(crate) struct FetchJob {
+    /// The command's tag.
+    pub tag: Tag<'static>,
+    /// (sequence number, entry) of each message, ascending.
+    pub messages: Vec<(u32, IndexEntry)>,
+    /// The items asked for (UID first for UID FETCH).
+    pub names: Vec<MessageDataItemName<'static>>,
+    /// Bytes are needed.
+    pub bytes: bool,
+    /// `\Seen` is set on the messages that lack it (not for EXAMINE).
+    pub mark_seen: bool,
+}
+
+/// Resolves the command, or answers it at once.
+pub(crate) fn prepare<S: Store>(
+    s: &mut Session<'_, S>,
+    tag: &Tag<'static>,
+    set: SequenceSet,
+    names: MacroOrMessageDataItemNames<'static>,
+    by_uid: bool,
+    modifiers: Vec<FetchModifier>,
+) -> Result<FetchJob, Status<'static>> {
+    let Some(sel) = &s.selected else {
+        return Err(no(tag, None, "select a folder first"));
+    };
+    let mut names: Vec<MessageDataItemName<'static>> = match names {
+        MacroOrMessageDataItemNames::Macro(m) => {
+            m.expand().into_iter().map(|n| n.into_static()).collect()
+        }
+        MacroOrMessageDataItemNames::MessageDataItemNames(v) => v,
+    };
+    if by_uid && !names.iter().any(|n| matches!(n, MessageDataItemName::Uid)) {
+        names.insert(0, MessageDataItemName::Uid);
+    }
+    let uids = sel.uids();
+    if !by_uid && out_of_range(&set, uids.len()) {
+        return Err(bad(tag, "no message has that sequence number"));
+    }
+    let mut changed_since = None;
+    for m in modifiers {
+        match m {
+            FetchModifier::ChangedSince(v) => changed_since = Some(v.get()),
+            FetchModifier::Vanished => {
+                return Err(bad(tag, "VANISHED needs QRESYNC, which is not enabled"));
+            }
+        }
+    }
+    if changed_since.is_some()
+        || names
+            .iter()
+            .any(|n| matches!(n, MessageDataItemName::ModSeq))
+    {
+        s.condstore = true;
+    }
+    let Some(sel) = &s.selected else {
+        return Err(no(tag, None, "select a folder first"));
+    };
+    let messages: Vec<(u32, IndexEntry)> = resolve(&set, &uids, by_uid)
+        .into_iter()
+        .map(|i| (i as u32 + 1, sel.entries[i].clone()))
+        .filter(|(_, e)| changed_since.is_none_or(|c| e.modseq > c))
+        .collect();
+    let mark_seen = sets_seen(&names) && !sel.read_only;
+    if mark_seen
+        && !names
+            .iter()
+            .any(|n| matches!(n, MessageDataItemName::Flags))
+    {
+        names.push(MessageDataItemName::Flags);
+    }
+    Ok(FetchJob {
+        tag: tag.clone(),
+        bytes: needs_bytes(&names),
+        messages,
+        names,
+        mark_seen,
+    })
+}
+
+fn has_seen(flags: &str) -> bool {
+    flags
+        .split_whitespace()
+        .any(|f| f.eq_ignore_ascii_case("\\Seen"))
+}
+
+/// The FETCH responses of `job.messages[range]`.
+pub(crate) async fn batch<S: Store>(
+    s: &mut Session<'_, S>,
+    job: &mut FetchJob,
+    range: std::ops::Range<usize>,
+) -> Vec<Data<'static>> {
+    let Some(folder) = s.selected.as_ref().map(|f| f.name.clone()) else {
+        return Vec::new();
+    };
+    let user = s.address();
+    if job.mark_seen {
+        let unseen: Vec<u32> = job.messages[range.clone()]
+            .iter()
+            .filter(|(_, e)| !has_seen(&e.flags))
+            .map(|(_, e)| e.uid)
+            .collect();
+        if !unseen.is_empty() {
+            let seen = vec!["\\Seen".to_string()];
+            match s
+                .g
+                .store
+                .set_flags(&user, &folder, &unseen, FlagOp::Add, &seen, None)
+                .await
+            {
+                Ok(out) => {
+                    for (uid, flags, modseq) in out.changed {
+                        if let Some(sel) = s.selected.as_mut()
+                            && let Some(i) = sel.position(uid)
+                        {
+                            sel.entries[i].flags = flags.clone();
+                            sel.entries[i].modseq = modseq;
+                        }
+                        if let Some((_, e)) = job.messages[range.clone()]
+                            .iter_mut()
+                            .find(|(_, e)| e.uid == uid)
+                        {
+                            e.flags = flags;
+                            e.modseq = modseq;
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!("IMAP FETCH could not set \\Seen: {e}"),
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(range.len());
+    for (seq, e) in &job.messages[range] {
+        let bytes = if job.bytes {
+            match s.g.store.message_bytes(&user, &folder, e.uid).await {
+                Ok(Some(b)) => Some(b),
+                // Expunged by another session since: nothing to say about it.
+                Ok(None) => continue,
+                Err(err) => {
+                    tracing::error!("IMAP FETCH of {user} {folder} {} failed: {err}", e.uid);
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
+        let list = items(&job.names, e, bytes.as_deref(), s.condstore);
+        let Ok(items) = Vec1::try_from(list) else {
+            continue;
+        };
+        if let Some(seq) = NonZeroU32::new(*seq) {
+            out.push(Data::Fetch { seq, items });
+        }
+    }
+    out
+}
+
+/// FETCH data for a flag change made by this session (STORE without .SILENT).
+pub(crate) fn flags_response(
+    seq: u32,
+    e: &IndexEntry,
+    with_uid: bool,
+    condstore: bool,
+) -> Option<Data<'static>> {
+    let mut items = Vec::new();
+    if with_uid {
+        items.push(MessageDataItem::Uid(NonZeroU32::new(e.uid)?));
+    }
+    items.push(MessageDataItem::Flags(flag_list(&e.flags)));
+    if condstore {
+        items.push(MessageDataItem::ModSeq(std::num::NonZeroU64::new(
+            e.modseq,
+        )?));
+    }
+    Some(Data::Fetch {
+        seq: NonZeroU32::new(seq)?,
+        items: Vec1::try_from(items).ok()?,
+    })
+}

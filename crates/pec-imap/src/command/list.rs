@@ -1,0 +1,121 @@
+//! LIST and LSUB (RFC 3501 §6.3.8, §6.3.9) with SPECIAL-USE attributes (RFC 6154 §2) and
+//! CHILDREN attributes (RFC 3348). `*` matches any run of characters, `%` any run without
+//! the hierarchy separator `/`.
+
+use super::{folder_name, mailbox, store_error};
+use crate::reply::ok;
+use crate::session::Session;
+use imap_types::core::{QuotedChar, Tag};
+use imap_types::flag::FlagNameAttribute;
+use imap_types::mailbox::{ListMailbox, Mailbox};
+use imap_types::response::{Data, Status};
+use pec_store::{STANDARD_FOLDERS, Store};
+
+/// Whether `name` matches the LIST pattern `pat`.
+pub(crate) fn matches(pat: &[u8], name: &[u8]) -> bool {
+    match pat.split_first() {
+        None => name.is_empty(),
+        Some((b'*', rest)) => (0..=name.len()).any(|i| matches(rest, &name[i..])),
+        Some((b'%', rest)) => {
+            let stop = name.iter().position(|&c| c == b'/').unwrap_or(name.len());
+            (0..=stop).any(|i| matches(rest, &name[i..]))
+        }
+        Some((c, rest)) => name.first() == Some(c) && matches(rest, &name[1..]),
+    }
+}
+
+fn attribute(name: &'static str) -> Option<FlagNameAttribute<'static>> {
+    imap_types::core::Atom::try_from(name)
+        .ok()
+        .map(FlagNameAttribute::from)
+}
+
+pub(crate) async fn run<S: Store>(
+    s: &mut Session<'_, S>,
+    tag: &Tag<'static>,
+    reference: &Mailbox<'static>,
+    pattern: &ListMailbox<'static>,
+    lsub: bool,
+) -> Status<'static> {
+    let command = if lsub { "LSUB" } else { "LIST" };
+    let reference = match reference {
+        Mailbox::Inbox => "INBOX".to_string(),
+        other => folder_name(other),
+    };
+    let pattern = match pattern {
+        ListMailbox::Token(t) => String::from_utf8_lossy(t.as_ref()).into_owned(),
+        ListMailbox::String(s) => String::from_utf8_lossy(s.as_ref()).into_owned(),
+    };
+    let delimiter = QuotedChar::try_from('/').ok();
+    if pattern.is_empty() && !lsub {
+        // RFC 3501 §6.3.8: an empty pattern asks for the delimiter and the root.
+        if let Ok(root) = Mailbox::try_from("") {
+            s.data(Data::List {
+                items: vec![FlagNameAttribute::Noselect],
+                delimiter,
+                mailbox: root,
+            });
+        }
+        return ok(tag, None, format!("{command} completed"));
+    }
+    let full = format!("{reference}{pattern}");
+    let folders = match s.g.store.folders(&s.address()).await {
+        Ok(f) => f,
+        Err(e) => return store_error(tag, command, e),
+    };
+    let names: Vec<&str> = folders.iter().map(|f| f.name.as_str()).collect();
+    for f in &folders {
+        if lsub && !f.subscribed {
+            continue;
+        }
+        let hit = if f.name == "INBOX" {
+            matches(full.to_ascii_uppercase().as_bytes(), b"INBOX")
+        } else {
+            matches(full.as_bytes(), f.name.as_bytes())
+        };
+        if !hit {
+            continue;
+        }
+        let mut items = Vec::new();
+        let prefix = format!("{}/", f.name);
+        let children = names.iter().any(|n| n.starts_with(&prefix));
+        items.extend(attribute(if children {
+            "HasChildren"
+        } else {
+            "HasNoChildren"
+        }));
+        if let Some((_, Some(special))) = STANDARD_FOLDERS.iter().find(|(n, _)| *n == f.name) {
+            items.extend(attribute(&special[1..]));
+        }
+        let data = if lsub {
+            Data::Lsub {
+                items,
+                delimiter,
+                mailbox: mailbox(&f.name),
+            }
+        } else {
+            Data::List {
+                items,
+                delimiter,
+                mailbox: mailbox(&f.name),
+            }
+        };
+        s.data(data);
+    }
+    ok(tag, None, format!("{command} completed"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matches;
+
+    #[test]
+    fn wildcards_follow_rfc_3501() {
+        assert!(matches(b"*", b"Clienti/Rossi"));
+        assert!(!matches(b"%", b"Clienti/Rossi"));
+        assert!(matches(b"%", b"Clienti"));
+        assert!(matches(b"Clienti/%", b"Clienti/Rossi"));
+        assert!(matches(b"C*i", b"Clienti/Rossi/Mari"));
+        assert!(!matches(b"Sent", b"Sent2"));
+    }
+}

@@ -1,0 +1,127 @@
+//! SEARCH criteria (RFC 3501 §6.4.4) evaluated against the folder index and, only when a key
+//! looks inside the message, its bytes. String keys match substrings ignoring ASCII case, on
+//! the decoded header value (RFC 2047) or the raw body.
+
+use crate::sequence::resolve;
+use chrono::NaiveDate;
+use imap_types::core::AString;
+use imap_types::search::SearchKey;
+use pec_message::mime::Entity;
+use pec_store::IndexEntry;
+
+/// Whether evaluating `key` needs the message bytes.
+pub(crate) fn needs_bytes(key: &SearchKey<'_>) -> bool {
+    use SearchKey::*;
+    match key {
+        And(v) => v.as_ref().iter().any(needs_bytes),
+        Not(k) => needs_bytes(k),
+        Or(a, b) => needs_bytes(a) || needs_bytes(b),
+        Bcc(_) | Body(_) | Cc(_) | From(_) | Header(..) | Subject(_) | Text(_) | To(_)
+        | SentBefore(_) | SentOn(_) | SentSince(_) => true,
+        _ => false,
+    }
+}
+
+/// What a key is evaluated against.
+pub(crate) struct Candidate<'a> {
+    /// Index into the folder (sequence number − 1).
+    pub index: usize,
+    /// The index entry.
+    pub entry: &'a IndexEntry,
+    /// The message, when a key needs it.
+    pub message: Option<&'a Entity<'a>>,
+}
+
+fn has_flag(e: &IndexEntry, f: &str) -> bool {
+    e.flags
+        .split_whitespace()
+        .any(|x| x.eq_ignore_ascii_case(f))
+}
+
+fn text(s: &AString<'_>) -> String {
+    String::from_utf8_lossy(s.as_ref()).to_lowercase()
+}
+
+fn contains(hay: &str, needle: &str) -> bool {
+    hay.to_lowercase().contains(needle)
+}
+
+fn header_has(m: Option<&Entity<'_>>, name: &str, needle: &str) -> bool {
+    let Some(m) = m else { return false };
+    m.headers_named(name)
+        .any(|h| needle.is_empty() || contains(&h.value(), needle))
+}
+
+fn internal_day(t: i64) -> NaiveDate {
+    chrono::DateTime::from_timestamp(t, 0)
+        .unwrap_or_default()
+        .date_naive()
+}
+
+fn sent_day(m: Option<&Entity<'_>>) -> Option<NaiveDate> {
+    let v = m?.header_value("Date")?;
+    chrono::DateTime::parse_from_rfc2822(v.trim())
+        .ok()
+        .map(|d| d.date_naive())
+}
+
+/// Whether candidate `c` matches `key`; `uids` are the folder's UIDs (for sequence sets).
+pub(crate) fn matches(key: &SearchKey<'_>, c: &Candidate<'_>, uids: &[u32]) -> bool {
+    use SearchKey::*;
+    let e = c.entry;
+    let m = c.message;
+    match key {
+        And(v) => v.as_ref().iter().all(|k| matches(k, c, uids)),
+        SequenceSet(s) => resolve(s, uids, false).binary_search(&c.index).is_ok(),
+        Uid(s) => resolve(s, uids, true).binary_search(&c.index).is_ok(),
+        All => true,
+        Answered => has_flag(e, "\\Answered"),
+        Deleted => has_flag(e, "\\Deleted"),
+        Draft => has_flag(e, "\\Draft"),
+        Flagged => has_flag(e, "\\Flagged"),
+        Seen => has_flag(e, "\\Seen"),
+        Unanswered => !has_flag(e, "\\Answered"),
+        Undeleted => !has_flag(e, "\\Deleted"),
+        Undraft => !has_flag(e, "\\Draft"),
+        Unflagged => !has_flag(e, "\\Flagged"),
+        Unseen => !has_flag(e, "\\Seen"),
+        Keyword(k) => has_flag(e, k.as_ref()),
+        Unkeyword(k) => !has_flag(e, k.as_ref()),
+        // This server keeps no \Recent state (RFC 9051 dropped it): nothing is recent.
+        New | Recent => false,
+        Old => true,
+        Larger(n) => e.size > u64::from(*n),
+        Smaller(n) => e.size < u64::from(*n),
+        Before(d) => internal_day(e.date) < *d.as_ref(),
+        On(d) => internal_day(e.date) == *d.as_ref(),
+        Since(d) => internal_day(e.date) >= *d.as_ref(),
+        SentBefore(d) => sent_day(m).is_some_and(|s| s < *d.as_ref()),
+        SentOn(d) => sent_day(m).is_some_and(|s| s == *d.as_ref()),
+        SentSince(d) => sent_day(m).is_some_and(|s| s >= *d.as_ref()),
+        From(s) => header_has(m, "From", &text(s)),
+        To(s) => header_has(m, "To", &text(s)),
+        Cc(s) => header_has(m, "Cc", &text(s)),
+        Bcc(s) => header_has(m, "Bcc", &text(s)),
+        Subject(s) => header_has(m, "Subject", &text(s)),
+        Header(name, s) => header_has(m, &String::from_utf8_lossy(name.as_ref()), &text(s)),
+        Body(s) => m.is_some_and(|m| contains(&String::from_utf8_lossy(m.body()), &text(s))),
+        Text(s) => m.is_some_and(|m| contains(&String::from_utf8_lossy(m.raw), &text(s))),
+        Not(k) => !matches(k, c, uids),
+        Or(a, b) => matches(a, c, uids) || matches(b, c, uids),
+        ModSequence { modseq, .. } => e.modseq >= *modseq,
+        #[allow(unreachable_patterns)]
+        _ => false,
+    }
+}
+
+/// Whether `key` uses MODSEQ (RFC 7162 §3.1.5: the response then carries `(MODSEQ n)`).
+pub(crate) fn uses_modseq(key: &SearchKey<'_>) -> bool {
+    use SearchKey::*;
+    match key {
+        And(v) => v.as_ref().iter().any(uses_modseq),
+        Not(k) => uses_modseq(k),
+        Or(a, b) => uses_modseq(a) || uses_modseq(b),
+        ModSequence { .. } => true,
+        _ => false,
+    }
+}
