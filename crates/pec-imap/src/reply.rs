@@ -4,14 +4,22 @@
 use imap_types::core::{Tag, Text};
 use imap_types::response::{Code, CodeOther, Status, StatusKind};
 
-/// A response text: CR and LF become spaces, and an empty text becomes "done" (RFC 3501
-/// §9 `text = 1*TEXT-CHAR`).
+/// A response text: CR, LF and anything outside ASCII become spaces or `?`, and an empty
+/// text becomes "done" (RFC 3501 §9 `text = 1*TEXT-CHAR`, `TEXT-CHAR` being 7-bit).
 pub(crate) fn text(s: impl Into<String>) -> Text<'static> {
-    let mut s: String = s.into().replace(['\r', '\n'], " ");
+    let mut s: String = s
+        .into()
+        .chars()
+        .map(|c| match c {
+            '\r' | '\n' => ' ',
+            c if c.is_ascii() && c != '\0' => c,
+            _ => '?',
+        })
+        .collect();
     if s.is_empty() {
         s.push_str("done");
     }
-    // Every byte left is a TEXT-CHAR: the only excluded ones are CR and LF.
+    // Every byte left is a TEXT-CHAR: 7-bit, not NUL, CR or LF.
     Text::unvalidated(s)
 }
 

@@ -52,7 +52,7 @@ pub(crate) fn out_of_range(set: &SequenceSet, count: usize) -> bool {
         let over = |v: &SeqOrUid| matches!(v, SeqOrUid::Value(n) if n.get() as usize > count);
         match s {
             Sequence::Single(v) => over(v),
-            Sequence::Range(x, y) => over(x) && over(y) || (count == 0),
+            Sequence::Range(x, y) => over(x) && over(y),
         }
     })
 }

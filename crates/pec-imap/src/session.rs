@@ -451,7 +451,8 @@ pub async fn run<S: Store, IO: AsyncRead + AsyncWrite + Unpin>(
                     E::MalformedMessage { discarded_bytes }
                     | E::ExpectedCrlfGotLf { discarded_bytes } => {
                         let raw = discarded_bytes.declassify();
-                        let msg = "the command is not valid IMAP4rev1 (RFC 3501 §9) or not known";
+                        let msg =
+                            "the command is not valid IMAP4rev1 (RFC 3501 section 9) or not known";
                         match tag_of(raw) {
                             Some(tag) => {
                                 server.enqueue_status(bad(&tag, msg));

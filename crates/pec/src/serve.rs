@@ -252,6 +252,32 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
             },
         ));
     }
+    // The HTTPS listener: for now, mail client autoconfiguration. A gestore on a loopback
+    // address is only reachable by that address, which its certificate also names.
+    let https = bind((ip, cfg.https_port).into(), "HTTPS").await?;
+    lines.push(format!(
+        "  {:<38} https://{ip}:{}/.well-known/autoconfig/mail/config-v1.1.xml",
+        "HTTPS (mail client autoconfig)", cfg.https_port
+    ));
+    let endpoints = pec_web::autoconfig::Endpoints {
+        domain: cfg.domain.clone(),
+        name: cfg.name.clone(),
+        host: if ip.is_loopback() {
+            ip.to_string()
+        } else {
+            cfg.hostname.clone()
+        },
+        imaps: cfg.imaps_port,
+        pop3s: cfg.pop3s_port,
+        submissions: cfg.submissions_port,
+    };
+    let https = pec_web::autoconfig::TlsListener::new(https, tls.clone())?;
+    let site = pec_web::autoconfig::router(endpoints);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(https, site).await {
+            tracing::error!("HTTPS listener stopped: {e}");
+        }
+    });
     let token = std::fs::read_to_string(cfg.dir.join("admin.token"))
         .with_context(|| format!("cannot read {}", cfg.dir.join("admin.token").display()))?
         .trim()

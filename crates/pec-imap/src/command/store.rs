@@ -40,9 +40,12 @@ pub(crate) async fn run<S: Store>(
     if !by_uid && out_of_range(&set, uids.len()) {
         return bad(tag, "no message has that sequence number");
     }
-    let unchanged_since = modifiers.iter().find_map(|m| match m {
-        StoreModifier::UnchangedSince(v) => Some(*v),
-    });
+    let unchanged_since = modifiers
+        .iter()
+        .map(|m| match m {
+            StoreModifier::UnchangedSince(v) => *v,
+        })
+        .next();
     if unchanged_since.is_some() {
         s.condstore = true;
     }

@@ -268,6 +268,17 @@ pub(super) async fn set_flags(
     Ok(out)
 }
 
+/// blob, size, date, subject, kind, identificativo, flags.
+type MessageRow = (
+    String,
+    i64,
+    i64,
+    Option<String>,
+    String,
+    Option<String>,
+    String,
+);
+
 /// Copies (or moves) messages to another folder of the same mailbox; returns (source UID,
 /// new UID) pairs in source order (RFC 4315 COPYUID).
 pub(super) async fn copy(
@@ -286,15 +297,7 @@ pub(super) async fn copy(
     let mut moved = Vec::new();
     let mut dest_modseq = None;
     for uid in uids {
-        let row: Option<(
-            String,
-            i64,
-            i64,
-            Option<String>,
-            String,
-            Option<String>,
-            String,
-        )> = sqlx::query_as(
+        let row: Option<MessageRow> = sqlx::query_as(
             "SELECT blob, size, date, subject, kind, identificativo, flags FROM messages
                  WHERE mailbox = ? AND folder = ? AND uid = ?",
         )

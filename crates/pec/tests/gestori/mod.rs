@@ -172,7 +172,16 @@ impl Gestore {
         run_ok(&args);
     }
 
+    /// The INBOX of a mailbox, as `pec admin messages --json` lists it.
     pub fn messages(&self, address: &str) -> Vec<Value> {
+        self.all_messages(address)
+            .into_iter()
+            .filter(|m| m["folder"] == "INBOX")
+            .collect()
+    }
+
+    /// Every message of a mailbox, all folders.
+    pub fn all_messages(&self, address: &str) -> Vec<Value> {
         let out = run_ok(&[
             "admin",
             "--data",
