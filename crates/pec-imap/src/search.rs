@@ -33,9 +33,7 @@ pub(crate) struct Candidate<'a> {
 }
 
 fn has_flag(e: &IndexEntry, f: &str) -> bool {
-    e.flags
-        .split_whitespace()
-        .any(|x| x.eq_ignore_ascii_case(f))
+    e.has_flag(f)
 }
 
 fn text(s: &AString<'_>) -> String {

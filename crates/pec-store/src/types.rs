@@ -260,6 +260,15 @@ pub struct IndexEntry {
     pub date: i64,
 }
 
+impl IndexEntry {
+    /// Whether the message has `flag` (compared ignoring case, RFC 3501 §2.3.2).
+    pub fn has_flag(&self, flag: &str) -> bool {
+        self.flags
+            .split_whitespace()
+            .any(|f| f.eq_ignore_ascii_case(flag))
+    }
+}
+
 /// How STORE changes flags (RFC 3501 §6.4.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlagOp {

@@ -19,11 +19,7 @@ pub(crate) async fn run<S: Store>(
         let gone: Vec<u32> = sel
             .entries
             .iter()
-            .filter(|e| {
-                e.flags
-                    .split_whitespace()
-                    .any(|f| f.eq_ignore_ascii_case("\\Deleted"))
-            })
+            .filter(|e| e.has_flag("\\Deleted"))
             .map(|e| e.uid)
             .collect();
         if !gone.is_empty()

@@ -31,11 +31,7 @@ pub(crate) async fn run<S: Store>(
         .iter()
         .enumerate()
         .filter(|(i, _)| within.as_ref().is_none_or(|w| w.binary_search(i).is_ok()))
-        .filter(|(_, e)| {
-            e.flags
-                .split_whitespace()
-                .any(|f| f.eq_ignore_ascii_case("\\Deleted"))
-        })
+        .filter(|(_, e)| e.has_flag("\\Deleted"))
         .map(|(_, e)| e.uid)
         .collect();
     let (user, folder) = (s.address(), sel.name.clone());

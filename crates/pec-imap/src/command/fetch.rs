@@ -99,12 +99,6 @@ pub(crate) fn prepare<S: Store>(
     })
 }
 
-fn has_seen(flags: &str) -> bool {
-    flags
-        .split_whitespace()
-        .any(|f| f.eq_ignore_ascii_case("\\Seen"))
-}
-
 /// The FETCH responses of `job.messages[range]`.
 pub(crate) async fn batch<S: Store>(
     s: &mut Session<'_, S>,
@@ -118,7 +112,7 @@ pub(crate) async fn batch<S: Store>(
     if job.mark_seen {
         let unseen: Vec<u32> = job.messages[range.clone()]
             .iter()
-            .filter(|(_, e)| !has_seen(&e.flags))
+            .filter(|(_, e)| !e.has_flag("\\Seen"))
             .map(|(_, e)| e.uid)
             .collect();
         if !unseen.is_empty() {

@@ -75,11 +75,7 @@ pub(crate) async fn run<S: Store>(
     ));
     s.data(Data::Exists(entries.len() as u32));
     s.data(Data::Recent(0));
-    let first_unseen = entries.iter().position(|e| {
-        !e.flags
-            .split_whitespace()
-            .any(|f| f.eq_ignore_ascii_case("\\Seen"))
-    });
+    let first_unseen = entries.iter().position(|e| !e.has_flag("\\Seen"));
     if let Some(seq) = first_unseen.and_then(|i| NonZeroU32::new(i as u32 + 1)) {
         s.untagged(untagged_ok(Some(Code::Unseen(seq)), "first unseen message"));
     }

@@ -22,13 +22,7 @@ pub(crate) async fn run<S: Store>(
         Ok(None) => return store_error(tag, "STATUS", StoreError::Refused(FolderRefusal::Missing)),
         Err(e) => return store_error(tag, "STATUS", e),
     };
-    let deleted = || {
-        entries.iter().filter(|e| {
-            e.flags
-                .split_whitespace()
-                .any(|x| x.eq_ignore_ascii_case("\\Deleted"))
-        })
-    };
+    let deleted = || entries.iter().filter(|e| e.has_flag("\\Deleted"));
     let mut items = Vec::new();
     for n in names {
         let item = match n {

@@ -292,14 +292,7 @@ impl Store for SqliteStore {
             })
             .collect();
         f.messages = entries.len() as u32;
-        f.unseen = entries
-            .iter()
-            .filter(|e| {
-                !e.flags
-                    .split_whitespace()
-                    .any(|x| x.eq_ignore_ascii_case("\\Seen"))
-            })
-            .count() as u32;
+        f.unseen = entries.iter().filter(|e| !e.has_flag("\\Seen")).count() as u32;
         Ok(Some((f, entries)))
     }
 
