@@ -4,8 +4,8 @@
 //! re-encoded, so a PEC envelope fetched over IMAP is byte-identical to the one delivered.
 
 use imap_types::body::{
-    BasicFields, Body, BodyStructure, Disposition, MultiPartExtensionData, SinglePartExtensionData,
-    SpecificFields,
+    BasicFields, Body, BodyStructure, Disposition, Language, Location, MultiPartExtensionData,
+    SinglePartExtensionData, SpecificFields,
 };
 use imap_types::core::{AString, IString, Literal, NString, Vec1};
 use imap_types::datetime::DateTime;
@@ -193,12 +193,13 @@ fn partial(bytes: Vec<u8>, range: Option<(u32, NonZeroU32)>) -> (Vec<u8>, Option
     }
 }
 
-/// The data items of one message. `bytes` is given when [`needs_bytes`] said so.
+/// The data items of one message. `bytes` is given when [`needs_bytes`] said so;
+/// `add_modseq` adds MODSEQ when it was not asked for.
 pub(crate) fn items(
     names: &[MessageDataItemName<'_>],
     e: &IndexEntry,
     bytes: Option<&[u8]>,
-    condstore: bool,
+    add_modseq: bool,
 ) -> Vec<MessageDataItem<'static>> {
     let entity = bytes.map(Entity::parse);
     let mut out = Vec::with_capacity(names.len() + 2);
@@ -248,9 +249,8 @@ pub(crate) fn items(
         };
         out.push(item);
     }
-    // RFC 7162 §3.1.4.1: once CONDSTORE is on, every FETCH carries MODSEQ; UID FETCH
-    // always carries UID (RFC 3501 §6.4.8) — the caller adds that name.
-    if condstore
+    // UID FETCH always carries UID (RFC 3501 §6.4.8): the caller adds that name.
+    if add_modseq
         && !names
             .iter()
             .any(|n| matches!(n, MessageDataItemName::ModSeq))
@@ -373,7 +373,7 @@ pub(crate) fn envelope(e: &Entity<'_>) -> Envelope<'static> {
 
 fn params(list: &[(String, String)]) -> Vec<(IString<'static>, IString<'static>)> {
     list.iter()
-        .map(|(k, v)| (istring(&k.to_ascii_uppercase()), istring(v)))
+        .map(|(k, v)| (istring(&k.to_ascii_lowercase()), istring(v)))
         .collect()
 }
 
@@ -381,16 +381,36 @@ fn lines(b: &[u8]) -> u32 {
     b.iter().filter(|&&c| c == b'\n').count() as u32
 }
 
-fn disposition(e: &Entity<'_>) -> Option<Disposition<'static>> {
-    let d = header_raw(e, "Content-Disposition")?;
-    let (kind, rest) = d.split_once(';').unwrap_or((&d, ""));
-    Some(Disposition {
-        disposition: Some((
+/// The extension data after the MD5 or the parameters: disposition, language and location
+/// (RFC 3501 §7.4.2), each NIL when the part has no such header. All of it is written, as
+/// Dovecot and Cyrus do, so clients never meet a list cut short.
+fn extension_tail(e: &Entity<'_>) -> Disposition<'static> {
+    let disposition = header_raw(e, "Content-Disposition").map(|d| {
+        let (kind, rest) = d.split_once(';').unwrap_or((&d, ""));
+        (
             istring(&kind.trim().to_ascii_lowercase()),
             params(&pec_message::mime::parse_params(rest)),
-        )),
-        tail: None,
-    })
+        )
+    });
+    let language = header_raw(e, "Content-Language")
+        .map(|l| {
+            l.split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(istring)
+                .collect()
+        })
+        .unwrap_or_default();
+    Disposition {
+        disposition,
+        tail: Some(Language {
+            language,
+            tail: Some(Location {
+                location: nheader(e, "Content-Location"),
+                extensions: Vec::new(),
+            }),
+        }),
+    }
 }
 
 /// BODY (`extended = false`) or BODYSTRUCTURE of an entity.
@@ -410,10 +430,10 @@ pub(crate) fn structure(e: &Entity<'_>, extended: bool) -> BodyStructure<'static
         if let Ok(bodies) = Vec1::try_from(bodies) {
             return BodyStructure::Multi {
                 bodies,
-                subtype: istring(&subtype.to_ascii_uppercase()),
+                subtype: istring(subtype),
                 extension_data: extended.then(|| MultiPartExtensionData {
                     parameter_list: params(&ct.params),
-                    tail: disposition(e).map(Some).unwrap_or(None),
+                    tail: Some(extension_tail(e)),
                 }),
             };
         }
@@ -431,15 +451,15 @@ pub(crate) fn structure(e: &Entity<'_>, extended: bool) -> BodyStructure<'static
         id: nheader(e, "Content-ID"),
         description: nheader(e, "Content-Description"),
         content_transfer_encoding: istring(&if enc.is_empty() {
-            "7BIT".to_string()
+            "7bit".to_string()
         } else {
-            enc.to_ascii_uppercase()
+            enc.to_ascii_lowercase()
         }),
         size: body.len() as u32,
     };
     let specific = if t.eq_ignore_ascii_case("text") {
         SpecificFields::Text {
-            subtype: istring(&sub.to_ascii_uppercase()),
+            subtype: istring(sub),
             number_of_lines: lines(body),
         }
     } else if ct.mime_type == "message/rfc822" {
@@ -451,15 +471,15 @@ pub(crate) fn structure(e: &Entity<'_>, extended: bool) -> BodyStructure<'static
         }
     } else {
         SpecificFields::Basic {
-            r#type: istring(&t.to_ascii_uppercase()),
-            subtype: istring(&sub.to_ascii_uppercase()),
+            r#type: istring(t),
+            subtype: istring(sub),
         }
     };
     BodyStructure::Single {
         body: Body { basic, specific },
         extension_data: extended.then(|| SinglePartExtensionData {
             md5: nil(),
-            tail: disposition(e),
+            tail: Some(extension_tail(e)),
         }),
     }
 }

@@ -1,6 +1,6 @@
 //! SEARCH criteria (RFC 3501 §6.4.4) evaluated against the folder index and, only when a key
-//! looks inside the message, its bytes. String keys match substrings ignoring ASCII case, on
-//! the decoded header value (RFC 2047) or the raw body.
+//! looks inside the message, its bytes. String keys match substrings ignoring case, on the
+//! decoded header value (RFC 2047) or the decoded text of the body parts.
 
 use crate::sequence::resolve;
 use chrono::NaiveDate;
@@ -42,6 +42,55 @@ fn text(s: &AString<'_>) -> String {
 
 fn contains(hay: &str, needle: &str) -> bool {
     hay.to_lowercase().contains(needle)
+}
+
+/// Deepest MIME nesting searched.
+const MAX_DEPTH: usize = 16;
+
+/// Appends the searchable text of `m`'s body to `out`: every `text/*` part with its transfer
+/// encoding undone (base64, quoted-printable) and Latin-1 converted; the parts of a
+/// multipart and the body of an attached message in turn, without their own headers.
+/// Other parts (attachments such as daticert.xml or smime.p7s) are not text to search.
+/// RFC 3501 §6.4.4 leaves "the body" to the server; this is what Dovecot searches too.
+fn body_text(m: &Entity<'_>, out: &mut String, depth: usize) {
+    let ct = m.content_type();
+    if ct.is_multipart() {
+        if depth < MAX_DEPTH {
+            for p in m.parts().0 {
+                body_text(&Entity::parse(p.raw), out, depth + 1);
+            }
+        }
+        return;
+    }
+    if ct.mime_type == "message/rfc822" && depth < MAX_DEPTH {
+        body_text(&Entity::parse(m.body()), out, depth + 1);
+        return;
+    }
+    if !ct.mime_type.starts_with("text/") {
+        return;
+    }
+    let data = m.decoded_body();
+    let latin1 = ct.param("charset").is_some_and(|c| {
+        let c = c.to_ascii_lowercase();
+        c == "iso-8859-1" || c == "latin1" || c == "iso-8859-15" || c == "windows-1252"
+    });
+    if latin1 {
+        out.extend(data.iter().map(|&b| char::from(b)));
+    } else {
+        out.push_str(&String::from_utf8_lossy(&data));
+    }
+    out.push('\n');
+}
+
+fn body_has(m: Option<&Entity<'_>>, needle: &str, with_header: bool) -> bool {
+    let Some(m) = m else { return false };
+    let mut hay = String::new();
+    if with_header {
+        hay.push_str(&String::from_utf8_lossy(m.header_block));
+        hay.push('\n');
+    }
+    body_text(m, &mut hay, 0);
+    contains(&hay, needle)
 }
 
 fn header_has(m: Option<&Entity<'_>>, name: &str, needle: &str) -> bool {
@@ -102,8 +151,8 @@ pub(crate) fn matches(key: &SearchKey<'_>, c: &Candidate<'_>, uids: &[u32]) -> b
         Bcc(s) => header_has(m, "Bcc", &text(s)),
         Subject(s) => header_has(m, "Subject", &text(s)),
         Header(name, s) => header_has(m, &String::from_utf8_lossy(name.as_ref()), &text(s)),
-        Body(s) => m.is_some_and(|m| contains(&String::from_utf8_lossy(m.body()), &text(s))),
-        Text(s) => m.is_some_and(|m| contains(&String::from_utf8_lossy(m.raw), &text(s))),
+        Body(s) => body_has(m, &text(s), false),
+        Text(s) => body_has(m, &text(s), true),
         Not(k) => !matches(k, c, uids),
         Or(a, b) => matches(a, c, uids) || matches(b, c, uids),
         ModSequence { modseq, .. } => e.modseq >= *modseq,
@@ -121,5 +170,43 @@ pub(crate) fn uses_modseq(key: &SearchKey<'_>) -> bool {
         Or(a, b) => uses_modseq(a) || uses_modseq(b),
         ModSequence { .. } => true,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MESSAGE: &[u8] = b"Subject: prova\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+--b\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
+Citt=E0 di Roma\r\n\
+--b\r\nContent-Type: text/xml\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+PGZhdHR1cmEvPg==\r\n\
+--b\r\nContent-Type: application/xml\r\n\r\n<ricevuta/>\r\n\
+--b\r\nContent-Type: message/rfc822\r\n\r\n\
+X-Nascosto: intestazione\r\n\r\ntesto allegato\r\n\
+--b--\r\n";
+
+    #[test]
+    fn body_searches_decoded_parts_and_not_their_headers() {
+        let m = Entity::parse(MESSAGE);
+        let has = |needle: &str| body_has(Some(&m), needle, false);
+        assert!(has("città"), "quoted-printable Latin-1 is decoded");
+        assert!(has("<fattura/>"), "base64 is decoded");
+        assert!(!has("ricevuta"), "non-text parts are not searched");
+        assert!(
+            has("testo allegato"),
+            "an attached message's body is searched"
+        );
+        assert!(
+            !has("intestazione"),
+            "an attached message's header is not body"
+        );
+        assert!(!has("content-type"), "MIME headers are not body");
+        assert!(!has("prova"), "the message header is not body");
+        assert!(
+            body_has(Some(&m), "prova", true),
+            "TEXT includes the header"
+        );
     }
 }

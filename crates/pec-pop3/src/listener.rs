@@ -52,6 +52,7 @@ pub async fn serve<S: Store>(g: Arc<Gestore<S>>, listener: TcpListener, service:
                 tls: service.implicit_tls,
                 stls: !service.implicit_tls,
                 peer: peer.ip(),
+                greeting: true,
             };
             let result = if service.implicit_tls {
                 match service.tls.accept(stream).await {
@@ -64,6 +65,7 @@ pub async fn serve<S: Store>(g: Arc<Gestore<S>>, listener: TcpListener, service:
                         Ok(s) => {
                             cfg.tls = true;
                             cfg.stls = false;
+                            cfg.greeting = false;
                             run(s, &cfg, &g).await.map(|_| ())
                         }
                         Err(e) => Err(e),

@@ -23,6 +23,9 @@ pub struct SessionConfig {
     pub stls: bool,
     /// The client's address (for the failed-login throttle).
     pub peer: IpAddr,
+    /// Send the `+OK` greeting. False for the session that continues after STLS: the
+    /// client goes on with its next command and expects no second greeting (RFC 2595 §4).
+    pub greeting: bool,
 }
 
 /// How a session ended.
@@ -174,7 +177,9 @@ where
             send!(text.as_bytes());
         }};
     }
-    reply!("+OK {} POP3 PEC pronto / ready", cfg.hostname);
+    if cfg.greeting {
+        reply!("+OK {} POP3 PEC pronto / ready", cfg.hostname);
+    }
     loop {
         let Ok(read) = tokio::time::timeout(IDLE, read_line(&mut io)).await else {
             reply!("-ERR autologout: idle for 10 minutes");

@@ -77,10 +77,6 @@ async fn mailboxes_have_the_standard_folders_and_user_folders<S: Store>(s: &S) {
         FolderRefusal::Protected
     );
     assert_eq!(
-        refusal(s.delete_folder("f@b.test", "Clienti").await),
-        FolderRefusal::HasChildren
-    );
-    assert_eq!(
         refusal(s.delete_folder("f@b.test", "Nope").await),
         FolderRefusal::Missing
     );
@@ -109,13 +105,28 @@ async fn mailboxes_have_the_standard_folders_and_user_folders<S: Store>(s: &S) {
             .unwrap()
             .is_none()
     );
-    s.subscribe_folder("f@b.test", "Archivio", false)
+    let f = s.folders("f@b.test").await.unwrap();
+    let subscribed =
+        |f: &[crate::Folder], n: &str| f.iter().find(|f| f.name == n).unwrap().subscribed;
+    assert!(
+        subscribed(&f, "Sent"),
+        "the standard folders are subscribed"
+    );
+    assert!(!subscribed(&f, "Archivio"), "CREATE does not subscribe");
+    s.subscribe_folder("f@b.test", "Archivio", true)
         .await
         .unwrap();
-    let f = s.folders("f@b.test").await.unwrap();
-    assert!(!f.iter().find(|f| f.name == "Archivio").unwrap().subscribed);
-    s.delete_folder("f@b.test", "Archivio/Rossi").await.unwrap();
+    assert!(subscribed(
+        &s.folders("f@b.test").await.unwrap(),
+        "Archivio"
+    ));
+    // A folder with subfolders can be deleted; the subfolders stay (RFC 3501 §6.3.4).
     s.delete_folder("f@b.test", "Archivio").await.unwrap();
+    let mut left = standard.clone();
+    left.push("Archivio/Rossi".to_string());
+    left.sort();
+    assert_eq!(names(s.folders("f@b.test").await.unwrap()), left);
+    s.delete_folder("f@b.test", "Archivio/Rossi").await.unwrap();
     assert_eq!(names(s.folders("f@b.test").await.unwrap()), standard);
 }
 

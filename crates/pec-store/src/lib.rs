@@ -82,11 +82,12 @@ pub trait Store: Send + Sync + 'static {
         mailbox: &str,
         folder: &str,
     ) -> impl Future<Output = Result<Option<(Folder, Vec<IndexEntry>)>>> + Send;
-    /// Creates a folder and its missing parents (`/` separates levels);
-    /// [`StoreError::Refused`] with [`FolderRefusal::Exists`] if it exists.
+    /// Creates a folder and its missing parents (`/` separates levels), not subscribed;
+    /// [`StoreError::Refused`] with [`FolderRefusal::Exists`] if it exists. The standard
+    /// folders of a new mailbox are subscribed.
     fn create_folder(&self, mailbox: &str, name: &str) -> impl Future<Output = Result<()>> + Send;
-    /// Deletes a user folder without subfolders, with its messages. The standard folders
-    /// are [`FolderRefusal::Protected`].
+    /// Deletes a user folder with its messages; its subfolders stay (RFC 3501 §6.3.4). The
+    /// standard folders are [`FolderRefusal::Protected`].
     fn delete_folder(&self, mailbox: &str, name: &str) -> impl Future<Output = Result<()>> + Send;
     /// Renames a user folder with its subfolders; the renamed folders get a new UIDVALIDITY.
     fn rename_folder(

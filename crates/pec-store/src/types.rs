@@ -315,8 +315,6 @@ pub enum FolderRefusal {
     Exists,
     /// INBOX and the special-use folders cannot be deleted or renamed.
     Protected,
-    /// The folder has subfolders.
-    HasChildren,
     /// The mailbox quota would be exceeded.
     OverQuota,
 }

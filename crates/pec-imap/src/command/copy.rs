@@ -14,10 +14,25 @@ use imap_types::sequence::SequenceSet;
 use pec_store::{FolderRefusal, Store, StoreError};
 use std::num::NonZeroU32;
 
+/// A UID set with runs of consecutive UIDs written as ranges (`1:500`, not 500 numbers);
+/// the order is kept, since COPYUID pairs source and destination by position (RFC 4315 §3).
 fn uid_set(uids: impl Iterator<Item = u32>) -> Option<UidSet> {
-    let v: Vec<UidElement> = uids
-        .filter_map(NonZeroU32::new)
-        .map(UidElement::Single)
+    let mut runs: Vec<(NonZeroU32, NonZeroU32)> = Vec::new();
+    for uid in uids.filter_map(NonZeroU32::new) {
+        match runs.last_mut() {
+            Some((_, end)) if end.checked_add(1) == Some(uid) => *end = uid,
+            _ => runs.push((uid, uid)),
+        }
+    }
+    let v: Vec<UidElement> = runs
+        .into_iter()
+        .map(|(a, b)| {
+            if a == b {
+                UidElement::Single(a)
+            } else {
+                UidElement::Range(a, b)
+            }
+        })
         .collect();
     Vec1::try_from(v).ok().map(UidSet)
 }
@@ -104,5 +119,26 @@ pub(crate) async fn run<S: Store>(
             "no such folder; create it first",
         ),
         Err(e) => store_error(tag, what, e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_sets_are_written_as_runs_in_order() {
+        let set = uid_set([1, 2, 3, 7, 9, 10].into_iter()).unwrap();
+        let text: Vec<String> = set
+            .0
+            .as_ref()
+            .iter()
+            .map(|e| match e {
+                UidElement::Single(a) => a.to_string(),
+                UidElement::Range(a, b) => format!("{a}:{b}"),
+            })
+            .collect();
+        assert_eq!(text, ["1:3", "7", "9:10"]);
+        assert!(uid_set([0].into_iter()).is_none());
     }
 }

@@ -67,12 +67,15 @@ pub(crate) fn prepare<S: Store>(
             }
         }
     }
-    if changed_since.is_some()
-        || names
-            .iter()
-            .any(|n| matches!(n, MessageDataItemName::ModSeq))
-    {
+    let asks_modseq = names
+        .iter()
+        .any(|n| matches!(n, MessageDataItemName::ModSeq));
+    if changed_since.is_some() || asks_modseq {
         s.condstore = true;
+    }
+    // CHANGEDSINCE implies MODSEQ in every response (RFC 7162 §3.1.4.1).
+    if changed_since.is_some() && !asks_modseq {
+        names.push(MessageDataItemName::ModSeq);
     }
     let Some(sel) = &s.selected else {
         return Err(no(tag, None, "select a folder first"));
@@ -109,6 +112,9 @@ pub(crate) async fn batch<S: Store>(
         return Vec::new();
     };
     let user = s.address();
+    // Messages whose \Seen this FETCH set: with CONDSTORE their FETCH carries MODSEQ, as
+    // every flag change does (RFC 7162 §3.1); otherwise MODSEQ only when asked for.
+    let mut seen_now: Vec<u32> = Vec::new();
     if job.mark_seen {
         let unseen: Vec<u32> = job.messages[range.clone()]
             .iter()
@@ -125,6 +131,7 @@ pub(crate) async fn batch<S: Store>(
             {
                 Ok(out) => {
                     for (uid, flags, modseq) in out.changed {
+                        seen_now.push(uid);
                         if let Some(sel) = s.selected.as_mut()
                             && let Some(i) = sel.position(uid)
                         {
@@ -159,7 +166,12 @@ pub(crate) async fn batch<S: Store>(
         } else {
             None
         };
-        let list = items(&job.names, e, bytes.as_deref(), s.condstore);
+        let list = items(
+            &job.names,
+            e,
+            bytes.as_deref(),
+            s.condstore && seen_now.contains(&e.uid),
+        );
         let Ok(items) = Vec1::try_from(list) else {
             continue;
         };
@@ -187,6 +199,22 @@ pub(crate) fn flags_response(
             e.modseq,
         )?));
     }
+    Some(Data::Fetch {
+        seq: NonZeroU32::new(seq)?,
+        items: Vec1::try_from(items).ok()?,
+    })
+}
+
+/// FETCH data carrying only the new MODSEQ (and UID for UID commands) of a message whose
+/// flags a silent STORE changed.
+pub(crate) fn modseq_response(seq: u32, e: &IndexEntry, with_uid: bool) -> Option<Data<'static>> {
+    let mut items = Vec::new();
+    if with_uid {
+        items.push(MessageDataItem::Uid(NonZeroU32::new(e.uid)?));
+    }
+    items.push(MessageDataItem::ModSeq(std::num::NonZeroU64::new(
+        e.modseq,
+    )?));
     Some(Data::Fetch {
         seq: NonZeroU32::new(seq)?,
         items: Vec1::try_from(items).ok()?,

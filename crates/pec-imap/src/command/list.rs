@@ -64,40 +64,62 @@ pub(crate) async fn run<S: Store>(
         Err(e) => return store_error(tag, command, e),
     };
     let names: Vec<&str> = folders.iter().map(|f| f.name.as_str()).collect();
-    for f in &folders {
-        if lsub && !f.subscribed {
-            continue;
+    // Parents that exist only through their subfolders (their folder was deleted, RFC 3501
+    // §6.3.4) are listed as \Noselect (RFC 3501 §6.3.8); LSUB lists subscribed folders only.
+    let mut implied: Vec<&str> = Vec::new();
+    if !lsub {
+        for n in &names {
+            let mut name = *n;
+            while let Some((parent, _)) = name.rsplit_once('/') {
+                if !names.contains(&parent) && !implied.contains(&parent) {
+                    implied.push(parent);
+                }
+                name = parent;
+            }
         }
-        let hit = if f.name == "INBOX" {
+    }
+    let listed = folders
+        .iter()
+        .filter(|f| !lsub || f.subscribed)
+        .map(|f| (f.name.as_str(), true))
+        .chain(implied.iter().map(|n| (*n, false)));
+    for (name, selectable) in listed {
+        let hit = if name == "INBOX" {
             matches(full.to_ascii_uppercase().as_bytes(), b"INBOX")
         } else {
-            matches(full.as_bytes(), f.name.as_bytes())
+            matches(full.as_bytes(), name.as_bytes())
         };
         if !hit {
             continue;
         }
         let mut items = Vec::new();
-        let prefix = format!("{}/", f.name);
-        let children = names.iter().any(|n| n.starts_with(&prefix));
-        items.extend(attribute(if children {
-            "HasChildren"
-        } else {
-            "HasNoChildren"
-        }));
-        if let Some((_, Some(special))) = STANDARD_FOLDERS.iter().find(|(n, _)| *n == f.name) {
+        if !selectable {
+            items.push(FlagNameAttribute::Noselect);
+        }
+        if !lsub {
+            // CHILDREN (RFC 3348) applies to LIST.
+            let prefix = format!("{name}/");
+            let children = names.iter().any(|n| n.starts_with(&prefix));
+            items.extend(attribute(if children {
+                "HasChildren"
+            } else {
+                "HasNoChildren"
+            }));
+        }
+        if let Some((_, Some(special))) = STANDARD_FOLDERS.iter().find(|(n, _)| *n == name) {
             items.extend(attribute(&special[1..]));
         }
         let data = if lsub {
             Data::Lsub {
                 items,
                 delimiter,
-                mailbox: mailbox(&f.name),
+                mailbox: mailbox(name),
             }
         } else {
             Data::List {
                 items,
                 delimiter,
-                mailbox: mailbox(&f.name),
+                mailbox: mailbox(name),
             }
         };
         s.data(data);

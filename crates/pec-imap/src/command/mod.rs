@@ -65,11 +65,6 @@ pub(crate) fn store_error(tag: &Tag<'static>, what: &str, e: StoreError) -> Stat
             Some(code("CANNOT")),
             format!("{what}: INBOX, Sent, Junk, Trash and Drafts cannot be deleted or renamed"),
         ),
-        StoreError::Refused(FolderRefusal::HasChildren) => no(
-            tag,
-            Some(code("INUSE")),
-            format!("{what}: the folder has subfolders; delete them first"),
-        ),
         StoreError::Refused(FolderRefusal::OverQuota) => no(
             tag,
             Some(imap_types::response::Code::OverQuota),
@@ -126,9 +121,10 @@ pub(crate) async fn dispatch<S: Store>(
             }
         }
         C::Authenticate { .. } => bad(&tag, "AUTHENTICATE is handled by the session"),
-        _ if !authenticated => no(
+        // A command of a later state is a protocol error (RFC 3501 §3): BAD, as most
+        // servers answer it.
+        _ if !authenticated => bad(
             &tag,
-            Some(code("CLIENTBUG")),
             "log in first (LOGIN or AUTHENTICATE PLAIN, after TLS)",
         ),
         // Authenticated (RFC 3501 §6.3).
@@ -172,7 +168,7 @@ pub(crate) async fn dispatch<S: Store>(
             Some(code("NOPERM")),
             "quotas are set by the provider's plan",
         ),
-        _ if !selected => no(&tag, Some(code("CLIENTBUG")), "select a folder first"),
+        _ if !selected => bad(&tag, "select a folder first (SELECT or EXAMINE)"),
         // Selected (RFC 3501 §6.4).
         C::Close => close::run(s, &tag, true).await,
         C::Unselect => close::run(s, &tag, false).await,

@@ -31,8 +31,15 @@ pub(crate) async fn run<S: Store>(
     parameters: Vec<SelectParameter>,
     read_only: bool,
 ) -> Status<'static> {
-    // A failed SELECT leaves no folder selected (RFC 3501 §6.3.1).
-    s.selected = None;
+    // A failed SELECT leaves no folder selected (RFC 3501 §6.3.1). The end of the previous
+    // selection is announced with [CLOSED] (RFC 7162 §3.2.11, RFC 9051 §7.1), so that
+    // responses about it cannot be taken for the new one.
+    if s.selected.take().is_some() {
+        s.untagged(crate::reply::untagged_ok(
+            Some(imap_types::response::Code::Closed),
+            "previous folder closed",
+        ));
+    }
     s.dirty = false;
     if parameters
         .iter()

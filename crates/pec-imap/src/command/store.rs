@@ -1,7 +1,7 @@
 //! STORE and UID STORE (RFC 3501 §6.4.6, §6.4.8) with UNCHANGEDSINCE and the MODIFIED
 //! response code (RFC 7162 §3.1.3). `\Recent` cannot be set (RFC 3501 §2.3.2).
 
-use super::fetch::flags_response;
+use super::fetch::{flags_response, modseq_response};
 use super::store_error;
 use crate::fetch::flag_name;
 use crate::reply::{bad, no, ok};
@@ -88,6 +88,10 @@ pub(crate) async fn run<S: Store>(
                         by_uid,
                         condstore,
                     ));
+                } else if condstore {
+                    // .SILENT still reports the new mod-sequence of each changed message
+                    // under CONDSTORE (RFC 7162 §3.2).
+                    responses.extend(modseq_response(i as u32 + 1, &sel.entries[i], by_uid));
                 }
             }
         }

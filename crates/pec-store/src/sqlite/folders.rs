@@ -45,7 +45,8 @@ pub(super) async fn create_standard(conn: &mut SqliteConnection, mailbox: &str) 
     Ok(())
 }
 
-/// Creates a user folder (and its missing parents, RFC 3501 §6.3.3).
+/// Creates a user folder (and its missing parents, RFC 3501 §6.3.3), not subscribed
+/// (RFC 3501 §6.3.6: only SUBSCRIBE adds to the subscription list).
 pub(super) async fn create(
     conn: &mut SqliteConnection,
     mailbox: String,
@@ -61,7 +62,8 @@ pub(super) async fn create(
         }
         path.push_str(level);
         sqlx::query(
-            "INSERT OR IGNORE INTO folders (mailbox, name, uidvalidity, uidnext) VALUES (?, ?, ?, 1)",
+            "INSERT OR IGNORE INTO folders (mailbox, name, uidvalidity, uidnext, subscribed)
+             VALUES (?, ?, ?, 1, 0)",
         )
         .bind(&mailbox)
         .bind(&path)
@@ -72,7 +74,8 @@ pub(super) async fn create(
     Ok(())
 }
 
-/// Deletes a user folder without subfolders, and its messages.
+/// Deletes a user folder and its messages. Subfolders stay (RFC 3501 §6.3.4: DELETE
+/// must not remove inferior names); the deleted name then only exists as their parent.
 pub(super) async fn delete(
     conn: &mut SqliteConnection,
     mailbox: String,
@@ -83,17 +86,6 @@ pub(super) async fn delete(
     }
     if !exists(conn, &mailbox, &name).await? {
         return Err(refused(FolderRefusal::Missing));
-    }
-    let children: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM folders WHERE mailbox = ? AND substr(name, 1, length(?) + 1) = ? || '/'",
-    )
-    .bind(&mailbox)
-    .bind(&name)
-    .bind(&name)
-    .fetch_one(&mut *conn)
-    .await?;
-    if children > 0 {
-        return Err(refused(FolderRefusal::HasChildren));
     }
     let uids: Vec<i64> =
         sqlx::query_scalar("SELECT uid FROM messages WHERE mailbox = ? AND folder = ?")
