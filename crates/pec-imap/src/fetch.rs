@@ -13,7 +13,7 @@ use imap_types::envelope::{Address, Envelope};
 use imap_types::fetch::{MessageDataItem, MessageDataItemName, Part, Section};
 use imap_types::flag::{Flag, FlagFetch};
 use pec_message::mime::{Entity, unfold};
-use pec_store::IndexEntry;
+use pec_store::{IndexEntry, Portion};
 use std::num::{NonZeroU32, NonZeroU64};
 
 /// The flags of a stored flag string.
@@ -35,18 +35,33 @@ pub(crate) fn flag_name(f: &Flag<'_>) -> String {
     f.to_string()
 }
 
-/// Whether any item needs the message bytes.
-pub(crate) fn needs_bytes(items: &[MessageDataItemName<'_>]) -> bool {
-    items.iter().any(|i| {
-        !matches!(
-            i,
+/// How much of the message the items need: nothing (the index has it), the header block
+/// (ENVELOPE and the top-level header sections), or the whole message.
+pub(crate) fn needs(items: &[MessageDataItemName<'_>]) -> Option<Portion> {
+    let mut need = None;
+    for i in items {
+        match i {
             MessageDataItemName::Uid
-                | MessageDataItemName::Flags
-                | MessageDataItemName::InternalDate
-                | MessageDataItemName::Rfc822Size
-                | MessageDataItemName::ModSeq
-        )
-    })
+            | MessageDataItemName::Flags
+            | MessageDataItemName::InternalDate
+            | MessageDataItemName::Rfc822Size
+            | MessageDataItemName::ModSeq => {}
+            MessageDataItemName::Envelope | MessageDataItemName::Rfc822Header => {
+                need = need.or(Some(Portion::Header));
+            }
+            MessageDataItemName::BodyExt {
+                section:
+                    Some(
+                        Section::Header(None)
+                        | Section::HeaderFields(None, _)
+                        | Section::HeaderFieldsNot(None, _),
+                    ),
+                ..
+            } => need = need.or(Some(Portion::Header)),
+            _ => return Some(Portion::Whole),
+        }
+    }
+    need
 }
 
 /// Whether fetching `items` sets `\Seen` (RFC 3501 §6.4.5: BODY[...] without PEEK,
@@ -193,7 +208,8 @@ fn partial(bytes: Vec<u8>, range: Option<(u32, NonZeroU32)>) -> (Vec<u8>, Option
     }
 }
 
-/// The data items of one message. `bytes` is given when [`needs_bytes`] said so;
+/// The data items of one message. `bytes` is given when [`needs`] said so (only the header
+/// block when it said [`Portion::Header`]);
 /// `add_modseq` adds MODSEQ when it was not asked for.
 pub(crate) fn items(
     names: &[MessageDataItemName<'_>],

@@ -15,6 +15,7 @@
 
 pub mod command;
 mod fetch;
+pub mod index_cache;
 pub mod listener;
 mod reply;
 mod search;

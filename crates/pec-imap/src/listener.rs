@@ -21,6 +21,8 @@ pub struct Service {
     pub tls: TlsAcceptor,
     /// Open connections allowed; more get `* BYE` and are closed.
     pub max_connections: usize,
+    /// Folder indexes shared by the sessions (one for all of a server's listeners).
+    pub index: Arc<crate::index_cache::IndexCache>,
 }
 
 /// Accepts connections on `listener` for ever.
@@ -52,6 +54,7 @@ pub async fn serve<S: Store>(g: Arc<Gestore<S>>, listener: TcpListener, service:
                 tls: service.implicit_tls,
                 starttls: !service.implicit_tls,
                 peer: peer.ip(),
+                index: service.index.clone(),
             };
             let result = if service.implicit_tls {
                 match service.tls.accept(stream).await {

@@ -7,18 +7,24 @@ use chrono::NaiveDate;
 use imap_types::core::AString;
 use imap_types::search::SearchKey;
 use pec_message::mime::Entity;
-use pec_store::IndexEntry;
+use pec_store::{IndexEntry, Portion};
 
-/// Whether evaluating `key` needs the message bytes.
-pub(crate) fn needs_bytes(key: &SearchKey<'_>) -> bool {
+/// How much of each message evaluating `key` needs: nothing (the index has it), the header
+/// block (header keys), or the whole message (BODY, TEXT).
+pub(crate) fn needs(key: &SearchKey<'_>) -> Option<Portion> {
     use SearchKey::*;
+    let most = |a: Option<Portion>, b: Option<Portion>| match (a, b) {
+        (Some(Portion::Whole), _) | (_, Some(Portion::Whole)) => Some(Portion::Whole),
+        (a, b) => a.or(b),
+    };
     match key {
-        And(v) => v.as_ref().iter().any(needs_bytes),
-        Not(k) => needs_bytes(k),
-        Or(a, b) => needs_bytes(a) || needs_bytes(b),
-        Bcc(_) | Body(_) | Cc(_) | From(_) | Header(..) | Subject(_) | Text(_) | To(_)
-        | SentBefore(_) | SentOn(_) | SentSince(_) => true,
-        _ => false,
+        And(v) => v.as_ref().iter().map(needs).fold(None, most),
+        Not(k) => needs(k),
+        Or(a, b) => most(needs(a), needs(b)),
+        Body(_) | Text(_) => Some(Portion::Whole),
+        Bcc(_) | Cc(_) | From(_) | Header(..) | Subject(_) | To(_) | SentBefore(_) | SentOn(_)
+        | SentSince(_) => Some(Portion::Header),
+        _ => None,
     }
 }
 
@@ -42,6 +48,42 @@ fn text(s: &AString<'_>) -> String {
 
 fn contains(hay: &str, needle: &str) -> bool {
     hay.to_lowercase().contains(needle)
+}
+
+/// Words that must appear in a message's raw header block (ASCII case ignored) for `key` to
+/// match it: the ASCII words of the header keys that every match needs. Header values are
+/// compared after unfolding, which never joins or splits a word, so a message without one
+/// of these words cannot match and need not be parsed. Only all-ASCII bytes are filtered
+/// this way ([`has_words`]): some other characters lower-case to ASCII letters.
+pub(crate) fn required_words(key: &SearchKey<'_>) -> Vec<Vec<u8>> {
+    use SearchKey::*;
+    match key {
+        And(v) => v.as_ref().iter().flat_map(required_words).collect(),
+        Bcc(s) | Cc(s) | From(s) | Subject(s) | To(s) | Header(_, s) => {
+            String::from_utf8_lossy(s.as_ref())
+                .split_whitespace()
+                .filter(|w| w.is_ascii())
+                .map(|w| w.to_ascii_lowercase().into_bytes())
+                .collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Whether `raw` may match: it is not all ASCII, or it contains every word of `words`
+/// (lower-case ASCII) ignoring ASCII case.
+pub(crate) fn has_words(raw: &[u8], words: &[Vec<u8>]) -> bool {
+    if words.is_empty() || !raw.is_ascii() {
+        return true;
+    }
+    // All ASCII, so valid UTF-8 once lower-cased: the standard substring search applies.
+    let lower = raw.to_ascii_lowercase();
+    let Ok(hay) = std::str::from_utf8(&lower) else {
+        return true;
+    };
+    words
+        .iter()
+        .all(|w| std::str::from_utf8(w).map_or(true, |w| hay.contains(w)))
 }
 
 /// Deepest MIME nesting searched.
@@ -208,5 +250,31 @@ X-Nascosto: intestazione\r\n\r\ntesto allegato\r\n\
             body_has(Some(&m), "prova", true),
             "TEXT includes the header"
         );
+    }
+
+    #[test]
+    fn header_words_filter_messages_that_cannot_match() {
+        let raw = b"Subject: POSTA CERTIFICATA:\r\n Pratica 4242\r\nFrom: a@b\r\n\r\n";
+        assert!(has_words(raw, &[b"pratica".to_vec(), b"4242".to_vec()]));
+        assert!(!has_words(raw, &[b"4243".to_vec()]));
+        assert!(has_words(raw, &[]));
+        assert!(!has_words(b"x", &[b"lungo".to_vec()]));
+        // The Kelvin sign lower-cases to "k": bytes that are not ASCII are not filtered.
+        assert!(has_words(
+            "Subject: \u{212A}\r\n".as_bytes(),
+            &[b"k".to_vec()]
+        ));
+        let key = SearchKey::Subject(AString::try_from("Pratica  4242").unwrap());
+        assert_eq!(
+            required_words(&key),
+            [b"pratica".to_vec(), b"4242".to_vec()]
+        );
+        let citta = SearchKey::Subject(AString::try_from("città").unwrap());
+        assert!(
+            required_words(&citta).is_empty(),
+            "only ASCII words are checked on bytes"
+        );
+        let not = SearchKey::Not(Box::new(key));
+        assert!(required_words(&not).is_empty());
     }
 }

@@ -7,6 +7,7 @@ use imap_types::fetch::MessageDataItem;
 use imap_types::response::Data;
 use pec_store::{Folder, IndexEntry};
 use std::num::{NonZeroU32, NonZeroU64};
+use std::sync::Arc;
 
 /// One selected folder.
 #[derive(Debug)]
@@ -17,15 +18,16 @@ pub(crate) struct Selected {
     pub read_only: bool,
     /// UIDVALIDITY.
     pub uidvalidity: u32,
-    /// The messages, by ascending UID: position + 1 is the sequence number.
-    pub entries: Vec<IndexEntry>,
+    /// The messages, by ascending UID: position + 1 is the sequence number. Shared with
+    /// other sessions until this one changes it ([`Arc::make_mut`]).
+    pub entries: Arc<Vec<IndexEntry>>,
     /// HIGHESTMODSEQ last reported.
     pub highest_modseq: u64,
 }
 
 impl Selected {
     /// A fresh view of `folder`.
-    pub fn new(folder: &Folder, entries: Vec<IndexEntry>, read_only: bool) -> Selected {
+    pub fn new(folder: &Folder, entries: Arc<Vec<IndexEntry>>, read_only: bool) -> Selected {
         Selected {
             name: folder.name.clone(),
             read_only,
@@ -52,7 +54,7 @@ impl Selected {
     pub fn sync(
         &mut self,
         folder: &Folder,
-        fresh: Vec<IndexEntry>,
+        fresh: Arc<Vec<IndexEntry>>,
         condstore: bool,
     ) -> Vec<Data<'static>> {
         let mut out = Vec::new();

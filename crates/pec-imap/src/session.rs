@@ -32,6 +32,8 @@ pub struct SessionConfig {
     pub starttls: bool,
     /// The client's address (for the failed-login throttle).
     pub peer: IpAddr,
+    /// Folder indexes shared by the server's sessions.
+    pub index: Arc<crate::index_cache::IndexCache>,
 }
 
 /// How a session ended.
@@ -169,7 +171,7 @@ impl<'g, S: Store> Session<'g, S> {
         let (Some(user), Some(sel)) = (&self.user, &self.selected) else {
             return;
         };
-        match self.g.store.folder_index(user, &sel.name).await {
+        match self.cfg.index.load(&*self.g.store, user, &sel.name).await {
             Ok(Some((folder, entries))) => {
                 let condstore = self.condstore;
                 if let Some(sel) = self.selected.as_mut() {
@@ -192,7 +194,7 @@ impl<'g, S: Store> Session<'g, S> {
                 };
                 let condstore = self.condstore;
                 if let Some(sel) = self.selected.as_mut() {
-                    for d in sel.sync(&empty, Vec::new(), condstore) {
+                    for d in sel.sync(&empty, Arc::default(), condstore) {
                         self.out.push(Response::Data(d));
                     }
                 }

@@ -5,8 +5,8 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::{
-    Append, Commit, FlagOp, FolderRefusal, NewDeadline, NewEvent, NewMailbox, NewMessage,
-    NewQueueEntry, NewTracked, STANDARD_FOLDERS, Store, StoreError,
+    Append, Commit, FlagOp, FolderRefusal, FolderVersion, NewDeadline, NewEvent, NewMailbox,
+    NewMessage, NewQueueEntry, NewTracked, Portion, STANDARD_FOLDERS, Store, StoreError,
 };
 
 fn mailbox(address: &str) -> NewMailbox {
@@ -48,6 +48,8 @@ pub async fn run<S: Store>(s: &S) {
     mailboxes_have_the_standard_folders_and_user_folders(s).await;
     flags_change_in_new_modification_sequences(s).await;
     copy_move_and_append_keep_bytes_and_quota(s).await;
+    many_messages_are_read_at_once_whole_or_header(s).await;
+    folder_versions_follow_every_change(s).await;
 }
 
 fn refusal<T: std::fmt::Debug>(r: crate::Result<T>) -> FolderRefusal {
@@ -546,6 +548,134 @@ async fn queue_entries_of_any_size_keep_their_bytes<S: Store>(s: &S) {
         assert!(got == *b, "message of {} bytes changed", b.len());
         assert_eq!(m.size, b.len() as u64);
     }
+}
+
+async fn folder_versions_follow_every_change<S: Store>(s: &S) {
+    let a = "ver@b.test";
+    s.create_mailbox(mailbox(a)).await.unwrap();
+    let version = || async {
+        let v = s.folder_version(a, "INBOX").await.unwrap().unwrap();
+        let (f, _) = s.folder_index(a, "INBOX").await.unwrap().unwrap();
+        assert_eq!(v, f.version(), "the version is the one folder_index reads");
+        v
+    };
+    let mut seen = vec![version().await];
+    let mut changed = |v: FolderVersion, what: &str| {
+        assert!(!seen.contains(&v), "{what} left the version as it was");
+        seen.push(v);
+    };
+    s.commit(Commit {
+        messages: vec![
+            message(a, b"uno", Some("<v1@x>")),
+            message(a, b"due", Some("<v2@x>")),
+            message(a, b"tre", Some("<v3@x>")),
+        ],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    changed(version().await, "a delivery");
+    let seen_flag = vec!["\\Seen".to_string()];
+    s.set_flags(a, "INBOX", &[1], FlagOp::Add, &seen_flag, None)
+        .await
+        .unwrap();
+    changed(version().await, "a flag change");
+    s.copy_messages(a, "INBOX", &[2], "Trash", true)
+        .await
+        .unwrap();
+    changed(version().await, "a move away");
+    s.delete_messages(a, "INBOX", &[3]).await.unwrap();
+    changed(version().await, "a removal");
+    assert!(s.folder_version(a, "Nessuna").await.unwrap().is_none());
+}
+
+async fn many_messages_are_read_at_once_whole_or_header<S: Store>(s: &S) {
+    s.create_mailbox(mailbox("batch@b.test")).await.unwrap();
+    let big: Vec<u8> = b"Subject: grande\r\nX-A: 1\r\n\r\n"
+        .iter()
+        .copied()
+        .chain((0..(300 << 10)).map(|i| b'a' + (i % 26) as u8))
+        .collect();
+    let bodies: Vec<Vec<u8>> = vec![
+        b"Subject: uno\r\n\r\ncorpo\r\n".to_vec(),
+        b"Subject: senza corpo\r\n".to_vec(),
+        big,
+    ];
+    s.commit(Commit {
+        messages: bodies
+            .iter()
+            .enumerate()
+            .map(|(i, b)| message("batch@b.test", b, Some(&format!("<batch{i}@x>"))))
+            .collect(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let appended = b"Subject: aggiunto\n\ntesto\n".to_vec();
+    s.append(Append {
+        mailbox: "batch@b.test".into(),
+        folder: "INBOX".into(),
+        bytes: appended.clone(),
+        flags: String::new(),
+        date: 1_000,
+        subject: None,
+    })
+    .await
+    .unwrap();
+    let uids: Vec<u32> = s
+        .messages("batch@b.test")
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.uid)
+        .collect();
+    assert_eq!(uids.len(), 4);
+    let mut asked = uids.clone();
+    asked.push(999);
+    asked.reverse();
+    let whole = s
+        .messages_bytes("batch@b.test", "INBOX", &asked, Portion::Whole)
+        .await
+        .unwrap();
+    let mut all = bodies.clone();
+    all.push(appended.clone());
+    assert_eq!(
+        whole.iter().map(|w| w.0).collect::<Vec<_>>(),
+        uids,
+        "by ascending UID, missing ones left out"
+    );
+    for ((_, got), want) in whole.iter().zip(&all) {
+        assert!(got == want, "a batch read changed {} bytes", want.len());
+    }
+    let headers = s
+        .messages_bytes("batch@b.test", "INBOX", &uids, Portion::Header)
+        .await
+        .unwrap();
+    let expected: [&[u8]; 4] = [
+        b"Subject: uno\r\n\r\n",
+        b"Subject: senza corpo\r\n",
+        b"Subject: grande\r\nX-A: 1\r\n\r\n",
+        b"Subject: aggiunto\n\n",
+    ];
+    for ((_, got), want) in headers.iter().zip(expected) {
+        assert_eq!(got.as_slice(), want);
+    }
+    // A copy reads the same.
+    let pairs = s
+        .copy_messages("batch@b.test", "INBOX", &uids[2..3], "Drafts", false)
+        .await
+        .unwrap();
+    let copied = s
+        .messages_bytes("batch@b.test", "Drafts", &[pairs[0].1], Portion::Header)
+        .await
+        .unwrap();
+    assert_eq!(copied[0].1.as_slice(), expected[2]);
+    assert!(
+        s.messages_bytes("batch@b.test", "INBOX", &[], Portion::Whole)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// Many commits at once (a backend may group them): each is applied whole, and each

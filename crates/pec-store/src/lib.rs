@@ -73,9 +73,28 @@ pub trait Store: Send + Sync + 'static {
         folder: &str,
         uid: u32,
     ) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send;
+    /// Several messages of one folder in one read, by ascending UID: the whole bytes, or
+    /// only the header block (up to and including the empty line, [`header_block`]).
+    /// UIDs that are not there are left out.
+    fn messages_bytes(
+        &self,
+        mailbox: &str,
+        folder: &str,
+        uids: &[u32],
+        portion: Portion,
+    ) -> impl Future<Output = Result<Vec<(u32, Vec<u8>)>>> + Send;
     /// The folders of a mailbox, by name. Every mailbox has [`STANDARD_FOLDERS`] from its
     /// creation.
     fn folders(&self, mailbox: &str) -> impl Future<Output = Result<Vec<Folder>>> + Send;
+    /// The version of a folder's index; `None` if there is no such folder. Every change to
+    /// the folder's messages (a new one, a flag change, one removed or moved away) raises
+    /// `highest_modseq`, and a renamed or re-created folder has a new UIDVALIDITY, so two
+    /// equal versions mean an equal [`Store::folder_index`].
+    fn folder_version(
+        &self,
+        mailbox: &str,
+        folder: &str,
+    ) -> impl Future<Output = Result<Option<FolderVersion>>> + Send;
     /// One folder and its messages by ascending UID; `None` if there is no such folder.
     fn folder_index(
         &self,

@@ -245,6 +245,28 @@ pub struct Folder {
     pub subscribed: bool,
 }
 
+/// What identifies one state of a folder's index (see [`crate::Store::folder_version`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FolderVersion {
+    /// UIDVALIDITY.
+    pub uidvalidity: u32,
+    /// The UID the next message will get at least.
+    pub uidnext: u32,
+    /// The highest modification sequence.
+    pub highest_modseq: u64,
+}
+
+impl Folder {
+    /// The version of the index this folder description was read with.
+    pub fn version(&self) -> FolderVersion {
+        FolderVersion {
+            uidvalidity: self.uidvalidity,
+            uidnext: self.uidnext,
+            highest_modseq: self.highest_modseq,
+        }
+    }
+}
+
 /// One message as a folder index lists it: what an IMAP session keeps per message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexEntry {
@@ -267,6 +289,34 @@ impl IndexEntry {
             .split_whitespace()
             .any(|f| f.eq_ignore_ascii_case(flag))
     }
+}
+
+/// How much of a message [`crate::Store::messages_bytes`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Portion {
+    /// The header block only, kept beside the message so that header reads (IMAP
+    /// ENVELOPE, HEADER.FIELDS, header SEARCH keys) do not load the body.
+    Header,
+    /// The exact stored bytes.
+    Whole,
+}
+
+/// The header block of a message: its bytes up to and including the first empty line
+/// (RFC 5322 §2.1), or all of them when there is none.
+pub fn header_block(message: &[u8]) -> &[u8] {
+    let mut pos = 0;
+    while pos < message.len() {
+        let end = message[pos..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(message.len(), |i| pos + i + 1);
+        let line = &message[pos..end];
+        if line == b"\r\n" || line == b"\n" {
+            return &message[..end];
+        }
+        pos = end;
+    }
+    message
 }
 
 /// How STORE changes flags (RFC 3501 §6.4.6).

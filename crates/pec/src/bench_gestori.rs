@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-struct Proc(Child);
+pub(crate) struct Proc(pub(crate) Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -23,7 +23,7 @@ impl Drop for Proc {
     }
 }
 
-fn start(dir: &Path) -> Result<Proc> {
+pub(crate) fn start(dir: &Path) -> Result<Proc> {
     let exe = std::env::current_exe()?;
     let log = std::fs::File::create(dir.join("serve.log"))?;
     let child = Command::new(exe)

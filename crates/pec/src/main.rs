@@ -5,6 +5,7 @@
 mod admin;
 mod bench;
 mod bench_gestori;
+mod bench_imap;
 mod config;
 mod index;
 mod init;
@@ -117,6 +118,13 @@ enum Command {
         /// Concurrent submitters (with --gestori).
         #[arg(long, default_value_t = 8)]
         clients: usize,
+        /// Measure the IMAP server against Dovecot on one mailbox instead (127.0.0.16;
+        /// needs root and Debian's dovecot-imapd).
+        #[arg(long, conflicts_with = "gestori")]
+        imap: bool,
+        /// Messages in the mailbox (with --imap).
+        #[arg(long, default_value_t = 10_000)]
+        messages: usize,
     },
 }
 
@@ -420,6 +428,12 @@ fn main() -> ExitCode {
         Command::Log {
             command: LogCommand::Verify { data, json },
         } => log_verify(&data, json),
+        Command::Bench {
+            write,
+            imap: true,
+            messages,
+            ..
+        } => bench_imap::run(messages, write.as_deref()).map(|()| ExitCode::SUCCESS),
         Command::Bench {
             seconds,
             write,

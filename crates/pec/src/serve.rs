@@ -231,6 +231,8 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
             },
         ));
     }
+    // Both IMAP listeners share one set of folder indexes.
+    let imap_index = std::sync::Arc::new(pec_imap::index_cache::IndexCache::default());
     for (port, implicit, what) in [
         (cfg.imaps_port, true, "IMAPS (IMAP over TLS)"),
         (
@@ -249,6 +251,7 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
                 implicit_tls: implicit,
                 tls: tls.clone(),
                 max_connections: cfg.max_connections,
+                index: imap_index.clone(),
             },
         ));
     }

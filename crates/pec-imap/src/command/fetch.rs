@@ -3,7 +3,7 @@
 //! in batches and writes each batch before reading the next messages, so a FETCH of a whole
 //! folder of bodies never sits in memory at once.
 
-use crate::fetch::{flag_list, items, needs_bytes, sets_seen};
+use crate::fetch::{flag_list, items, needs, sets_seen};
 use crate::reply::{bad, no};
 use crate::sequence::{out_of_range, resolve};
 use crate::session::Session;
@@ -13,7 +13,7 @@ use imap_types::core::{Tag, Vec1};
 use imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName};
 use imap_types::response::{Data, Status};
 use imap_types::sequence::SequenceSet;
-use pec_store::{FlagOp, IndexEntry, Store};
+use pec_store::{FlagOp, IndexEntry, Portion, Store};
 use std::num::NonZeroU32;
 
 /// Messages per batch.
@@ -27,8 +27,8 @@ pub(crate) struct FetchJob {
     pub messages: Vec<(u32, IndexEntry)>,
     /// The items asked for (UID first for UID FETCH).
     pub names: Vec<MessageDataItemName<'static>>,
-    /// Bytes are needed.
-    pub bytes: bool,
+    /// How much of each message is read.
+    pub bytes: Option<Portion>,
     /// `\Seen` is set on the messages that lack it (not for EXAMINE).
     pub mark_seen: bool,
 }
@@ -95,7 +95,7 @@ pub(crate) fn prepare<S: Store>(
     }
     Ok(FetchJob {
         tag: tag.clone(),
-        bytes: needs_bytes(&names),
+        bytes: needs(&names),
         messages,
         names,
         mark_seen,
@@ -135,8 +135,9 @@ pub(crate) async fn batch<S: Store>(
                         if let Some(sel) = s.selected.as_mut()
                             && let Some(i) = sel.position(uid)
                         {
-                            sel.entries[i].flags = flags.clone();
-                            sel.entries[i].modseq = modseq;
+                            let entries = std::sync::Arc::make_mut(&mut sel.entries);
+                            entries[i].flags = flags.clone();
+                            entries[i].modseq = modseq;
                         }
                         if let Some((_, e)) = job.messages[range.clone()]
                             .iter_mut()
@@ -151,17 +152,35 @@ pub(crate) async fn batch<S: Store>(
             }
         }
     }
+    // One read for the whole batch; messages expunged by another session since are left
+    // out, and there is nothing to say about them.
+    let mut read: std::collections::HashMap<u32, Vec<u8>> = match job.bytes {
+        Some(portion) => {
+            let uids: Vec<u32> = job.messages[range.clone()]
+                .iter()
+                .map(|(_, e)| e.uid)
+                .collect();
+            match s
+                .g
+                .store
+                .messages_bytes(&user, &folder, &uids, portion)
+                .await
+            {
+                Ok(v) => v.into_iter().collect(),
+                Err(err) => {
+                    tracing::error!("IMAP FETCH of {user} {folder} failed: {err}");
+                    return Vec::new();
+                }
+            }
+        }
+        None => std::collections::HashMap::new(),
+    };
     let mut out = Vec::with_capacity(range.len());
     for (seq, e) in &job.messages[range] {
-        let bytes = if job.bytes {
-            match s.g.store.message_bytes(&user, &folder, e.uid).await {
-                Ok(Some(b)) => Some(b),
-                // Expunged by another session since: nothing to say about it.
-                Ok(None) => continue,
-                Err(err) => {
-                    tracing::error!("IMAP FETCH of {user} {folder} {} failed: {err}", e.uid);
-                    continue;
-                }
+        let bytes = if job.bytes.is_some() {
+            match read.remove(&e.uid) {
+                Some(b) => Some(b),
+                None => continue,
             }
         } else {
             None

@@ -2,15 +2,20 @@
 //! `(MODSEQ n)` result (RFC 7162 §3.1.5). Charsets other than US-ASCII and UTF-8 are
 //! refused with BADCHARSET.
 
+use super::store_error;
 use crate::reply::{no, ok};
-use crate::search::{Candidate, matches, needs_bytes, uses_modseq};
+use crate::search::{Candidate, has_words, matches, needs, required_words, uses_modseq};
 use crate::session::Session;
 use imap_types::core::{Charset, Tag, Vec1};
 use imap_types::response::{Code, Data, Status};
 use imap_types::search::SearchKey;
 use pec_message::mime::Entity;
-use pec_store::Store;
+use pec_store::{Portion, Store};
 use std::num::{NonZeroU32, NonZeroU64};
+
+/// Messages read per store call: header blocks are small, whole messages may not be.
+const HEADER_BATCH: usize = 2048;
+const WHOLE_BATCH: usize = 256;
 
 pub(crate) async fn run<S: Store>(
     s: &mut Session<'_, S>,
@@ -43,27 +48,53 @@ pub(crate) async fn run<S: Store>(
     };
     let (user, folder) = (s.address(), sel.name.clone());
     let uids = sel.uids();
-    let with_bytes = needs_bytes(&key);
+    let portion = needs(&key);
+    let words = required_words(&key);
     let mut found = Vec::new();
     let mut highest = 0;
-    for (i, e) in sel.entries.iter().enumerate() {
-        let bytes = if with_bytes {
-            match s.g.store.message_bytes(&user, &folder, e.uid).await {
-                Ok(Some(b)) => Some(b),
-                _ => continue,
+    // Messages are read in batches, one store read each, and only as much as the keys need.
+    let batch = match portion {
+        Some(Portion::Whole) => WHOLE_BATCH,
+        _ => HEADER_BATCH,
+    };
+    for (n, chunk) in sel.entries.chunks(batch).enumerate() {
+        // Both the index and what the store returns ascend by UID.
+        let mut read = match portion {
+            Some(p) => {
+                let want: Vec<u32> = chunk.iter().map(|e| e.uid).collect();
+                match s.g.store.messages_bytes(&user, &folder, &want, p).await {
+                    Ok(v) => v.into_iter().peekable(),
+                    Err(e) => return store_error(tag, "SEARCH", e),
+                }
             }
-        } else {
-            None
+            None => Vec::new().into_iter().peekable(),
         };
-        let entity = bytes.as_deref().map(Entity::parse);
-        let c = Candidate {
-            index: i,
-            entry: e,
-            message: entity.as_ref(),
-        };
-        if matches(&key, &c, &uids) {
-            highest = highest.max(e.modseq);
-            found.extend(NonZeroU32::new(if by_uid { e.uid } else { i as u32 + 1 }));
+        for (j, e) in chunk.iter().enumerate() {
+            let i = n * batch + j;
+            let bytes = match portion {
+                Some(_) => {
+                    while read.next_if(|(uid, _)| *uid < e.uid).is_some() {}
+                    match read.next_if(|(uid, _)| *uid == e.uid) {
+                        Some((_, b)) => Some(b),
+                        // Expunged by another session since.
+                        None => continue,
+                    }
+                }
+                None => None,
+            };
+            if bytes.as_deref().is_some_and(|b| !has_words(b, &words)) {
+                continue;
+            }
+            let entity = bytes.as_deref().map(Entity::parse);
+            let c = Candidate {
+                index: i,
+                entry: e,
+                message: entity.as_ref(),
+            };
+            if matches(&key, &c, &uids) {
+                highest = highest.max(e.modseq);
+                found.extend(NonZeroU32::new(if by_uid { e.uid } else { i as u32 + 1 }));
+            }
         }
     }
     let m = if modseq {

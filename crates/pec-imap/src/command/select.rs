@@ -59,7 +59,7 @@ pub(crate) async fn run<S: Store>(
     }
     let name = folder_name(mailbox);
     let user = s.address();
-    let (folder, entries) = match s.g.store.folder_index(&user, &name).await {
+    let (folder, entries) = match s.cfg.index.load(&*s.g.store, &user, &name).await {
         Ok(Some(x)) => x,
         Ok(None) => {
             return store_error(

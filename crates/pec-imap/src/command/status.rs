@@ -17,7 +17,7 @@ pub(crate) async fn run<S: Store>(
     names: &[StatusDataItemName],
 ) -> Status<'static> {
     let name = folder_name(mailbox);
-    let (f, entries) = match s.g.store.folder_index(&s.address(), &name).await {
+    let (f, entries) = match s.cfg.index.load(&*s.g.store, &s.address(), &name).await {
         Ok(Some(x)) => x,
         Ok(None) => return store_error(tag, "STATUS", StoreError::Refused(FolderRefusal::Missing)),
         Err(e) => return store_error(tag, "STATUS", e),

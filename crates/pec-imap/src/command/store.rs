@@ -14,6 +14,7 @@ use imap_types::response::{Code, Status};
 use imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use pec_store::{FlagOp, Store};
 use std::num::NonZeroU32;
+use std::sync::Arc;
 
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn run<S: Store>(
@@ -78,8 +79,9 @@ pub(crate) async fn run<S: Store>(
     if let Some(sel) = s.selected.as_mut() {
         for (uid, flags, modseq) in &out.changed {
             if let Some(i) = sel.position(*uid) {
-                sel.entries[i].flags = flags.clone();
-                sel.entries[i].modseq = *modseq;
+                let entries = Arc::make_mut(&mut sel.entries);
+                entries[i].flags = flags.clone();
+                entries[i].modseq = *modseq;
                 // RFC 7162 §3.1.3: with UNCHANGEDSINCE, changes are reported even when silent.
                 if response == StoreResponse::Answer || unchanged_since.is_some() {
                     responses.extend(flags_response(

@@ -55,8 +55,8 @@ pub(super) async fn apply(
         .fetch_one(&mut *conn)
         .await?;
         let done = sqlx::query(
-            "INSERT INTO messages (mailbox, folder, uid, blob, size, date, subject, kind, identificativo, message_id, flags, modseq)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO messages (mailbox, folder, uid, blob, size, date, subject, kind, identificativo, message_id, flags, modseq, header)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         )
         .bind(&m.mailbox)
         .bind(&m.folder)
@@ -70,6 +70,7 @@ pub(super) async fn apply(
         .bind(&m.message_id)
         .bind(&m.flags)
         .bind(modseq)
+        .bind(crate::header_block(&m.bytes))
         .execute(&mut *conn)
         .await?;
         if done.rows_affected() == 1 {

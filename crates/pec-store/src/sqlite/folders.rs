@@ -260,7 +260,7 @@ pub(super) async fn set_flags(
     Ok(out)
 }
 
-/// blob, size, date, subject, kind, identificativo, flags.
+/// blob, size, date, subject, kind, identificativo, flags, header.
 type MessageRow = (
     String,
     i64,
@@ -269,6 +269,7 @@ type MessageRow = (
     String,
     Option<String>,
     String,
+    Option<Vec<u8>>,
 );
 
 /// Copies (or moves) messages to another folder of the same mailbox; returns (source UID,
@@ -290,7 +291,7 @@ pub(super) async fn copy(
     let mut dest_modseq = None;
     for uid in uids {
         let row: Option<MessageRow> = sqlx::query_as(
-            "SELECT blob, size, date, subject, kind, identificativo, flags FROM messages
+            "SELECT blob, size, date, subject, kind, identificativo, flags, header FROM messages
                  WHERE mailbox = ? AND folder = ? AND uid = ?",
         )
         .bind(&mailbox)
@@ -298,7 +299,7 @@ pub(super) async fn copy(
         .bind(i64::from(uid))
         .fetch_optional(&mut *conn)
         .await?;
-        let Some((blob, size, date, subject, kind, identificativo, flags)) = row else {
+        let Some((blob, size, date, subject, kind, identificativo, flags, header)) = row else {
             continue;
         };
         let (new_uid, modseq): (i64, i64) = sqlx::query_as(
@@ -328,8 +329,8 @@ pub(super) async fn copy(
         } else {
             // A copy is a new message without the dedup key: the delivered one keeps it.
             sqlx::query(
-                "INSERT INTO messages (mailbox, folder, uid, blob, size, date, subject, kind, identificativo, flags, modseq)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO messages (mailbox, folder, uid, blob, size, date, subject, kind, identificativo, flags, modseq, header)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&mailbox)
             .bind(&to)
@@ -342,6 +343,7 @@ pub(super) async fn copy(
             .bind(&identificativo)
             .bind(&flags)
             .bind(modseq)
+            .bind(&header)
             .execute(&mut *conn)
             .await?;
             added += size;
@@ -406,8 +408,8 @@ pub(super) async fn append(
         return Err(refused(FolderRefusal::Missing));
     };
     sqlx::query(
-        "INSERT INTO messages (mailbox, folder, uid, blob, size, date, subject, kind, flags, modseq)
-         VALUES (?, ?, ?, ?, ?, ?, ?, 'ordinaria', ?, ?)",
+        "INSERT INTO messages (mailbox, folder, uid, blob, size, date, subject, kind, flags, modseq, header)
+         VALUES (?, ?, ?, ?, ?, ?, ?, 'ordinaria', ?, ?, ?)",
     )
     .bind(&a.mailbox)
     .bind(&a.folder)
@@ -418,6 +420,7 @@ pub(super) async fn append(
     .bind(&a.subject)
     .bind(&a.flags)
     .bind(modseq)
+    .bind(crate::header_block(&a.bytes))
     .execute(&mut *conn)
     .await?;
     sqlx::query(

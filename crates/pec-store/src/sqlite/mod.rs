@@ -50,6 +50,103 @@ fn rfc3339(t: i64) -> String {
 }
 
 impl SqliteStore {
+    /// The exact bytes of `wanted` (sorted, distinct), in one read, each checked against
+    /// its address.
+    async fn wholes(
+        &self,
+        mailbox: &str,
+        folder: &str,
+        wanted: &[u32],
+    ) -> Result<Vec<(u32, Vec<u8>)>> {
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = serde_json::to_string(wanted).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let rows: Vec<(i64, String, Option<Vec<u8>>)> = sqlx::query_as(
+            "SELECT m.uid, m.blob, b.bytes
+             FROM messages m LEFT JOIN blobs b ON b.hash = m.blob
+             WHERE m.mailbox = ? AND m.folder = ? AND m.uid IN (SELECT value FROM json_each(?))
+             ORDER BY m.uid",
+        )
+        .bind(mailbox)
+        .bind(folder)
+        .bind(list)
+        .fetch_all(&self.readers)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (uid, hash, bytes) in rows {
+            let bytes = match bytes {
+                Some(b) if crate::blobs::address(&b) == hash => b,
+                Some(_) => {
+                    return Err(StoreError::Corrupt(format!(
+                        "blob {hash} does not match its address"
+                    )));
+                }
+                None => self.blobs.get(&hash).await?,
+            };
+            out.push((uid as u32, bytes));
+        }
+        Ok(out)
+    }
+
+    /// The header blocks of `wanted` (sorted, distinct): read from their column without
+    /// touching the bodies, over the UID range when it is dense, else by list. Rows stored
+    /// before the column existed are read whole and cut.
+    async fn headers(
+        &self,
+        mailbox: &str,
+        folder: &str,
+        wanted: &[u32],
+    ) -> Result<Vec<(u32, Vec<u8>)>> {
+        let (Some(&first), Some(&last)) = (wanted.first(), wanted.last()) else {
+            return Ok(Vec::new());
+        };
+        let dense = ((last - first) as usize) < wanted.len() * 4;
+        let rows: Vec<(i64, Option<Vec<u8>>)> = if dense {
+            sqlx::query_as(
+                "SELECT uid, header FROM messages
+                 WHERE mailbox = ? AND folder = ? AND uid BETWEEN ? AND ? ORDER BY uid",
+            )
+            .bind(mailbox)
+            .bind(folder)
+            .bind(i64::from(first))
+            .bind(i64::from(last))
+            .fetch_all(&self.readers)
+            .await?
+        } else {
+            let list =
+                serde_json::to_string(wanted).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            sqlx::query_as(
+                "SELECT uid, header FROM messages WHERE mailbox = ? AND folder = ?
+                 AND uid IN (SELECT value FROM json_each(?)) ORDER BY uid",
+            )
+            .bind(mailbox)
+            .bind(folder)
+            .bind(list)
+            .fetch_all(&self.readers)
+            .await?
+        };
+        let mut out = Vec::with_capacity(wanted.len());
+        let mut older = Vec::new();
+        for (uid, header) in rows {
+            let uid = uid as u32;
+            if wanted.binary_search(&uid).is_err() {
+                continue;
+            }
+            match header {
+                Some(h) => out.push((uid, h)),
+                None => older.push(uid),
+            }
+        }
+        if !older.is_empty() {
+            for (uid, bytes) in self.wholes(mailbox, folder, &older).await? {
+                out.push((uid, crate::header_block(&bytes).to_vec()));
+            }
+            out.sort_unstable_by_key(|(uid, _)| *uid);
+        }
+        Ok(out)
+    }
+
     /// Opens (creating and migrating as needed) the store in `dir`: `dir/pec.sqlite` and
     /// `dir/blobs/`.
     pub async fn open(dir: &Path) -> Result<SqliteStore> {
@@ -229,6 +326,22 @@ impl Store for SqliteStore {
         }
     }
 
+    async fn messages_bytes(
+        &self,
+        mailbox: &str,
+        folder: &str,
+        uids: &[u32],
+        portion: Portion,
+    ) -> Result<Vec<(u32, Vec<u8>)>> {
+        let mut wanted = uids.to_vec();
+        wanted.sort_unstable();
+        wanted.dedup();
+        match portion {
+            Portion::Header => self.headers(mailbox, folder, &wanted).await,
+            Portion::Whole => self.wholes(mailbox, folder, &wanted).await,
+        }
+    }
+
     async fn delete_messages(&self, mailbox: &str, folder: &str, uids: &[u32]) -> Result<u64> {
         let mailbox = mailbox.to_ascii_lowercase();
         let folder = folder.to_string();
@@ -254,6 +367,21 @@ impl Store for SqliteStore {
         .fetch_all(&self.readers)
         .await?;
         rows.iter().map(folder_row).collect()
+    }
+
+    async fn folder_version(&self, mailbox: &str, folder: &str) -> Result<Option<FolderVersion>> {
+        let row: Option<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT uidvalidity, uidnext, highestmodseq FROM folders WHERE mailbox = ? AND name = ?",
+        )
+        .bind(mailbox)
+        .bind(folder)
+        .fetch_optional(&self.readers)
+        .await?;
+        Ok(row.map(|(v, n, m)| FolderVersion {
+            uidvalidity: v as u32,
+            uidnext: n as u32,
+            highest_modseq: m as u64,
+        }))
     }
 
     async fn folder_index(

@@ -113,4 +113,9 @@ INSERT OR IGNORE INTO folders (mailbox, name, uidvalidity, uidnext)
     FROM mailboxes m, (SELECT 'INBOX' AS name UNION ALL SELECT 'Sent' UNION ALL SELECT 'Junk'
                        UNION ALL SELECT 'Trash' UNION ALL SELECT 'Drafts') n;
 "#,
+    // 6: the header block of each message beside it, for header-only reads (NULL for rows
+    // stored before: those are read whole and cut).
+    r#"
+ALTER TABLE messages ADD COLUMN header BLOB;
+"#,
 ];
