@@ -4,6 +4,10 @@
 //! desktop client's several connections, a phone in IDLE) then hold one copy, and SELECT
 //! costs one small read instead of reading every message row.
 //!
+//! When the folder did change, only what changed since the cached copy is read
+//! ([`Store::folder_changes`]) and merged into a new copy, unless messages went away, in
+//! which case the whole index is read again.
+//!
 //! A session changes its own view only through [`Arc::make_mut`], which copies a shared
 //! index first: what the cache holds is never changed in place.
 
@@ -39,15 +43,37 @@ impl IndexCache {
             self.lock().remove(&key);
             return Ok(None);
         };
-        if let Some(c) = self.lock().get(&key)
-            && c.folder.version() == version
-        {
-            return Ok(Some((c.folder.clone(), c.entries.clone())));
-        }
-        let Some((f, entries)) = store.folder_index(mailbox, folder).await? else {
-            self.lock().remove(&key);
-            return Ok(None);
+        let cached = match self.lock().get(&key) {
+            Some(c) if c.folder.version() == version => {
+                return Ok(Some((c.folder.clone(), c.entries.clone())));
+            }
+            Some(c) if c.folder.uidvalidity == version.uidvalidity => {
+                Some((c.folder.highest_modseq, c.entries.clone()))
+            }
+            _ => None,
         };
+        let merged = match cached {
+            Some((since, old)) => match store.folder_changes(mailbox, folder, since).await? {
+                Some((f, changed, count)) => merge(&old, changed, count).map(|e| (f, e)),
+                None => {
+                    self.lock().remove(&key);
+                    return Ok(None);
+                }
+            },
+            None => None,
+        };
+        let (mut f, entries) = match merged {
+            Some(x) => x,
+            None => match store.folder_index(mailbox, folder).await? {
+                Some(x) => x,
+                None => {
+                    self.lock().remove(&key);
+                    return Ok(None);
+                }
+            },
+        };
+        f.messages = entries.len() as u32;
+        f.unseen = entries.iter().filter(|e| !e.has_flag("\\Seen")).count() as u32;
         let entries = Arc::new(entries);
         let mut all = self.lock();
         // Another session may have loaded a newer one meanwhile: keep the newer.
@@ -80,6 +106,19 @@ impl IndexCache {
     }
 }
 
+/// `old` with `changed` applied (replaced by UID, or added), when that accounts for all
+/// `count` messages; `None` when some went away since (the index is then read whole).
+fn merge(old: &[IndexEntry], changed: Vec<IndexEntry>, count: u32) -> Option<Vec<IndexEntry>> {
+    let mut v = old.to_vec();
+    for e in changed {
+        match v.binary_search_by_key(&e.uid, |x| x.uid) {
+            Ok(i) => v[i] = e,
+            Err(i) => v.insert(i, e),
+        }
+    }
+    (v.len() == count as usize).then_some(v)
+}
+
 impl std::fmt::Debug for IndexCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IndexCache")
@@ -106,6 +145,14 @@ mod tests {
             subject: None,
             date: 1_700_000_000,
         }
+    }
+
+    /// Loads INBOX through the cache and checks it against the store's own index.
+    async fn same_as_store(cache: &IndexCache, s: &SqliteStore, what: &str) -> Folder {
+        let (f, e) = cache.load(s, "c@b.test", "INBOX").await.unwrap().unwrap();
+        let (_, fresh) = s.folder_index("c@b.test", "INBOX").await.unwrap().unwrap();
+        assert_eq!(*e, fresh, "{what}");
+        f
     }
 
     #[tokio::test]
@@ -147,6 +194,20 @@ mod tests {
         let (_, d) = cache.load(&s, "c@b.test", "INBOX").await.unwrap().unwrap();
         assert!(Arc::ptr_eq(&c, &d));
         assert!(!d[1].has_flag("\\Flagged"));
+
+        // Changes are merged into a copy; removals make it read the whole index again.
+        // Either way the result is what the store holds.
+        s.commit(Commit {
+            messages: vec![message(b"tre")],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let f = same_as_store(&cache, &s, "a new message is merged").await;
+        assert_eq!((f.messages, f.unseen), (3, 2));
+        s.delete_messages("c@b.test", "INBOX", &[2]).await.unwrap();
+        let f = same_as_store(&cache, &s, "a removal reads the index again").await;
+        assert_eq!(f.messages, 2);
 
         assert!(
             cache

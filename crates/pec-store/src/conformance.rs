@@ -584,6 +584,20 @@ async fn folder_versions_follow_every_change<S: Store>(s: &S) {
         .await
         .unwrap();
     changed(version().await, "a move away");
+    let before = version().await;
+    s.set_flags(a, "INBOX", &[3], FlagOp::Add, &seen_flag, None)
+        .await
+        .unwrap();
+    let (f, since, count) = s
+        .folder_changes(a, "INBOX", before.highest_modseq)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(f.version(), version().await);
+    assert_eq!(since.iter().map(|e| e.uid).collect::<Vec<_>>(), [3]);
+    assert!(since[0].has_flag("\\Seen"));
+    assert_eq!(count, 2, "the moved message is no longer counted");
+    changed(f.version(), "a second flag change");
     s.delete_messages(a, "INBOX", &[3]).await.unwrap();
     changed(version().await, "a removal");
     assert!(s.folder_version(a, "Nessuna").await.unwrap().is_none());

@@ -95,6 +95,16 @@ pub trait Store: Send + Sync + 'static {
         mailbox: &str,
         folder: &str,
     ) -> impl Future<Output = Result<Option<FolderVersion>>> + Send;
+    /// What changed in a folder since modification sequence `since`: the folder, the
+    /// messages added or changed since (by ascending UID) and how many messages it holds
+    /// now, read at one moment; `None` if there is no such folder. Removed messages are not
+    /// listed: a count below the known ones plus the new ones says some went.
+    fn folder_changes(
+        &self,
+        mailbox: &str,
+        folder: &str,
+        since: u64,
+    ) -> impl Future<Output = Result<Option<(Folder, Vec<IndexEntry>, u32)>>> + Send;
     /// One folder and its messages by ascending UID; `None` if there is no such folder.
     fn folder_index(
         &self,

@@ -384,6 +384,36 @@ impl Store for SqliteStore {
         }))
     }
 
+    async fn folder_changes(
+        &self,
+        mailbox: &str,
+        folder: &str,
+        since: u64,
+    ) -> Result<Option<(Folder, Vec<IndexEntry>, u32)>> {
+        let mut tx = self.readers.begin().await?;
+        let Some(f) = folder_head(&mut tx, mailbox, folder).await? else {
+            return Ok(None);
+        };
+        let rows: Vec<(i64, String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT uid, flags, modseq, size, date FROM messages
+             WHERE mailbox = ? AND folder = ? AND modseq > ? ORDER BY uid",
+        )
+        .bind(mailbox)
+        .bind(folder)
+        .bind(since as i64)
+        .fetch_all(&mut *tx)
+        .await?;
+        let count: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM messages WHERE mailbox = ? AND folder = ?")
+                .bind(mailbox)
+                .bind(folder)
+                .fetch_one(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        let changed = rows.into_iter().map(index_entry).collect();
+        Ok(Some((f, changed, count as u32)))
+    }
+
     async fn folder_index(
         &self,
         mailbox: &str,
@@ -391,16 +421,9 @@ impl Store for SqliteStore {
     ) -> Result<Option<(Folder, Vec<IndexEntry>)>> {
         // One read transaction: the counters and the list describe the same moment.
         let mut tx = self.readers.begin().await?;
-        let row = sqlx::query(
-            "SELECT name, uidvalidity, uidnext, highestmodseq, subscribed, 0 AS messages, 0 AS unseen
-             FROM folders WHERE mailbox = ? AND name = ?",
-        )
-        .bind(mailbox)
-        .bind(folder)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let mut f = folder_row(&row)?;
+        let Some(mut f) = folder_head(&mut tx, mailbox, folder).await? else {
+            return Ok(None);
+        };
         let rows: Vec<(i64, String, i64, i64, i64)> = sqlx::query_as(
             "SELECT uid, flags, modseq, size, date FROM messages WHERE mailbox = ? AND folder = ? ORDER BY uid",
         )
@@ -409,16 +432,7 @@ impl Store for SqliteStore {
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
-        let entries: Vec<IndexEntry> = rows
-            .into_iter()
-            .map(|(uid, flags, modseq, size, date)| IndexEntry {
-                uid: uid as u32,
-                flags,
-                modseq: modseq as u64,
-                size: size as u64,
-                date,
-            })
-            .collect();
+        let entries: Vec<IndexEntry> = rows.into_iter().map(index_entry).collect();
         f.messages = entries.len() as u32;
         f.unseen = entries.iter().filter(|e| !e.has_flag("\\Seen")).count() as u32;
         Ok(Some((f, entries)))
@@ -772,4 +786,32 @@ impl Store for SqliteStore {
             .await?;
         Ok(n as usize)
     }
+}
+
+/// An index entry from (uid, flags, modseq, size, date).
+fn index_entry((uid, flags, modseq, size, date): (i64, String, i64, i64, i64)) -> IndexEntry {
+    IndexEntry {
+        uid: uid as u32,
+        flags,
+        modseq: modseq as u64,
+        size: size as u64,
+        date,
+    }
+}
+
+/// A folder's row (counters left at 0), inside a read transaction.
+async fn folder_head(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    mailbox: &str,
+    folder: &str,
+) -> Result<Option<Folder>> {
+    let row = sqlx::query(
+        "SELECT name, uidvalidity, uidnext, highestmodseq, subscribed, 0 AS messages, 0 AS unseen
+         FROM folders WHERE mailbox = ? AND name = ?",
+    )
+    .bind(mailbox)
+    .bind(folder)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.map(|r| folder_row(&r)).transpose()
 }
