@@ -112,6 +112,7 @@ pub fn run(seconds: u64, clients: usize, write: Option<&Path>) -> Result<()> {
             listen_ip: ip,
             standard_ports: false,
             routes: &[route],
+            scanners: Default::default(),
         })
     };
     init(

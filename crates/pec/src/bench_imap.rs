@@ -310,6 +310,7 @@ pub fn run(count: usize, write: Option<&Path>) -> Result<()> {
         listen_ip: IP,
         standard_ports: false,
         routes: &[],
+        scanners: Default::default(),
     })?;
     let mut pec = crate::bench_gestori::start(&data)?;
     Client::new(&data)?.json(

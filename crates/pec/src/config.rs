@@ -47,6 +47,11 @@ pub struct Config {
     pub relay_timeout_secs: u64,
     pub queue_lifetime_hours: i64,
     pub clock_control: bool,
+    /// `[scan]`: clamd address, ICAP URL, rspamd URL, each validated.
+    pub scan_clamd: Option<String>,
+    pub scan_icap: Option<String>,
+    pub scan_rspamd: Option<String>,
+    pub scan_timeout_secs: u64,
 }
 
 /// Reads typed values out of a TOML table, collecting errors with their key paths.
@@ -199,7 +204,8 @@ impl Config {
         let mut r = Reader { errors: Vec::new() };
         for k in root.keys() {
             if ![
-                "gestore", "listen", "tls", "signing", "trust", "limits", "policy", "relay", "dev",
+                "gestore", "listen", "tls", "signing", "trust", "limits", "policy", "relay",
+                "scan", "dev",
             ]
             .contains(&k.as_str())
             {
@@ -335,6 +341,29 @@ impl Config {
             "",
         ) as u32;
 
+        let sc = r.section(&root, "scan", &["clamd", "icap", "rspamd", "timeout_secs"]);
+        let scan_timeout_secs = r.int(sc, "scan.timeout_secs", 60, 1, 3600, "") as u64;
+        let mut scanner =
+            |key: &str, check: &dyn Fn(&str) -> Result<(), pec_filters::FilterError>| {
+                let path = format!("scan.{key}");
+                let v = r.string(sc, &path, Some(""));
+                if v.is_empty() {
+                    return None;
+                }
+                if let Err(e) = check(&v) {
+                    r.errors.push(format!("{path}: {e}"));
+                }
+                Some(v)
+            };
+        let t = std::time::Duration::from_secs(scan_timeout_secs);
+        let scan_clamd = scanner("clamd", &|v| {
+            pec_filters::clamd::Clamd::new(v, t).map(|_| ())
+        });
+        let scan_icap = scanner("icap", &|v| pec_filters::icap::Icap::new(v, t).map(|_| ()));
+        let scan_rspamd = scanner("rspamd", &|v| {
+            pec_filters::rspamd::Rspamd::new(v, t).map(|_| ())
+        });
+
         let p = r.section(&root, "policy", &["ordinary_mail"]);
         let ordinary_mail = r.string(p, "policy.ordinary_mail", Some("anomalia"));
         if !["anomalia", "refuse"].contains(&ordinary_mail.as_str()) {
@@ -460,6 +489,10 @@ impl Config {
             relay_timeout_secs,
             queue_lifetime_hours,
             clock_control,
+            scan_clamd,
+            scan_icap,
+            scan_rspamd,
+            scan_timeout_secs,
         })
     }
 
@@ -513,5 +546,35 @@ mod tests {
         assert_eq!(c.mx_port, 2525);
         assert_eq!(c.max_recipients, 100);
         assert_eq!(c.index, dir.path().join("index.ldif"));
+    }
+
+    #[test]
+    fn scanners_are_checked_and_optional() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = "[gestore]\nname = \"X\"\ndomain = \"pec.example.it\"\n";
+        std::fs::write(
+            dir.path().join("pec.toml"),
+            format!("{base}[scan]\nclamd = \"clamd.local\"\nicap = \"http://x/avscan\"\nrspamd = \"http://127.0.0.1:11333/checkv2\"\ntimeout_secs = 0\n"),
+        )
+        .unwrap();
+        let e = Config::load(dir.path()).unwrap_err();
+        for needle in [
+            "scan.clamd: bad filter address",
+            "scan.icap:",
+            "scan.rspamd:",
+            "scan.timeout_secs:",
+        ] {
+            assert!(e.contains(needle), "missing {needle:?} in:\n{e}");
+        }
+        std::fs::write(
+            dir.path().join("pec.toml"),
+            format!("{base}[scan]\nclamd = \"unix:/run/clamav/clamd.ctl\"\nicap = \"icap://127.0.0.1/avscan\"\n"),
+        )
+        .unwrap();
+        let c = Config::load(dir.path()).unwrap();
+        assert_eq!(c.scan_clamd.as_deref(), Some("unix:/run/clamav/clamd.ctl"));
+        assert_eq!(c.scan_icap.as_deref(), Some("icap://127.0.0.1/avscan"));
+        assert_eq!(c.scan_rspamd, None);
+        assert_eq!(c.scan_timeout_secs, 60);
     }
 }

@@ -17,6 +17,35 @@ pub struct InitOptions<'a> {
     pub listen_ip: &'a str,
     pub standard_ports: bool,
     pub routes: &'a [String],
+    pub scanners: Scanners,
+}
+
+/// The security filters `pec init` writes to `[scan]` (issue "Security filters", point 1).
+#[derive(Debug, Clone, Default)]
+pub struct Scanners {
+    /// clamd: `host:port`, `unix:/path` or `/path`.
+    pub clamd: Option<String>,
+    /// An ICAP antivirus service: `icap://host[:port]/service`.
+    pub icap: Option<String>,
+    /// rspamd's normal worker: `http://host:port`.
+    pub rspamd: Option<String>,
+}
+
+impl Scanners {
+    /// Refuses an address the filter clients cannot use, naming the option.
+    fn check(&self) -> Result<()> {
+        let d = std::time::Duration::from_secs(1);
+        if let Some(a) = &self.clamd {
+            pec_filters::clamd::Clamd::new(a, d).map_err(|e| anyhow::anyhow!("--clamd: {e}"))?;
+        }
+        if let Some(a) = &self.icap {
+            pec_filters::icap::Icap::new(a, d).map_err(|e| anyhow::anyhow!("--icap: {e}"))?;
+        }
+        if let Some(a) = &self.rspamd {
+            pec_filters::rspamd::Rspamd::new(a, d).map_err(|e| anyhow::anyhow!("--rspamd: {e}"))?;
+        }
+        Ok(())
+    }
 }
 
 fn write_private(path: &Path, data: &[u8]) -> Result<()> {
@@ -65,6 +94,7 @@ pub fn run(o: &InitOptions<'_>) -> Result<()> {
         }
         routes.push((d.to_ascii_lowercase(), hp.to_string()));
     }
+    o.scanners.check()?;
     let toml_path = o.data.join("pec.toml");
     if toml_path.exists() {
         bail!(
@@ -161,6 +191,28 @@ pub fn run(o: &InitOptions<'_>) -> Result<()> {
             writeln!(t, "{} = {}", q(d), q(hp))?;
         }
     }
+    writeln!(
+        t,
+        "\n[scan]\n# Antivirus engines run in this order: clamd, then ICAP; rspamd checks for spam."
+    )?;
+    let scanner = |t: &mut String, key: &str, v: &Option<String>, example: &str| match v {
+        Some(v) => writeln!(t, "{key} = {}", q(v)),
+        None => writeln!(t, "# {key} = {}", q(example)),
+    };
+    scanner(&mut t, "clamd", &o.scanners.clamd, "127.0.0.1:3310")?;
+    scanner(
+        &mut t,
+        "icap",
+        &o.scanners.icap,
+        "icap://127.0.0.1:1344/avscan",
+    )?;
+    scanner(
+        &mut t,
+        "rspamd",
+        &o.scanners.rspamd,
+        "http://127.0.0.1:11333",
+    )?;
+    writeln!(t, "timeout_secs = 60")?;
     std::fs::write(&toml_path, t)?;
     println!(
         "Initialised {} for {domain} ({}).\n  configuration: {}\n  Indice entry:  pec index export --data {}",

@@ -79,6 +79,15 @@ enum Command {
         /// Static relay route, DOMAIN=HOST:PORT; repeatable.
         #[arg(long = "route", value_name = "DOMAIN=HOST:PORT")]
         routes: Vec<String>,
+        /// clamd antivirus: HOST:PORT, unix:/PATH or /PATH (written to [scan]).
+        #[arg(long, value_name = "ADDR")]
+        clamd: Option<String>,
+        /// ICAP antivirus service: icap://HOST[:PORT]/SERVICE (written to [scan]).
+        #[arg(long, value_name = "URL")]
+        icap: Option<String>,
+        /// rspamd antispam: http://HOST:PORT (written to [scan]).
+        #[arg(long, value_name = "URL")]
+        rspamd: Option<String>,
     },
     /// Run the gestore. Without --data, a demo gestore for pec.localhost in ./pec-data.
     Serve {
@@ -408,6 +417,9 @@ fn main() -> ExitCode {
             listen_ip,
             ports,
             routes,
+            clamd,
+            icap,
+            rspamd,
         } => init::run(&init::InitOptions {
             data: &data,
             domain: &domain,
@@ -415,6 +427,11 @@ fn main() -> ExitCode {
             listen_ip: &listen_ip,
             standard_ports: ports == "standard",
             routes: &routes,
+            scanners: init::Scanners {
+                clamd,
+                icap,
+                rspamd,
+            },
         })
         .map(|()| ExitCode::SUCCESS),
         Command::Serve { data } => serve::run(data.as_deref()).map(|()| ExitCode::SUCCESS),

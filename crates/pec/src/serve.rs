@@ -86,6 +86,7 @@ pub fn run(data: Option<&Path>) -> Result<()> {
             listen_ip: "127.0.0.1",
             standard_ports: false,
             routes: &[],
+            scanners: Default::default(),
         })?;
     }
     let cfg = Config::load(&dir).map_err(anyhow::Error::msg)?;
@@ -314,6 +315,9 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
         "  TLS certificate (development CA)       {}",
         cfg.dir.join("pki/ca.pem").display()
     );
+    for l in scanner_status(&cfg).await {
+        println!("{l}");
+    }
     if let Some(p) = &demo_password {
         println!("\nDemo mailbox: {DEMO_USER}  password: {p}");
         println!(
@@ -339,4 +343,35 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
     }
     println!("pec: stopping");
     Ok(())
+}
+
+/// One line per security filter configured in `[scan]`, saying whether it answers now.
+/// The scanning flows do not use them yet; the check shows a wrong address at start-up.
+async fn scanner_status(cfg: &Config) -> Vec<String> {
+    use pec_filters::FilterError;
+    let t = std::time::Duration::from_secs(cfg.scan_timeout_secs.min(5));
+    let mut out = Vec::new();
+    let mut line = |what: &str, addr: &str, r: Result<(), FilterError>| {
+        let state = match r {
+            Ok(()) => "answering".to_string(),
+            Err(e) => format!("NOT answering: {e}"),
+        };
+        out.push(format!("  {what:<38} {addr} ({state}; not applied yet)"));
+    };
+    if let Some(a) = &cfg.scan_clamd
+        && let Ok(c) = pec_filters::clamd::Clamd::new(a, t)
+    {
+        line("antivirus: clamd", a, c.ping().await);
+    }
+    if let Some(a) = &cfg.scan_icap
+        && let Ok(i) = pec_filters::icap::Icap::new(a, t)
+    {
+        line("antivirus: ICAP", a, i.options().await.map(|_| ()));
+    }
+    if let Some(a) = &cfg.scan_rspamd
+        && let Ok(r) = pec_filters::rspamd::Rspamd::new(a, t)
+    {
+        line("antispam: rspamd", a, r.ping().await);
+    }
+    out
 }
