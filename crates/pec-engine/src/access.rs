@@ -3,7 +3,7 @@
 //! per-recipient deadlines.
 
 use crate::effect::TrackedTransaction;
-use crate::{Context, Effect, EngineError, Event, EventKind, TimeoutKind, transaction_of};
+use crate::{Context, Effect, EngineError, Event, EventKind, Threat, TimeoutKind, transaction_of};
 use pec_message::build::{Artefact, Transaction};
 use pec_message::daticert::RecipientType;
 use pec_message::original::OriginalHeaders;
@@ -42,6 +42,8 @@ pub struct Submission<'a> {
     pub rcpt_to: &'a [String],
     /// The message as received.
     pub message: &'a [u8],
+    /// What the antivirus chain found in it, if anything (pec.md §1.3 PA step 3).
+    pub threat: Option<&'a Threat>,
 }
 
 /// A formal check that failed (pec.md §5.1). The text goes into the non-acceptance notice.
@@ -126,13 +128,24 @@ pub fn formal_checks(
     Ok(())
 }
 
+/// Why the access point did not accept a submission.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// A formal check failed (pec.md §2.4).
+    #[error(transparent)]
+    Formal(#[from] FormalError),
+    /// The antivirus found a threat (pec.md §2.5).
+    #[error("virus {}", .0.name)]
+    Virus(Threat),
+}
+
 /// What the access point decided.
 #[derive(Debug)]
 pub struct Accepted {
     /// The PEC msgid assigned to the submission.
     pub identificativo: String,
-    /// `None` when accepted; the failed check otherwise.
-    pub refused: Option<FormalError>,
+    /// `None` when accepted; why not otherwise.
+    pub refused: Option<Refusal>,
     /// The effects to commit.
     pub effects: Vec<Effect>,
 }
@@ -173,7 +186,39 @@ pub fn submit(
         ));
         return Ok(Accepted {
             identificativo,
-            refused: Some(e),
+            refused: Some(Refusal::Formal(e)),
+            effects,
+        });
+    }
+
+    // Step 3 (pec.md §2.5): a virus ends the transaction with the notice to the sender; the
+    // original is not attached and goes to the virus store.
+    if let Some(threat) = sub.threat {
+        let (id, bytes) = ctx.make(
+            &Artefact::NonAccettazioneVirus {
+                virus: threat.name.clone(),
+            },
+            &tx,
+        )?;
+        effects.push(store(&tx.sender, bytes, "non-accettazione", &tx, &id));
+        effects.push(Effect::Quarantine {
+            message: sub.message.to_vec(),
+            identificativo: Some(identificativo.clone()),
+            sender: tx.sender.clone(),
+            recipients: sub.rcpt_to.to_vec(),
+            threat: threat.clone(),
+        });
+        effects.push(Effect::Log(
+            event(ctx, &tx, EventKind::Virus, &provider)
+                .related([id])
+                .detail(format!(
+                    "non-accettazione per virus: {} ({})",
+                    threat.name, threat.engine
+                )),
+        ));
+        return Ok(Accepted {
+            identificativo,
+            refused: Some(Refusal::Virus(threat.clone())),
             effects,
         });
     }
@@ -278,6 +323,7 @@ mod tests {
             mail_from: "mario@a.test",
             rcpt_to: rcpt,
             message: msg,
+            threat: None,
         }
     }
 
@@ -423,7 +469,7 @@ mod tests {
             b"From: mario@a.test\r\nTo: anna@b.test\r\nBcc: z@b.test\r\nSubject: s\r\n\r\nx\r\n";
         let rcpt = strings(&["anna@b.test", "z@b.test"]);
         let out = submit(&sub(&allowed, &rcpt, m), &Limits::default(), &mut f.ctx()).unwrap();
-        assert_eq!(out.refused, Some(FormalError::Bcc));
+        assert_eq!(out.refused, Some(Refusal::Formal(FormalError::Bcc)));
         assert_eq!(out.effects.len(), 2);
         let Effect::Store {
             mailbox,
@@ -444,5 +490,61 @@ mod tests {
                 .iter()
                 .any(|e| matches!(e, Effect::Relay { .. }))
         );
+    }
+
+    #[test]
+    fn infected_submission_gets_the_virus_notice_and_goes_to_the_virus_store() {
+        let mut f = Fixture::new();
+        let allowed = strings(&["mario@a.test"]);
+        let rcpt = strings(&["anna@b.test", "x@gmail.test", "c@a.test"]);
+        let threat = Threat {
+            engine: "clamd".into(),
+            name: "Eicar-Test-Signature".into(),
+        };
+        let s = Submission {
+            threat: Some(&threat),
+            ..sub(&allowed, &rcpt, MSG)
+        };
+        let out = submit(&s, &Limits::default(), &mut f.ctx()).unwrap();
+        assert_eq!(out.refused, Some(Refusal::Virus(threat.clone())));
+        assert_eq!(
+            out.refused.as_ref().unwrap().to_string(),
+            "virus Eicar-Test-Signature"
+        );
+        // pec.md §2.5: the notice to the sender, without the original; nothing relayed, no
+        // timers; the original kept in the virus store.
+        let Effect::Store {
+            mailbox,
+            message,
+            kind,
+            ..
+        } = &out.effects[0]
+        else {
+            panic!("expected the stored notice: {:?}", out.effects);
+        };
+        assert_eq!(
+            (mailbox.as_str(), kind.as_str()),
+            ("mario@a.test", "non-accettazione")
+        );
+        let report = f.verify(message);
+        assert_eq!(report.kind, "non-accettazione");
+        assert!(report.virus, "{report:?}");
+        let text = String::from_utf8_lossy(message);
+        assert!(
+            text.contains("AVVISO DI NON ACCETTAZIONE PER VIRUS: Prova"),
+            "{text}"
+        );
+        assert!(text.contains("X-VerificaSicurezza: errore"));
+        assert!(!text.contains("body\r\n"), "the original is not attached");
+        assert!(out.effects.iter().any(|e| matches!(e,
+            Effect::Quarantine { message, sender, recipients, threat: t, .. }
+                if message == MSG && sender == "mario@a.test" && recipients.len() == 3 && *t == threat)));
+        assert!(!out.effects.iter().any(|e| matches!(
+            e,
+            Effect::Relay { .. } | Effect::Deadline { .. } | Effect::Track { .. }
+        )));
+        assert!(out.effects.iter().any(|e| matches!(e,
+            Effect::Log(ev) if ev.event == EventKind::Virus
+                && ev.detail.as_deref().is_some_and(|d| d.contains("Eicar-Test-Signature")))));
     }
 }

@@ -66,6 +66,20 @@ pub enum Effect {
     },
     /// Append an event to the message log.
     Log(Event),
+    /// Keep an infected message in the virus store for 30 months; it is never delivered
+    /// (pec.md §2.5, §2.10, §8.4).
+    Quarantine {
+        /// The exact bytes as received.
+        message: Vec<u8>,
+        /// The transaction, when it has one.
+        identificativo: Option<String>,
+        /// Sender of the message.
+        sender: String,
+        /// Its recipients.
+        recipients: Vec<String>,
+        /// What was found, and by which engine.
+        threat: crate::Threat,
+    },
 }
 
 /// 12h or 24h, as stored.
@@ -201,6 +215,9 @@ pub enum EventKind {
     Inoltro,
     /// Relay gave up; DSN issued.
     MancatoInoltro,
+    /// A virus was found: non-accettazione per virus, rilevazione virus, errore-consegna per
+    /// virus, or an infected ordinary message discarded (the detail says which).
+    Virus,
 }
 
 impl Event {

@@ -43,6 +43,16 @@ impl Ids for pec_message::ident::IdGenerator {
     }
 }
 
+/// A threat an antivirus engine found in a message. The runtime scans; the rules decide
+/// what follows (pec.md §2.5, §2.10, §2.11, §8.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Threat {
+    /// The engine that found it.
+    pub engine: String,
+    /// The threat's name, as the engine reports it.
+    pub name: String,
+}
+
 /// Everything a rule may consult besides its input.
 pub struct Context<'a> {
     /// The single time reference of this step (pec.md §8.5).

@@ -6,7 +6,7 @@
 
 use crate::access::event;
 use crate::delivery::{Undeliverable, receipt_kind};
-use crate::{Context, Effect, EngineError, EventKind, Progress, transaction_of};
+use crate::{Context, Effect, EngineError, EventKind, Progress, Threat, transaction_of};
 use pec_message::build::{Artefact, Transaction};
 use pec_message::classify::{Kind, classify};
 use pec_message::daticert::{Daticert, Tipo};
@@ -65,6 +65,8 @@ pub struct Inbound<'a> {
     pub recipients: &'a [LocalRecipient],
     /// The message bytes as received.
     pub message: &'a [u8],
+    /// What the antivirus chain found in it, if anything (pec.md §1.3 PR steps 3 and 6).
+    pub threat: Option<&'a Threat>,
 }
 
 /// The SMTP answer after DATA.
@@ -144,7 +146,7 @@ pub fn receive(inbound: &Inbound<'_>, ctx: &mut Context<'_>) -> Result<Received,
                 ctx,
             )?
         }
-        ("pec", Kind::Pec(tipo), Some(d)) => notice(inbound, tipo, &d, ctx),
+        ("pec", Kind::Pec(tipo), Some(d)) => notice(inbound, tipo, &d, ctx)?,
         ("pec", _, _) => notice_unchecked(inbound, ctx),
         (treat, _, _) => {
             let mandatory = treat == "anomalia";
@@ -165,11 +167,14 @@ pub fn receive(inbound: &Inbound<'_>, ctx: &mut Context<'_>) -> Result<Received,
     Ok(finish(report.treat_as, effects, inbound))
 }
 
-/// A transaction is refused when nothing was stored or relayed for anyone.
+/// A transaction is refused when nothing was stored, relayed or quarantined for anyone.
 fn finish(treat_as: String, effects: Vec<Effect>, inbound: &Inbound<'_>) -> Received {
-    let acted = effects
-        .iter()
-        .any(|e| matches!(e, Effect::Store { .. } | Effect::Relay { .. }));
+    let acted = effects.iter().any(|e| {
+        matches!(
+            e,
+            Effect::Store { .. } | Effect::Relay { .. } | Effect::Quarantine { .. }
+        )
+    });
     let duplicate = inbound.recipients.iter().any(|r| r.has_copy);
     if acted || duplicate {
         return Received {
@@ -235,6 +240,42 @@ fn envelope(
                 .detail(covered.join(", ")),
         ));
     }
+    if let Some(threat) = inbound.threat {
+        // pec.md §2.10: not delivered; one rilevazione-virus per recipient to the sending
+        // provider's mailReceipt; the envelope goes to the virus store.
+        for r in inbound.recipients.iter().filter(|r| !r.has_copy) {
+            let Some(mailbox) = &mail_receipt else { break };
+            let (id, bytes) = ctx.make(
+                &Artefact::RilevazioneVirus {
+                    service_mailbox: mailbox.clone(),
+                    recipient: r.address.clone(),
+                    virus: threat.name.clone(),
+                },
+                &tx,
+            )?;
+            effects.push(Effect::Relay {
+                mail_from: service.clone(),
+                rcpt_to: vec![mailbox.clone()],
+                message: bytes,
+            });
+            effects.push(Effect::Log(
+                event(ctx, &tx, EventKind::Virus, &provider)
+                    .related([id])
+                    .detail(format!(
+                        "rilevazione virus per {}: {} ({})",
+                        r.address, threat.name, threat.engine
+                    )),
+            ));
+        }
+        effects.push(Effect::Quarantine {
+            message: inbound.message.to_vec(),
+            identificativo: Some(tx.identificativo.clone()),
+            sender: tx.sender.clone(),
+            recipients: covered,
+            threat: threat.clone(),
+        });
+        return Ok(effects);
+    }
     for r in inbound.recipients.iter().filter(|r| !r.has_copy) {
         let problem = match r.state {
             MailboxState::Active { full: true, .. } => Some(Undeliverable::MailboxFull),
@@ -292,8 +333,15 @@ fn envelope(
 }
 
 /// A valid receipt or notice from a provider: delivered unchanged, no receipt of any kind
-/// (pec.md §5.4 second bullet, §5.9), and the sender-side state moves on.
-fn notice(inbound: &Inbound<'_>, tipo: Tipo, d: &Daticert, ctx: &mut Context<'_>) -> Vec<Effect> {
+/// (pec.md §5.4 second bullet, §5.9), and the sender-side state moves on. A rilevazione-virus
+/// about one of our senders' messages becomes the errore-consegna per virus to that sender
+/// (pec.md §2.11).
+fn notice(
+    inbound: &Inbound<'_>,
+    tipo: Tipo,
+    d: &Daticert,
+    ctx: &mut Context<'_>,
+) -> Result<Vec<Effect>, EngineError> {
     let mut effects = store_unchanged(inbound, tipo.as_str(), Some(&d.identificativo));
     let steps: Vec<(String, Progress)> = match tipo {
         Tipo::PresaInCarico => d
@@ -306,7 +354,7 @@ fn notice(inbound: &Inbound<'_>, tipo: Tipo, d: &Daticert, ctx: &mut Context<'_>
             .iter()
             .map(|a| (a.clone(), Progress::Delivered))
             .collect(),
-        Tipo::ErroreConsegna => d
+        Tipo::ErroreConsegna | Tipo::RilevazioneVirus => d
             .consegna
             .iter()
             .map(|a| (a.clone(), Progress::Failed))
@@ -329,8 +377,48 @@ fn notice(inbound: &Inbound<'_>, tipo: Tipo, d: &Daticert, ctx: &mut Context<'_>
                 .related([id])
                 .detail(tipo.as_str()),
         ));
+        if tipo == Tipo::RilevazioneVirus {
+            let virus = d.errore_esteso.clone().unwrap_or_else(|| "virus".into());
+            let service = ctx.provider.service_address();
+            let provider = ctx.provider.name.clone();
+            for recipient in d.consegna.iter() {
+                let (id, bytes) = ctx.make(
+                    &Artefact::ErroreConsegnaVirus {
+                        recipient: recipient.clone(),
+                        virus: virus.clone(),
+                    },
+                    &tx,
+                )?;
+                effects.push(Effect::Relay {
+                    mail_from: service.clone(),
+                    rcpt_to: vec![tx.sender.clone()],
+                    message: bytes,
+                });
+                effects.push(Effect::Log(
+                    event(ctx, &tx, EventKind::Virus, &provider)
+                        .related([id])
+                        .detail(format!(
+                            "errore-consegna per virus per {recipient}: {virus}"
+                        )),
+                ));
+            }
+        }
     }
-    effects
+    if let Some(threat) = inbound.threat {
+        // A provider's notice is delivered whatever the antivirus says: it carries the
+        // legal evidence of the transaction. The finding is logged.
+        let tx = tx_of_daticert(d);
+        let provider = ctx.provider.name.clone();
+        effects.push(Effect::Log(
+            event(ctx, &tx, EventKind::Virus, &provider).detail(format!(
+                "threat in a {} notice, delivered: {} ({})",
+                tipo.as_str(),
+                threat.name,
+                threat.engine
+            )),
+        ));
+    }
+    Ok(effects)
 }
 
 /// A PEC message without a readable daticert cannot reach here as `pec`; kept total.
@@ -376,6 +464,34 @@ fn ordinary(
     let tx = transaction_of(&h, &sender, &identificativo, ctx);
     let provider = ctx.provider.name.clone();
     let mut effects = Vec::new();
+    if let Some(threat) = inbound.threat {
+        // pec.md §8.4: infected ordinary mail is dropped with no notice, and logged. A
+        // provider-signed message that had to be wrapped is kept in the virus store.
+        if mandatory {
+            effects.push(Effect::Quarantine {
+                message: inbound.message.to_vec(),
+                identificativo: None,
+                sender: tx.sender.clone(),
+                recipients: inbound
+                    .recipients
+                    .iter()
+                    .map(|r| r.address.clone())
+                    .collect(),
+                threat: threat.clone(),
+            });
+        }
+        effects.push(Effect::Log(
+            event(ctx, &tx, EventKind::Virus, &provider).detail(format!(
+                "infected message not delivered: {} ({})",
+                threat.name, threat.engine
+            )),
+        ));
+        return Ok(Received {
+            treat_as,
+            reply: Reply::Accepted,
+            effects,
+        });
+    }
     let mut wrapped: Option<(String, Vec<u8>)> = None;
     let mut refused = false;
     for r in inbound.recipients.iter().filter(|r| !r.has_copy) {

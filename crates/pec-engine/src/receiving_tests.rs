@@ -35,6 +35,7 @@ fn envelope_from_a(f: &mut Fixture, original: &[u8]) -> Vec<u8> {
             mail_from: "mario@a.test",
             rcpt_to: &rcpts,
             message: original,
+            threat: None,
         },
         &Limits::default(),
         &mut f.ctx(),
@@ -56,11 +57,23 @@ fn deliver(
     message: &[u8],
     ctx: &mut Context<'_>,
 ) -> Received {
+    deliver_scanned(mail_from, recipients, message, None, ctx)
+}
+
+/// The same, with what the antivirus found.
+fn deliver_scanned(
+    mail_from: &str,
+    recipients: &[LocalRecipient],
+    message: &[u8],
+    threat: Option<&Threat>,
+    ctx: &mut Context<'_>,
+) -> Received {
     receive(
         &Inbound {
             mail_from,
             recipients,
             message,
+            threat,
         },
         ctx,
     )
@@ -190,6 +203,7 @@ fn ordinary_mail_is_wrapped_or_refused_by_policy() {
             mail_from: "x@gmail.test",
             recipients: &[rcpt("anna@b.test", active())],
             message: plain,
+            threat: None,
         },
         &mut f.ctx_b(),
     )
@@ -214,6 +228,7 @@ fn ordinary_mail_is_wrapped_or_refused_by_policy() {
             mail_from: "x@gmail.test",
             recipients: &[rcpt("anna@b.test", refuse)],
             message: plain,
+            threat: None,
         },
         &mut f.ctx_b(),
     )
@@ -233,6 +248,7 @@ fn altered_envelope_is_ordinary_and_wrapped() {
             mail_from: "mario@a.test",
             recipients: &[rcpt("anna@b.test", active())],
             message: &env,
+            threat: None,
         },
         &mut f.ctx_b(),
     )
@@ -260,6 +276,7 @@ fn receipts_coming_back_move_the_sender_side_on() {
             mail_from: r[0].0,
             recipients: &[rcpt("posta-certificata@a.test", service)],
             message: r[0].2,
+            threat: None,
         },
         &mut f.ctx(),
     )
@@ -275,6 +292,7 @@ fn receipts_coming_back_move_the_sender_side_on() {
             mail_from: r[1].0,
             recipients: &[rcpt("mario@a.test", active())],
             message: r[1].2,
+            threat: None,
         },
         &mut f.ctx(),
     )
@@ -293,4 +311,123 @@ fn receipts_coming_back_move_the_sender_side_on() {
         relays(&receipt.effects).is_empty(),
         "no receipt for a receipt"
     );
+}
+
+#[test]
+fn infected_envelope_gets_rilevazione_virus_then_errore_consegna_per_virus() {
+    let mut f = Fixture::new();
+    let env = envelope_from_a(&mut f, ORIGINAL);
+    let recipients = [
+        rcpt("anna@b.test", active()),
+        rcpt("carla@b.test", active()),
+    ];
+    let threat = Threat {
+        engine: "icap".into(),
+        name: "Eicar-Test-Signature".into(),
+    };
+    // At B (pec.md §2.10): presa in carico as usual, nothing delivered, one rilevazione
+    // per recipient to A's mailReceipt, the envelope into the virus store.
+    let out = deliver_scanned(
+        "mario@a.test",
+        &recipients,
+        &env,
+        Some(&threat),
+        &mut f.ctx_b(),
+    );
+    assert_eq!(out.reply, Reply::Accepted);
+    assert!(
+        stores(&out.effects).is_empty(),
+        "an infected envelope is not delivered"
+    );
+    let r = relays(&out.effects);
+    assert_eq!(r.len(), 3);
+    assert_eq!(f.verify(r[0].2).kind, "presa-in-carico");
+    let mut notices = Vec::new();
+    for (from, to, m) in &r[1..] {
+        assert_eq!(
+            (*from, *to),
+            ("posta-certificata@b.test", "posta-certificata@a.test")
+        );
+        let rep = f.verify(m);
+        assert_eq!(rep.kind, "rilevazione-virus");
+        assert_eq!(rep.treat_as, "pec", "{:?}", rep.problems);
+        let text = String::from_utf8_lossy(m);
+        assert!(text.contains("PROBLEMA DI SICUREZZA: Prova"));
+        assert!(text.contains("X-Mittente: mario@a.test"));
+        assert!(text.contains("Eicar-Test-Signature"));
+        notices.push(m.to_vec());
+    }
+    assert!(out.effects.iter().any(|e| matches!(e,
+        Effect::Quarantine { message, recipients, threat: t, .. }
+            if *message == env && recipients.len() == 2 && *t == threat)));
+
+    // At A (pec.md §2.11): the notice is kept in the service mailbox, and the sender gets
+    // the errore-consegna per virus for that recipient.
+    let service = LocalRecipient {
+        address: "posta-certificata@a.test".into(),
+        state: MailboxState::Active {
+            ordinary: OrdinaryPolicy::Anomalia,
+            service: true,
+            full: false,
+        },
+        has_copy: false,
+    };
+    let back = deliver(
+        "posta-certificata@b.test",
+        &[service],
+        &notices[0],
+        &mut f.ctx(),
+    );
+    assert_eq!(back.reply, Reply::Accepted);
+    let s = stores(&back.effects);
+    assert_eq!(s.len(), 1);
+    assert_eq!(
+        (s[0].0, s[0].1),
+        ("posta-certificata@a.test", "rilevazione-virus")
+    );
+    let r = relays(&back.effects);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].1, "mario@a.test");
+    let rep = f.verify(r[0].2);
+    assert_eq!(rep.kind, "errore-consegna");
+    assert!(rep.virus, "{rep:?}");
+    let text = String::from_utf8_lossy(r[0].2);
+    assert!(
+        text.contains("AVVISO DI MANCATA CONSEGNA PER VIRUS: Prova"),
+        "{text}"
+    );
+    assert!(text.contains("anna@b.test") && text.contains("Eicar-Test-Signature"));
+    assert!(back.effects.iter().any(|e| matches!(e,
+        Effect::Progress { recipient, step: Progress::Failed, .. } if recipient == "anna@b.test")));
+}
+
+#[test]
+fn infected_ordinary_mail_is_dropped_and_logged() {
+    let mut f = Fixture::new();
+    let threat = Threat {
+        engine: "clamd".into(),
+        name: "Eicar-Test-Signature".into(),
+    };
+    let m = b"From: x@gmail.test\r\nTo: anna@b.test\r\nSubject: ciao\r\n\r\nX5O!P\r\n";
+    let out = deliver_scanned(
+        "x@gmail.test",
+        &[rcpt("anna@b.test", active())],
+        m,
+        Some(&threat),
+        &mut f.ctx_b(),
+    );
+    assert_eq!(
+        out.reply,
+        Reply::Accepted,
+        "dropped without a notice (pec.md §8.4)"
+    );
+    assert!(stores(&out.effects).is_empty());
+    assert!(relays(&out.effects).is_empty());
+    assert!(
+        !out.effects
+            .iter()
+            .any(|e| matches!(e, Effect::Quarantine { .. }))
+    );
+    assert!(out.effects.iter().any(|e| matches!(e,
+        Effect::Log(ev) if ev.event == EventKind::Virus)));
 }

@@ -108,6 +108,20 @@ impl<S: Store> Gestore<S> {
                     json: serde_json::to_string(&ev)
                         .map_err(|e| GestoreError::Internal(e.to_string()))?,
                 }),
+                Effect::Quarantine {
+                    message,
+                    identificativo,
+                    sender,
+                    recipients,
+                    threat,
+                } => c.quarantine.push(pec_store::NewQuarantined {
+                    bytes: message,
+                    identificativo,
+                    sender,
+                    recipients,
+                    engine: threat.engine,
+                    threat: threat.name,
+                }),
             }
         }
         self.store.commit(c).await?;

@@ -238,6 +238,8 @@ impl<S: Store> Gestore<S> {
                         mail_from: &mail_from,
                         rcpt_to: &rcpt_to,
                         message: &message,
+                        // The scan chain is not wired in yet (issue "Security filters").
+                        threat: None,
                     },
                     &this.settings.limits,
                     ctx,
@@ -340,6 +342,8 @@ impl<S: Store> Gestore<S> {
                         mail_from: &mail_from,
                         recipients: &recipients,
                         message: &message,
+                        // The scan chain is not wired in yet (issue "Security filters").
+                        threat: None,
                     },
                     ctx,
                 )

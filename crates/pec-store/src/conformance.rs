@@ -6,7 +6,8 @@
 
 use crate::{
     Append, Commit, FlagOp, FolderRefusal, FolderVersion, NewDeadline, NewEvent, NewMailbox,
-    NewMessage, NewQueueEntry, NewTracked, Portion, STANDARD_FOLDERS, Store, StoreError,
+    NewMessage, NewQuarantined, NewQueueEntry, NewTracked, Portion, STANDARD_FOLDERS, Store,
+    StoreError,
 };
 
 fn mailbox(address: &str) -> NewMailbox {
@@ -50,6 +51,7 @@ pub async fn run<S: Store>(s: &S) {
     copy_move_and_append_keep_bytes_and_quota(s).await;
     many_messages_are_read_at_once_whole_or_header(s).await;
     folder_versions_follow_every_change(s).await;
+    infected_messages_go_to_the_virus_store(s).await;
 }
 
 fn refusal<T: std::fmt::Debug>(r: crate::Result<T>) -> FolderRefusal {
@@ -548,6 +550,45 @@ async fn queue_entries_of_any_size_keep_their_bytes<S: Store>(s: &S) {
         assert!(got == *b, "message of {} bytes changed", b.len());
         assert_eq!(m.size, b.len() as u64);
     }
+}
+
+async fn infected_messages_go_to_the_virus_store<S: Store>(s: &S) {
+    let before = s.quarantined(0).await.unwrap().len();
+    let small = b"X5O!P%@AP[4 infected".to_vec();
+    let large: Vec<u8> = (0..(2 << 20)).map(|i| (i % 251) as u8).collect();
+    s.commit(Commit {
+        quarantine: vec![
+            NewQuarantined {
+                bytes: small.clone(),
+                identificativo: Some("opec1@a.test".into()),
+                sender: "mario@a.test".into(),
+                recipients: vec!["anna@b.test".into(), "carla@b.test".into()],
+                engine: "clamd".into(),
+                threat: "Eicar-Test-Signature".into(),
+            },
+            NewQuarantined {
+                bytes: large.clone(),
+                sender: "x@gmail.test".into(),
+                engine: "icap".into(),
+                threat: "Big.Threat".into(),
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let q = s.quarantined(0).await.unwrap();
+    assert_eq!(q.len(), before + 2);
+    let a = &q[before];
+    assert_eq!(a.identificativo.as_deref(), Some("opec1@a.test"));
+    assert_eq!(a.recipients, ["anna@b.test", "carla@b.test"]);
+    assert_eq!(
+        (a.engine.as_str(), a.threat.as_str(), a.size),
+        ("clamd", "Eicar-Test-Signature", small.len() as u64)
+    );
+    assert_eq!(q[before + 1].size, large.len() as u64);
+    assert!(s.quarantined(i64::MAX).await.unwrap().is_empty());
 }
 
 async fn folder_versions_follow_every_change<S: Store>(s: &S) {

@@ -215,6 +215,8 @@ pub trait Store: Send + Sync + 'static {
     /// Ends every lease at once. A node calls it at start when it is the only one using the
     /// store (the embedded default), so work leased by a crashed predecessor resumes at once.
     fn release_leases(&self) -> impl Future<Output = Result<()>> + Send;
+    /// The virus store's entries stored at or after `since` (Unix seconds), oldest first.
+    fn quarantined(&self, since: i64) -> impl Future<Output = Result<Vec<Quarantined>>> + Send;
     /// Number of entries in the outbound queue.
     fn queue_len(&self) -> impl Future<Output = Result<usize>> + Send;
 }

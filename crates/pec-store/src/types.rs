@@ -214,6 +214,47 @@ pub struct Commit {
     pub queue_done: Vec<i64>,
     /// Deadlines finished.
     pub deadlines_done: Vec<i64>,
+    /// Infected messages for the virus store.
+    pub quarantine: Vec<NewQuarantined>,
+}
+
+/// An infected message for the virus store, kept 30 months and never delivered (pec.md
+/// §8.4).
+#[derive(Debug, Clone, Default)]
+pub struct NewQuarantined {
+    /// The exact bytes.
+    pub bytes: Vec<u8>,
+    /// The transaction, when it has one.
+    pub identificativo: Option<String>,
+    /// Sender.
+    pub sender: String,
+    /// Recipients.
+    pub recipients: Vec<String>,
+    /// The engine that found the threat.
+    pub engine: String,
+    /// The threat's name.
+    pub threat: String,
+}
+
+/// One entry of the virus store, without its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Quarantined {
+    /// Entry number.
+    pub id: i64,
+    /// When it was stored (Unix seconds).
+    pub time: i64,
+    /// The transaction, when it has one.
+    pub identificativo: Option<String>,
+    /// Sender.
+    pub sender: String,
+    /// Recipients.
+    pub recipients: Vec<String>,
+    /// The engine that found the threat.
+    pub engine: String,
+    /// The threat's name.
+    pub threat: String,
+    /// Size in bytes.
+    pub size: u64,
 }
 
 /// The folders every mailbox has, with their RFC 6154 special use: certified mail and

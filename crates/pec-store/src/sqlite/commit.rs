@@ -20,13 +20,14 @@ pub(super) enum MessageBlob {
     File(String),
 }
 
-/// Applies `c`; `blobs` are the blobs of `c.messages`, `queue_blobs` the addresses of the
-/// queue entries too large to keep inline.
+/// Applies `c`; `blobs` are the blobs of `c.messages`, `queue_blobs` and `quarantine_blobs`
+/// the addresses of the queue entries and quarantined messages too large to keep inline.
 pub(super) async fn apply(
     conn: &mut SqliteConnection,
     c: &Commit,
     blobs: &[MessageBlob],
     queue_blobs: &[Option<String>],
+    quarantine_blobs: &[Option<String>],
 ) -> Result<Committed> {
     let mut out = Committed::default();
     let t = now();
@@ -97,6 +98,23 @@ pub(super) async fn apply(
         .bind(blob.is_none().then_some(&q.bytes[..]))
         .bind(q.not_before)
         .bind(q.not_before)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for (q, blob) in c.quarantine.iter().zip(quarantine_blobs) {
+        sqlx::query(
+            "INSERT INTO quarantine (time, identificativo, sender, recipients, engine, threat, size, blob, bytes)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(t)
+        .bind(&q.identificativo)
+        .bind(&q.sender)
+        .bind(serde_json::to_string(&q.recipients).unwrap_or_default())
+        .bind(&q.engine)
+        .bind(&q.threat)
+        .bind(q.bytes.len() as i64)
+        .bind(blob.as_deref().unwrap_or(""))
+        .bind(blob.is_none().then_some(&q.bytes[..]))
         .execute(&mut *conn)
         .await?;
     }

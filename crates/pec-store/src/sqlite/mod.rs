@@ -580,6 +580,13 @@ impl Store for SqliteStore {
             }
         });
         let queue_blobs = futures::future::try_join_all(big).await?;
+        let infected = c.quarantine.iter().map(|q| async move {
+            match q.bytes.len() > commit::QUEUE_INLINE_MAX {
+                true => self.blobs.put(&q.bytes).await.map(Some),
+                false => Ok(None),
+            }
+        });
+        let quarantine_blobs = futures::future::try_join_all(infected).await?;
         let touched: std::collections::BTreeSet<String> = c
             .messages
             .iter()
@@ -587,7 +594,11 @@ impl Store for SqliteStore {
             .collect();
         let out = self
             .writer
-            .run(move |w| Box::pin(async move { commit::apply(w, &c, &blobs, &queue_blobs).await }))
+            .run(move |w| {
+                Box::pin(async move {
+                    commit::apply(w, &c, &blobs, &queue_blobs, &quarantine_blobs).await
+                })
+            })
             .await?;
         for m in touched {
             self.changed(m);
@@ -780,6 +791,33 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn quarantined(&self, since: i64) -> Result<Vec<Quarantined>> {
+        let rows: Vec<QuarantineRow> = sqlx::query_as(
+            "SELECT id, time, identificativo, sender, recipients, engine, threat, size
+                 FROM quarantine WHERE time >= ? ORDER BY id",
+        )
+        .bind(since)
+        .fetch_all(&self.readers)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, time, identificativo, sender, recipients, engine, threat, size)| {
+                    Quarantined {
+                        id,
+                        time,
+                        identificativo,
+                        sender,
+                        recipients: serde_json::from_str(&recipients).unwrap_or_default(),
+                        engine,
+                        threat,
+                        size: size as u64,
+                    }
+                },
+            )
+            .collect())
+    }
+
     async fn queue_len(&self) -> Result<usize> {
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM queue")
             .fetch_one(&self.readers)
@@ -787,6 +825,18 @@ impl Store for SqliteStore {
         Ok(n as usize)
     }
 }
+
+/// id, time, identificativo, sender, recipients (JSON), engine, threat, size.
+type QuarantineRow = (
+    i64,
+    i64,
+    Option<String>,
+    String,
+    String,
+    String,
+    String,
+    i64,
+);
 
 /// An index entry from (uid, flags, modseq, size, date).
 fn index_entry((uid, flags, modseq, size, date): (i64, String, i64, i64, i64)) -> IndexEntry {

@@ -118,4 +118,20 @@ INSERT OR IGNORE INTO folders (mailbox, name, uidvalidity, uidnext)
     r#"
 ALTER TABLE messages ADD COLUMN header BLOB;
 "#,
+    // 7: the virus store (pec.md §8.4): infected messages, bytes inline or as a blob file.
+    r#"
+CREATE TABLE quarantine (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time INTEGER NOT NULL,
+    identificativo TEXT,
+    sender TEXT NOT NULL,
+    recipients TEXT NOT NULL,
+    engine TEXT NOT NULL,
+    threat TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    blob TEXT NOT NULL,
+    bytes BLOB
+);
+CREATE INDEX quarantine_time ON quarantine (time);
+"#,
 ];
