@@ -203,7 +203,6 @@ fn envelope(
 ) -> Result<Vec<Effect>, EngineError> {
     let tx = tx_of_daticert(d);
     let provider = ctx.provider.name.clone();
-    let service = ctx.provider.service_address();
     let headers = OriginalHeaders::parse(postacert.unwrap_or(inbound.message));
     let requested = requested.unwrap_or(pec_message::daticert::ReceiptType::Completa);
     let mut effects = Vec::new();
@@ -222,50 +221,40 @@ fn envelope(
         return Ok(effects);
     }
     if let Some(mailbox) = &mail_receipt {
-        let (id, bytes) = ctx.make(
+        send_notice(
+            ctx,
+            &tx,
             &Artefact::PresaInCarico {
                 service_mailbox: mailbox.clone(),
                 covered: covered.clone(),
             },
-            &tx,
+            mailbox,
+            EventKind::PresaInCarico,
+            covered.join(", "),
+            &mut effects,
         )?;
-        effects.push(Effect::Relay {
-            mail_from: service.clone(),
-            rcpt_to: vec![mailbox.clone()],
-            message: bytes,
-        });
-        effects.push(Effect::Log(
-            event(ctx, &tx, EventKind::PresaInCarico, &provider)
-                .related([id])
-                .detail(covered.join(", ")),
-        ));
     }
     if let Some(threat) = inbound.threat {
         // pec.md §2.10: not delivered; one rilevazione-virus per recipient to the sending
         // provider's mailReceipt; the envelope goes to the virus store.
         for r in inbound.recipients.iter().filter(|r| !r.has_copy) {
             let Some(mailbox) = &mail_receipt else { break };
-            let (id, bytes) = ctx.make(
+            send_notice(
+                ctx,
+                &tx,
                 &Artefact::RilevazioneVirus {
                     service_mailbox: mailbox.clone(),
                     recipient: r.address.clone(),
                     virus: threat.name.clone(),
                 },
-                &tx,
+                mailbox,
+                EventKind::Virus,
+                format!(
+                    "rilevazione virus per {}: {} ({})",
+                    r.address, threat.name, threat.engine
+                ),
+                &mut effects,
             )?;
-            effects.push(Effect::Relay {
-                mail_from: service.clone(),
-                rcpt_to: vec![mailbox.clone()],
-                message: bytes,
-            });
-            effects.push(Effect::Log(
-                event(ctx, &tx, EventKind::Virus, &provider)
-                    .related([id])
-                    .detail(format!(
-                        "rilevazione virus per {}: {} ({})",
-                        r.address, threat.name, threat.engine
-                    )),
-            ));
         }
         effects.push(Effect::Quarantine {
             message: inbound.message.to_vec(),
@@ -316,20 +305,42 @@ fn envelope(
                 )
             }
         };
-        let (id, bytes) = ctx.make(&artefact, &tx)?;
         // PC step 3: to the original sender, the envelope's SMTP reverse-path.
-        effects.push(Effect::Relay {
-            mail_from: service.clone(),
-            rcpt_to: vec![inbound.mail_from.to_string()],
-            message: bytes,
-        });
-        effects.push(Effect::Log(
-            event(ctx, &tx, kind, &provider)
-                .related([id])
-                .detail(detail),
-        ));
+        send_notice(
+            ctx,
+            &tx,
+            &artefact,
+            inbound.mail_from,
+            kind,
+            detail,
+            &mut effects,
+        )?;
     }
     Ok(effects)
+}
+
+/// Builds and signs `artefact`, relays it from the service address to `to`, and logs it as
+/// `kind` with its Message-ID and `detail`.
+fn send_notice(
+    ctx: &mut Context<'_>,
+    tx: &Transaction,
+    artefact: &Artefact,
+    to: &str,
+    kind: EventKind,
+    detail: String,
+    effects: &mut Vec<Effect>,
+) -> Result<(), EngineError> {
+    let (id, bytes) = ctx.make(artefact, tx)?;
+    effects.push(Effect::Relay {
+        mail_from: ctx.provider.service_address(),
+        rcpt_to: vec![to.to_string()],
+        message: bytes,
+    });
+    let provider = ctx.provider.name.clone();
+    effects.push(Effect::Log(
+        event(ctx, tx, kind, &provider).related([id]).detail(detail),
+    ));
+    Ok(())
 }
 
 /// A valid receipt or notice from a provider: delivered unchanged, no receipt of any kind
@@ -379,28 +390,19 @@ fn notice(
         ));
         if tipo == Tipo::RilevazioneVirus {
             let virus = d.errore_esteso.clone().unwrap_or_else(|| "virus".into());
-            let service = ctx.provider.service_address();
-            let provider = ctx.provider.name.clone();
             for recipient in d.consegna.iter() {
-                let (id, bytes) = ctx.make(
+                send_notice(
+                    ctx,
+                    &tx,
                     &Artefact::ErroreConsegnaVirus {
                         recipient: recipient.clone(),
                         virus: virus.clone(),
                     },
-                    &tx,
+                    &tx.sender,
+                    EventKind::Virus,
+                    format!("errore-consegna per virus per {recipient}: {virus}"),
+                    &mut effects,
                 )?;
-                effects.push(Effect::Relay {
-                    mail_from: service.clone(),
-                    rcpt_to: vec![tx.sender.clone()],
-                    message: bytes,
-                });
-                effects.push(Effect::Log(
-                    event(ctx, &tx, EventKind::Virus, &provider)
-                        .related([id])
-                        .detail(format!(
-                            "errore-consegna per virus per {recipient}: {virus}"
-                        )),
-                ));
             }
         }
     }

@@ -5,6 +5,7 @@
 
 mod commit;
 mod folders;
+mod reads;
 mod schema;
 mod writer;
 
@@ -50,103 +51,6 @@ fn rfc3339(t: i64) -> String {
 }
 
 impl SqliteStore {
-    /// The exact bytes of `wanted` (sorted, distinct), in one read, each checked against
-    /// its address.
-    async fn wholes(
-        &self,
-        mailbox: &str,
-        folder: &str,
-        wanted: &[u32],
-    ) -> Result<Vec<(u32, Vec<u8>)>> {
-        if wanted.is_empty() {
-            return Ok(Vec::new());
-        }
-        let list = serde_json::to_string(wanted).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let rows: Vec<(i64, String, Option<Vec<u8>>)> = sqlx::query_as(
-            "SELECT m.uid, m.blob, b.bytes
-             FROM messages m LEFT JOIN blobs b ON b.hash = m.blob
-             WHERE m.mailbox = ? AND m.folder = ? AND m.uid IN (SELECT value FROM json_each(?))
-             ORDER BY m.uid",
-        )
-        .bind(mailbox)
-        .bind(folder)
-        .bind(list)
-        .fetch_all(&self.readers)
-        .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (uid, hash, bytes) in rows {
-            let bytes = match bytes {
-                Some(b) if crate::blobs::address(&b) == hash => b,
-                Some(_) => {
-                    return Err(StoreError::Corrupt(format!(
-                        "blob {hash} does not match its address"
-                    )));
-                }
-                None => self.blobs.get(&hash).await?,
-            };
-            out.push((uid as u32, bytes));
-        }
-        Ok(out)
-    }
-
-    /// The header blocks of `wanted` (sorted, distinct): read from their column without
-    /// touching the bodies, over the UID range when it is dense, else by list. Rows stored
-    /// before the column existed are read whole and cut.
-    async fn headers(
-        &self,
-        mailbox: &str,
-        folder: &str,
-        wanted: &[u32],
-    ) -> Result<Vec<(u32, Vec<u8>)>> {
-        let (Some(&first), Some(&last)) = (wanted.first(), wanted.last()) else {
-            return Ok(Vec::new());
-        };
-        let dense = ((last - first) as usize) < wanted.len() * 4;
-        let rows: Vec<(i64, Option<Vec<u8>>)> = if dense {
-            sqlx::query_as(
-                "SELECT uid, header FROM messages
-                 WHERE mailbox = ? AND folder = ? AND uid BETWEEN ? AND ? ORDER BY uid",
-            )
-            .bind(mailbox)
-            .bind(folder)
-            .bind(i64::from(first))
-            .bind(i64::from(last))
-            .fetch_all(&self.readers)
-            .await?
-        } else {
-            let list =
-                serde_json::to_string(wanted).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            sqlx::query_as(
-                "SELECT uid, header FROM messages WHERE mailbox = ? AND folder = ?
-                 AND uid IN (SELECT value FROM json_each(?)) ORDER BY uid",
-            )
-            .bind(mailbox)
-            .bind(folder)
-            .bind(list)
-            .fetch_all(&self.readers)
-            .await?
-        };
-        let mut out = Vec::with_capacity(wanted.len());
-        let mut older = Vec::new();
-        for (uid, header) in rows {
-            let uid = uid as u32;
-            if wanted.binary_search(&uid).is_err() {
-                continue;
-            }
-            match header {
-                Some(h) => out.push((uid, h)),
-                None => older.push(uid),
-            }
-        }
-        if !older.is_empty() {
-            for (uid, bytes) in self.wholes(mailbox, folder, &older).await? {
-                out.push((uid, crate::header_block(&bytes).to_vec()));
-            }
-            out.sort_unstable_by_key(|(uid, _)| *uid);
-        }
-        Ok(out)
-    }
-
     /// Opens (creating and migrating as needed) the store in `dir`: `dir/pec.sqlite` and
     /// `dir/blobs/`.
     pub async fn open(dir: &Path) -> Result<SqliteStore> {
@@ -202,7 +106,7 @@ fn mailbox_row(r: &sqlx::sqlite::SqliteRow) -> Result<Mailbox> {
     })
 }
 
-fn folder_row(r: &sqlx::sqlite::SqliteRow) -> Result<Folder> {
+pub(super) fn folder_row(r: &sqlx::sqlite::SqliteRow) -> Result<Folder> {
     Ok(Folder {
         name: r.try_get("name")?,
         uidvalidity: r.try_get::<i64, _>("uidvalidity")? as u32,
@@ -303,27 +207,11 @@ impl Store for SqliteStore {
         folder: &str,
         uid: u32,
     ) -> Result<Option<Vec<u8>>> {
-        let row: Option<(String, Option<Vec<u8>>)> = sqlx::query_as(
-            "SELECT m.blob, b.bytes FROM messages m LEFT JOIN blobs b ON b.hash = m.blob
-             WHERE m.mailbox = ? AND m.folder = ? AND m.uid = ?",
-        )
-        .bind(mailbox)
-        .bind(folder)
-        .bind(i64::from(uid))
-        .fetch_optional(&self.readers)
-        .await?;
-        match row {
-            Some((hash, Some(bytes))) => {
-                if crate::blobs::address(&bytes) != hash {
-                    return Err(StoreError::Corrupt(format!(
-                        "blob {hash} does not match its address"
-                    )));
-                }
-                Ok(Some(bytes))
-            }
-            Some((hash, None)) => Ok(Some(self.blobs.get(&hash).await?)),
-            None => Ok(None),
-        }
+        Ok(self
+            .wholes(mailbox, folder, &[uid])
+            .await?
+            .pop()
+            .map(|(_, b)| b))
     }
 
     async fn messages_bytes(
@@ -370,18 +258,7 @@ impl Store for SqliteStore {
     }
 
     async fn folder_version(&self, mailbox: &str, folder: &str) -> Result<Option<FolderVersion>> {
-        let row: Option<(i64, i64, i64)> = sqlx::query_as(
-            "SELECT uidvalidity, uidnext, highestmodseq FROM folders WHERE mailbox = ? AND name = ?",
-        )
-        .bind(mailbox)
-        .bind(folder)
-        .fetch_optional(&self.readers)
-        .await?;
-        Ok(row.map(|(v, n, m)| FolderVersion {
-            uidvalidity: v as u32,
-            uidnext: n as u32,
-            highest_modseq: m as u64,
-        }))
+        reads::folder_version(&self.readers, mailbox, folder).await
     }
 
     async fn folder_changes(
@@ -390,28 +267,7 @@ impl Store for SqliteStore {
         folder: &str,
         since: u64,
     ) -> Result<Option<(Folder, Vec<IndexEntry>, u32)>> {
-        let mut tx = self.readers.begin().await?;
-        let Some(f) = folder_head(&mut tx, mailbox, folder).await? else {
-            return Ok(None);
-        };
-        let rows: Vec<(i64, String, i64, i64, i64)> = sqlx::query_as(
-            "SELECT uid, flags, modseq, size, date FROM messages
-             WHERE mailbox = ? AND folder = ? AND modseq > ? ORDER BY uid",
-        )
-        .bind(mailbox)
-        .bind(folder)
-        .bind(since as i64)
-        .fetch_all(&mut *tx)
-        .await?;
-        let count: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM messages WHERE mailbox = ? AND folder = ?")
-                .bind(mailbox)
-                .bind(folder)
-                .fetch_one(&mut *tx)
-                .await?;
-        tx.commit().await?;
-        let changed = rows.into_iter().map(index_entry).collect();
-        Ok(Some((f, changed, count as u32)))
+        reads::folder_changes(&self.readers, mailbox, folder, since).await
     }
 
     async fn folder_index(
@@ -419,23 +275,7 @@ impl Store for SqliteStore {
         mailbox: &str,
         folder: &str,
     ) -> Result<Option<(Folder, Vec<IndexEntry>)>> {
-        // One read transaction: the counters and the list describe the same moment.
-        let mut tx = self.readers.begin().await?;
-        let Some(mut f) = folder_head(&mut tx, mailbox, folder).await? else {
-            return Ok(None);
-        };
-        let rows: Vec<(i64, String, i64, i64, i64)> = sqlx::query_as(
-            "SELECT uid, flags, modseq, size, date FROM messages WHERE mailbox = ? AND folder = ? ORDER BY uid",
-        )
-        .bind(mailbox)
-        .bind(folder)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        let entries: Vec<IndexEntry> = rows.into_iter().map(index_entry).collect();
-        f.messages = entries.len() as u32;
-        f.unseen = entries.iter().filter(|e| !e.has_flag("\\Seen")).count() as u32;
-        Ok(Some((f, entries)))
+        reads::folder_index(&self.readers, mailbox, folder).await
     }
 
     async fn create_folder(&self, mailbox: &str, name: &str) -> Result<()> {
@@ -792,30 +632,7 @@ impl Store for SqliteStore {
     }
 
     async fn quarantined(&self, since: i64) -> Result<Vec<Quarantined>> {
-        let rows: Vec<QuarantineRow> = sqlx::query_as(
-            "SELECT id, time, identificativo, sender, recipients, engine, threat, size
-                 FROM quarantine WHERE time >= ? ORDER BY id",
-        )
-        .bind(since)
-        .fetch_all(&self.readers)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(id, time, identificativo, sender, recipients, engine, threat, size)| {
-                    Quarantined {
-                        id,
-                        time,
-                        identificativo,
-                        sender,
-                        recipients: serde_json::from_str(&recipients).unwrap_or_default(),
-                        engine,
-                        threat,
-                        size: size as u64,
-                    }
-                },
-            )
-            .collect())
+        reads::quarantined(&self.readers, since).await
     }
 
     async fn queue_len(&self) -> Result<usize> {
@@ -824,44 +641,4 @@ impl Store for SqliteStore {
             .await?;
         Ok(n as usize)
     }
-}
-
-/// id, time, identificativo, sender, recipients (JSON), engine, threat, size.
-type QuarantineRow = (
-    i64,
-    i64,
-    Option<String>,
-    String,
-    String,
-    String,
-    String,
-    i64,
-);
-
-/// An index entry from (uid, flags, modseq, size, date).
-fn index_entry((uid, flags, modseq, size, date): (i64, String, i64, i64, i64)) -> IndexEntry {
-    IndexEntry {
-        uid: uid as u32,
-        flags,
-        modseq: modseq as u64,
-        size: size as u64,
-        date,
-    }
-}
-
-/// A folder's row (counters left at 0), inside a read transaction.
-async fn folder_head(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    mailbox: &str,
-    folder: &str,
-) -> Result<Option<Folder>> {
-    let row = sqlx::query(
-        "SELECT name, uidvalidity, uidnext, highestmodseq, subscribed, 0 AS messages, 0 AS unseen
-         FROM folders WHERE mailbox = ? AND name = ?",
-    )
-    .bind(mailbox)
-    .bind(folder)
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.map(|r| folder_row(&r)).transpose()
 }
