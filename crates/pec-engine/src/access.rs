@@ -295,6 +295,7 @@ fn store(mailbox: &str, bytes: Vec<u8>, kind: &str, tx: &Transaction, id: &str) 
         kind: kind.to_string(),
         identificativo: Some(tx.identificativo.clone()),
         message_id: Some(id.to_string()),
+        folder: crate::Folder::Inbox,
     }
 }
 

@@ -115,6 +115,7 @@ pub fn fire(
             kind: "preavviso-errore-consegna".into(),
             identificativo: Some(identificativo.to_string()),
             message_id: Some(id.clone()),
+            folder: crate::Folder::Inbox,
         },
         Effect::Progress {
             identificativo: identificativo.to_string(),

@@ -23,6 +23,8 @@ pub enum Effect {
         identificativo: Option<String>,
         /// The `Message-ID` (without brackets) used to drop a second copy (pec.md §5.9).
         message_id: Option<String>,
+        /// The folder it goes to.
+        folder: Folder,
     },
     /// Hand a message to the outbound queue with this SMTP envelope (pec.md §1.3 PA step 8:
     /// MAIL FROM and RCPT TO unchanged). Local domains go back through the receiving point.
@@ -80,6 +82,27 @@ pub enum Effect {
         /// What was found, and by which engine.
         threat: crate::Threat,
     },
+}
+
+/// Where a stored message goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Folder {
+    /// The inbox: every PEC message and notice, and ordinary mail that is not spam.
+    #[default]
+    Inbox,
+    /// The junk folder ("Posta indesiderata"): ordinary mail classed as spam, when the
+    /// mailbox owner chose to keep it (product.md §4).
+    Junk,
+}
+
+impl Folder {
+    /// The folder's name in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Folder::Inbox => "INBOX",
+            Folder::Junk => "Junk",
+        }
+    }
 }
 
 /// 12h or 24h, as stored.
@@ -218,6 +241,9 @@ pub enum EventKind {
     /// A virus was found: non-accettazione per virus, rilevazione virus, errore-consegna per
     /// virus, or an infected ordinary message discarded (the detail says which).
     Virus,
+    /// Spam found: ordinary mail put in the junk folder or deleted, a PEC message delivered
+    /// all the same, or a submission classed as spam (the detail says which; product.md §4).
+    Spam,
 }
 
 impl Event {

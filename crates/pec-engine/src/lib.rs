@@ -13,7 +13,9 @@ pub mod delivery;
 mod effect;
 pub mod receiving;
 
-pub use effect::{Effect, Event, EventKind, Progress, StoredKind, TimeoutKind, TrackedTransaction};
+pub use effect::{
+    Effect, Event, EventKind, Folder, Progress, StoredKind, TimeoutKind, TrackedTransaction,
+};
 
 use pec_message::TimeRef;
 use pec_message::build::{Artefact, Provider, Transaction, build};
@@ -51,6 +53,16 @@ pub struct Threat {
     pub engine: String,
     /// The threat's name, as the engine reports it.
     pub name: String,
+}
+
+/// What the antispam engine concluded about a message it classed as spam (product.md §4).
+/// Spam is still handed to the rules: only ordinary mail is moved or dropped for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spam {
+    /// The engine that classed it.
+    pub engine: String,
+    /// The engine's score and action, for the log.
+    pub detail: String,
 }
 
 /// Everything a rule may consult besides its input.

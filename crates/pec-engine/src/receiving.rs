@@ -6,7 +6,9 @@
 
 use crate::access::event;
 use crate::delivery::{Undeliverable, receipt_kind};
-use crate::{Context, Effect, EngineError, EventKind, Progress, Threat, transaction_of};
+use crate::{
+    Context, Effect, EngineError, EventKind, Folder, Progress, Spam, Threat, transaction_of,
+};
 use pec_message::build::{Artefact, Transaction};
 use pec_message::classify::{Kind, classify};
 use pec_message::daticert::{Daticert, Tipo};
@@ -25,6 +27,17 @@ pub enum OrdinaryPolicy {
     Refuse,
 }
 
+/// What a mailbox does with ordinary mail classed as spam; the owner chooses (product.md §4).
+/// PEC messages are never moved or dropped for spam, whatever the choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SpamPolicy {
+    /// Deliver it into the junk folder.
+    #[default]
+    Junk,
+    /// Delete it (the deletion is logged).
+    Delete,
+}
+
 /// The state of one local recipient, looked up by the runtime before the engine runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MailboxState {
@@ -32,6 +45,8 @@ pub enum MailboxState {
     Active {
         /// Its ordinary-mail policy.
         ordinary: OrdinaryPolicy,
+        /// What it does with ordinary mail classed as spam.
+        spam: SpamPolicy,
         /// It is the provider's service mailbox (`mailReceipt`): stores everything as is and
         /// never answers (pec.md §1.2, §5.9).
         service: bool,
@@ -67,6 +82,8 @@ pub struct Inbound<'a> {
     pub message: &'a [u8],
     /// What the antivirus chain found in it, if anything (pec.md §1.3 PR steps 3 and 6).
     pub threat: Option<&'a Threat>,
+    /// The antispam verdict, when the message was classed as spam (product.md §4).
+    pub spam: Option<&'a Spam>,
 }
 
 /// The SMTP answer after DATA.
@@ -280,6 +297,7 @@ fn envelope(
                     kind: "posta-certificata".into(),
                     identificativo: Some(tx.identificativo.clone()),
                     message_id: Some(tx.identificativo.clone()),
+                    folder: Folder::Inbox,
                 });
                 let kind = receipt_kind(requested, headers.is_primary(&r.address));
                 (
@@ -440,6 +458,7 @@ fn store_unchanged(inbound: &Inbound<'_>, kind: &str, identificativo: Option<&st
             kind: kind.to_string(),
             identificativo: identificativo.map(str::to_string),
             message_id: message_id.clone(),
+            folder: Folder::Inbox,
         })
         .collect()
 }
@@ -496,9 +515,13 @@ fn ordinary(
     }
     let mut wrapped: Option<(String, Vec<u8>)> = None;
     let mut refused = false;
+    let mut deleted = false;
     for r in inbound.recipients.iter().filter(|r| !r.has_copy) {
         let MailboxState::Active {
-            ordinary, service, ..
+            ordinary,
+            service,
+            spam: spam_policy,
+            ..
         } = r.state
         else {
             continue;
@@ -522,6 +545,22 @@ fn ordinary(
             ));
             continue;
         }
+        // product.md §4: ordinary spam goes to the junk folder or is deleted, as the owner
+        // chose. Provider-signed mail that had to be wrapped is PEC traffic: never moved.
+        let folder = match (inbound.spam, mandatory, spam_policy) {
+            (Some(spam), false, SpamPolicy::Delete) => {
+                effects.push(Effect::Log(
+                    event(ctx, &tx, EventKind::Spam, &provider).detail(format!(
+                        "spam deleted for {}: {} ({})",
+                        r.address, spam.detail, spam.engine
+                    )),
+                ));
+                deleted = true;
+                continue;
+            }
+            (Some(_), false, SpamPolicy::Junk) => Folder::Junk,
+            _ => Folder::Inbox,
+        };
         if wrapped.is_none() {
             wrapped = Some(ctx.make(
                 &Artefact::Anomalia {
@@ -538,7 +577,31 @@ fn ordinary(
                 kind: "anomalia".into(),
                 identificativo: Some(identificativo.clone()),
                 message_id: dedup_key(inbound.message).or(Some(id.clone())),
+                folder,
             });
+        }
+    }
+    if let (Some(spam), false) = (inbound.spam, mandatory) {
+        let junked: Vec<String> = effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Store {
+                    mailbox,
+                    folder: Folder::Junk,
+                    ..
+                } => Some(mailbox.clone()),
+                _ => None,
+            })
+            .collect();
+        if !junked.is_empty() {
+            effects.push(Effect::Log(
+                event(ctx, &tx, EventKind::Spam, &provider).detail(format!(
+                    "spam put in the junk folder of {}: {} ({})",
+                    junked.join(", "),
+                    spam.detail,
+                    spam.engine
+                )),
+            ));
         }
     }
     if let Some((id, _)) = &wrapped {
@@ -549,6 +612,14 @@ fn ordinary(
         ));
     }
     let stored = effects.iter().any(|e| matches!(e, Effect::Store { .. }));
+    if !stored && deleted {
+        // Deleted as spam for every recipient: taken, and only logged (product.md §4).
+        return Ok(Received {
+            treat_as,
+            reply: Reply::Accepted,
+            effects,
+        });
+    }
     if !stored && refused {
         return Ok(Received {
             treat_as,

@@ -11,6 +11,7 @@ const ORIGINAL: &[u8] = b"From: mario@a.test\r\nTo: anna@b.test\r\nCc: carla@b.t
 fn active() -> MailboxState {
     MailboxState::Active {
         ordinary: OrdinaryPolicy::Anomalia,
+        spam: SpamPolicy::Junk,
         service: false,
         full: false,
     }
@@ -74,6 +75,7 @@ fn deliver_scanned(
             recipients,
             message,
             threat,
+            spam: None,
         },
         ctx,
     )
@@ -204,6 +206,7 @@ fn ordinary_mail_is_wrapped_or_refused_by_policy() {
             recipients: &[rcpt("anna@b.test", active())],
             message: plain,
             threat: None,
+            spam: None,
         },
         &mut f.ctx_b(),
     )
@@ -220,6 +223,7 @@ fn ordinary_mail_is_wrapped_or_refused_by_policy() {
 
     let refuse = MailboxState::Active {
         ordinary: OrdinaryPolicy::Refuse,
+        spam: SpamPolicy::Junk,
         service: false,
         full: false,
     };
@@ -229,6 +233,7 @@ fn ordinary_mail_is_wrapped_or_refused_by_policy() {
             recipients: &[rcpt("anna@b.test", refuse)],
             message: plain,
             threat: None,
+            spam: None,
         },
         &mut f.ctx_b(),
     )
@@ -249,6 +254,7 @@ fn altered_envelope_is_ordinary_and_wrapped() {
             recipients: &[rcpt("anna@b.test", active())],
             message: &env,
             threat: None,
+            spam: None,
         },
         &mut f.ctx_b(),
     )
@@ -268,6 +274,7 @@ fn receipts_coming_back_move_the_sender_side_on() {
     // The presa in carico reaches A's service mailbox.
     let service = MailboxState::Active {
         ordinary: OrdinaryPolicy::Anomalia,
+        spam: SpamPolicy::Junk,
         service: true,
         full: false,
     };
@@ -277,6 +284,7 @@ fn receipts_coming_back_move_the_sender_side_on() {
             recipients: &[rcpt("posta-certificata@a.test", service)],
             message: r[0].2,
             threat: None,
+            spam: None,
         },
         &mut f.ctx(),
     )
@@ -293,6 +301,7 @@ fn receipts_coming_back_move_the_sender_side_on() {
             recipients: &[rcpt("mario@a.test", active())],
             message: r[1].2,
             threat: None,
+            spam: None,
         },
         &mut f.ctx(),
     )
@@ -367,6 +376,7 @@ fn infected_envelope_gets_rilevazione_virus_then_errore_consegna_per_virus() {
         address: "posta-certificata@a.test".into(),
         state: MailboxState::Active {
             ordinary: OrdinaryPolicy::Anomalia,
+            spam: SpamPolicy::Junk,
             service: true,
             full: false,
         },
@@ -430,4 +440,111 @@ fn infected_ordinary_mail_is_dropped_and_logged() {
     );
     assert!(out.effects.iter().any(|e| matches!(e,
         Effect::Log(ev) if ev.event == EventKind::Virus)));
+}
+
+fn spam() -> Spam {
+    Spam {
+        engine: "rspamd".into(),
+        detail: "score 1000.0, action reject".into(),
+    }
+}
+
+fn folders(effects: &[Effect]) -> Vec<(&str, Folder)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Store {
+                mailbox, folder, ..
+            } => Some((mailbox.as_str(), *folder)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn logged(effects: &[Effect], kind: EventKind) -> Vec<String> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Log(ev) if ev.event == kind => Some(ev.detail.clone().unwrap_or_default()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn ordinary_spam_goes_to_junk_or_is_deleted_by_the_owners_choice() {
+    // product.md §4: the owner chooses between the junk folder and deletion.
+    let mut f = Fixture::new();
+    let plain = b"From: x@gmail.test\r\nTo: anna@b.test\r\nSubject: offerta\r\nMessage-ID: <s1@gmail.test>\r\n\r\nXJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\r\n";
+    let deleting = MailboxState::Active {
+        ordinary: OrdinaryPolicy::Anomalia,
+        spam: SpamPolicy::Delete,
+        service: false,
+        full: false,
+    };
+    let s = spam();
+    let out = receive(
+        &Inbound {
+            mail_from: "x@gmail.test",
+            recipients: &[
+                rcpt("anna@b.test", active()),
+                rcpt("carla@b.test", deleting),
+            ],
+            message: plain,
+            threat: None,
+            spam: Some(&s),
+        },
+        &mut f.ctx_b(),
+    )
+    .unwrap();
+    assert_eq!(out.reply, Reply::Accepted);
+    assert_eq!(folders(&out.effects), vec![("anna@b.test", Folder::Junk)]);
+    let spam_log = logged(&out.effects, EventKind::Spam);
+    assert_eq!(spam_log.len(), 2, "{spam_log:?}");
+    assert!(spam_log[0].contains("deleted for carla@b.test"));
+    assert!(spam_log[1].contains("junk folder of anna@b.test"));
+
+    // Deleted for everyone: still taken (a refusal would tell the spammer), only logged.
+    let out = receive(
+        &Inbound {
+            mail_from: "x@gmail.test",
+            recipients: &[rcpt("carla@b.test", deleting)],
+            message: plain,
+            threat: None,
+            spam: Some(&s),
+        },
+        &mut f.ctx_b(),
+    )
+    .unwrap();
+    assert_eq!(out.reply, Reply::Accepted);
+    assert!(folders(&out.effects).is_empty());
+    assert_eq!(logged(&out.effects, EventKind::Spam).len(), 1);
+}
+
+#[test]
+fn pec_messages_are_never_moved_or_dropped_for_spam() {
+    // product.md §4: users cannot act on the spam verdict for inbound PEC messages.
+    let mut f = Fixture::new();
+    let env = envelope_from_a(&mut f, ORIGINAL);
+    let deleting = MailboxState::Active {
+        ordinary: OrdinaryPolicy::Anomalia,
+        spam: SpamPolicy::Delete,
+        service: false,
+        full: false,
+    };
+    let s = spam();
+    let out = receive(
+        &Inbound {
+            mail_from: "mario@a.test",
+            recipients: &[rcpt("anna@b.test", deleting)],
+            message: &env,
+            threat: None,
+            spam: Some(&s),
+        },
+        &mut f.ctx_b(),
+    )
+    .unwrap();
+    assert_eq!(folders(&out.effects), vec![("anna@b.test", Folder::Inbox)]);
+    assert_eq!(stores(&out.effects)[0].2, env.as_slice());
+    assert!(logged(&out.effects, EventKind::Spam).is_empty());
 }

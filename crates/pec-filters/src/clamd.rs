@@ -14,6 +14,8 @@ const MAX_REPLY: usize = 4096;
 /// One clamd.
 #[derive(Debug, Clone)]
 pub struct Clamd {
+    /// The address as configured.
+    pub address: String,
     /// Where it listens.
     pub endpoint: Endpoint,
     /// Longest wait for one command, connection included.
@@ -26,6 +28,7 @@ impl Clamd {
     /// A client for `endpoint` (`host:port`, `unix:/path` or `/path`).
     pub fn new(endpoint: &str, timeout: Duration) -> Result<Clamd, FilterError> {
         Ok(Clamd {
+            address: endpoint.to_string(),
             endpoint: Endpoint::parse(endpoint)?,
             timeout,
             name: "clamd".into(),

@@ -74,7 +74,8 @@ impl<S: Store> Gestore<S> {
         let Some(m) = self.store.mailbox(user.trim()).await? else {
             return Ok(None);
         };
-        if m.disabled || m.service || m.password_hash.is_empty() {
+        // A locked mailbox has an empty hash too (product.md §4: password invalidated).
+        if m.disabled || m.service || m.locked || m.password_hash.is_empty() {
             return Ok(None);
         }
         let hash = m.password_hash.clone();
@@ -90,6 +91,9 @@ impl<S: Store> Gestore<S> {
         })
         .await
         .map_err(|e| GestoreError::Internal(e.to_string()))?;
+        if ok {
+            crate::sessions::logged_in(&m.address);
+        }
         Ok(ok.then_some(Account { address: m.address }))
     }
 }

@@ -28,11 +28,12 @@ impl<S: Store> Gestore<S> {
                     kind,
                     identificativo,
                     message_id,
+                    folder,
                 } => {
                     let subject = OriginalHeaders::parse(&message).subject;
                     c.messages.push(NewMessage {
                         mailbox: mailbox.to_ascii_lowercase(),
-                        folder: "INBOX".into(),
+                        folder: folder.as_str().into(),
                         flags: String::new(),
                         bytes: message,
                         kind,

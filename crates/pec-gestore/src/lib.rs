@@ -12,16 +12,24 @@ pub mod clock;
 mod deadlines;
 mod directory;
 pub mod eventlog;
+pub mod filters;
+pub mod lockout;
+mod mailboxes;
 mod queue;
+mod retention;
+pub mod sessions;
 pub mod throttle;
 
 pub use accounts::{Account, Login, hash_password};
 pub use clock::Clock;
 pub use directory::LocalDirectory;
+pub use filters::{Client, Filters, Findings};
 pub use queue::{DeliverFuture, Delivery, RcptOutcome, Transport, TransportError};
 
 use pec_engine::access::{self, Limits, Submission};
-use pec_engine::receiving::{self, Inbound, LocalRecipient, MailboxState, OrdinaryPolicy, Reply};
+use pec_engine::receiving::{
+    self, Inbound, LocalRecipient, MailboxState, OrdinaryPolicy, Reply, SpamPolicy,
+};
 use pec_engine::{Context, EngineError, Ids};
 use pec_index::Index;
 use pec_message::TimeRef;
@@ -45,6 +53,13 @@ pub enum GestoreError {
     /// The request is not acceptable.
     #[error("{0}")]
     Invalid(String),
+    /// The thing asked for does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// A security filter did not answer: the message was not scanned, so it is not taken
+    /// now (product.md §4; the client retries).
+    #[error("{0}")]
+    Unavailable(String),
     /// Something internal failed.
     #[error("internal: {0}")]
     Internal(String),
@@ -53,7 +68,7 @@ pub enum GestoreError {
 impl GestoreError {
     /// Whether a client may retry later (SMTP 4xx) rather than give up (5xx).
     pub fn is_temporary(&self) -> bool {
-        !matches!(self, GestoreError::Invalid(_))
+        !matches!(self, GestoreError::Invalid(_) | GestoreError::NotFound(_))
     }
 }
 
@@ -76,6 +91,8 @@ pub struct Settings {
     pub index_path: PathBuf,
     /// How long the queue keeps trying (pec.md §5.7: at most 24 hours).
     pub queue_lifetime_secs: i64,
+    /// The HTTPS address users reach (`https://host:port`), for links in mail.
+    pub public_url: String,
 }
 
 /// The result of a submission.
@@ -103,6 +120,10 @@ pub struct Gestore<S: Store> {
     pub(crate) queued: Notify,
     /// Failed-login counters of the access protocols.
     pub throttle: throttle::LoginThrottle,
+    /// The security filters.
+    pub filters: Filters,
+    /// Open client connections, to end a locked mailbox's sessions.
+    pub sessions: sessions::Sessions,
 }
 
 /// The Indice with every trust anchor in force: the configured ones, then the provider
@@ -167,7 +188,15 @@ impl<S: Store> Gestore<S> {
             clock,
             queued: Notify::new(),
             throttle: throttle::LoginThrottle::default(),
+            filters: Filters::default(),
+            sessions: sessions::Sessions::default(),
         }
+    }
+
+    /// The same gestore with these security filters.
+    pub fn with_filters(mut self, filters: Filters) -> Gestore<S> {
+        self.filters = filters;
+        self
     }
 
     /// The current Indice copy and every trust anchor in force.
@@ -220,13 +249,18 @@ impl<S: Store> Gestore<S> {
     /// after every effect is durably committed (pec.md §1.3 PA).
     pub async fn submit(
         self: &Arc<Self>,
+        client: &Client,
         account: &Account,
         mail_from: &str,
         rcpt_to: &[String],
         message: Vec<u8>,
     ) -> Result<Submitted, GestoreError> {
+        let findings = self
+            .scan(client, Some(&account.address), mail_from, rcpt_to, &message)
+            .await?;
         let now = self.clock.now();
         let this = self.clone();
+        let threat = findings.threat.clone();
         let allowed = vec![account.address.clone()];
         let mail_from = mail_from.to_string();
         let rcpt_to = rcpt_to.to_vec();
@@ -238,8 +272,7 @@ impl<S: Store> Gestore<S> {
                         mail_from: &mail_from,
                         rcpt_to: &rcpt_to,
                         message: &message,
-                        // The scan chain is not wired in yet (issue "Security filters").
-                        threat: None,
+                        threat: threat.as_ref(),
                     },
                     &this.settings.limits,
                     ctx,
@@ -249,8 +282,23 @@ impl<S: Store> Gestore<S> {
         })
         .await
         .map_err(|e| GestoreError::Internal(e.to_string()))?;
-        let out = out?;
+        let mut out = out?;
         let mut base = pec_store::Commit::default();
+        let mut locked = false;
+        if let Some(spam) = &findings.spam {
+            // product.md §4: a PEC submission is still certified and sent; the verdict is
+            // logged and counted toward the lockout.
+            locked = self
+                .outbound_spam(
+                    now,
+                    &account.address,
+                    &out.identificativo,
+                    spam,
+                    &mut out.effects,
+                    &mut base,
+                )
+                .await?;
+        }
         if out.refused.is_none() {
             // The submitted original is kept, read, in the sender's Sent folder, in the same
             // commit as its acceptance.
@@ -268,6 +316,14 @@ impl<S: Store> Gestore<S> {
             });
         }
         self.commit(now, out.effects, base).await?;
+        if locked {
+            self.count_lockout();
+            let n = self.sessions.end(&account.address);
+            tracing::warn!(
+                "{} locked for sending spam; {n} session(s) ended",
+                account.address
+            );
+        }
         Ok(Submitted {
             identificativo: out.identificativo,
             refused: out.refused.map(|e| e.to_string()),
@@ -296,6 +352,10 @@ impl<S: Store> Gestore<S> {
                         "anomalia" => OrdinaryPolicy::Anomalia,
                         _ => self.settings.ordinary_policy,
                     },
+                    spam: match m.spam_policy.as_str() {
+                        "delete" => SpamPolicy::Delete,
+                        _ => SpamPolicy::Junk,
+                    },
                     service: m.service,
                     full: m.quota_bytes > 0 && m.used_bytes + message.len() as u64 > m.quota_bytes,
                 },
@@ -317,19 +377,27 @@ impl<S: Store> Gestore<S> {
     /// to give after DATA, once everything is committed (pec.md §1.3 PR, PC).
     pub async fn receive(
         self: &Arc<Self>,
+        client: &Client,
         mail_from: &str,
         rcpt_to: &[String],
         message: Vec<u8>,
     ) -> Result<Reply, GestoreError> {
-        self.receive_step(mail_from, rcpt_to, message, None).await
+        let findings = self
+            .scan(client, None, mail_from, rcpt_to, &message)
+            .await?;
+        self.receive_step(mail_from, rcpt_to, message, None, findings)
+            .await
     }
 
+    /// The receiving point for scanned bytes. The queue hands locally routed entries here
+    /// with no findings: they were scanned at this gestore's access or receiving point.
     pub(crate) async fn receive_step(
         self: &Arc<Self>,
         mail_from: &str,
         rcpt_to: &[String],
         message: Vec<u8>,
         queue_done: Option<i64>,
+        findings: Findings,
     ) -> Result<Reply, GestoreError> {
         let recipients = self.local_recipients(rcpt_to, &message).await?;
         let now = self.clock.now();
@@ -342,8 +410,8 @@ impl<S: Store> Gestore<S> {
                         mail_from: &mail_from,
                         recipients: &recipients,
                         message: &message,
-                        // The scan chain is not wired in yet (issue "Security filters").
-                        threat: None,
+                        threat: findings.threat.as_ref(),
+                        spam: findings.spam.as_ref(),
                     },
                     ctx,
                 )
@@ -359,91 +427,6 @@ impl<S: Store> Gestore<S> {
         Ok(out.reply)
     }
 
-    /// Creates a mailbox in a local domain.
-    pub async fn add_mailbox(
-        &self,
-        address: &str,
-        password: &str,
-        quota_bytes: u64,
-        ordinary_policy: Option<&str>,
-    ) -> Result<(), GestoreError> {
-        let policy = match ordinary_policy {
-            None | Some("default") => "default",
-            Some("anomalia") => "anomalia",
-            Some("refuse") => "refuse",
-            Some(other) => {
-                return Err(GestoreError::Invalid(format!(
-                    "ordinary-mail policy {other:?} must be anomalia or refuse"
-                )));
-            }
-        };
-        let address = address.trim().to_ascii_lowercase();
-        let Some((local, domain)) = address.rsplit_once('@') else {
-            return Err(GestoreError::Invalid(format!(
-                "{address} is not an e-mail address"
-            )));
-        };
-        if local.is_empty()
-            || !local
-                .bytes()
-                .all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>')
-        {
-            return Err(GestoreError::Invalid(format!(
-                "{address} is not a valid address"
-            )));
-        }
-        if !self.is_local_domain(domain) {
-            return Err(GestoreError::Invalid(format!(
-                "{domain} is not a domain of this gestore ({})",
-                self.settings.domains.join(", ")
-            )));
-        }
-        if password.len() < 8 {
-            return Err(GestoreError::Invalid(
-                "the password must have at least 8 characters".into(),
-            ));
-        }
-        let hash = hash_password(password).await?;
-        self.store
-            .create_mailbox(pec_store::NewMailbox {
-                address,
-                password_hash: hash,
-                quota_bytes,
-                ordinary_policy: policy.into(),
-                service: false,
-            })
-            .await
-            .map_err(|e| match e {
-                StoreError::AlreadyExists(what) => {
-                    GestoreError::Invalid(format!("{what} already exists"))
-                }
-                other => other.into(),
-            })
-    }
-
-    /// Makes sure the service mailbox (`posta-certificata@<service domain>`, the
-    /// `mailReceipt`) exists.
-    pub async fn ensure_service_mailbox(&self) -> Result<(), GestoreError> {
-        let address = self.settings.provider.service_address();
-        if self.store.mailbox(&address).await?.is_some() {
-            return Ok(());
-        }
-        match self
-            .store
-            .create_mailbox(pec_store::NewMailbox {
-                address,
-                password_hash: String::new(),
-                quota_bytes: 0,
-                ordinary_policy: "anomalia".into(),
-                service: true,
-            })
-            .await
-        {
-            Ok(()) | Err(StoreError::AlreadyExists(_)) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
-    }
-
     /// Starts the background workers (queue, deadlines, event log, Indice reload). Call it
     /// after [`Store::release_leases`] when this process is the store's only user.
     pub fn spawn_workers(self: &Arc<Self>, transport: Arc<dyn Transport>) {
@@ -451,5 +434,6 @@ impl<S: Store> Gestore<S> {
         tokio::spawn(deadlines::run(self.clone()));
         tokio::spawn(eventlog::run(self.clone()));
         tokio::spawn(directory::watch(self.clone()));
+        tokio::spawn(retention::run(self.clone()));
     }
 }

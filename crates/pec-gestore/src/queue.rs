@@ -106,7 +106,13 @@ async fn handle<S: Store>(
 ) -> Result<(), GestoreError> {
     if g.is_local_domain(&e.domain) {
         let reply = g
-            .receive_step(&e.mail_from, &e.rcpt_to, e.bytes.clone(), Some(e.id))
+            .receive_step(
+                &e.mail_from,
+                &e.rcpt_to,
+                e.bytes.clone(),
+                Some(e.id),
+                crate::Findings::default(),
+            )
             .await?;
         if let Reply::Refused { text } = reply {
             let failures = e

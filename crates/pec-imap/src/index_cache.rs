@@ -165,6 +165,7 @@ mod tests {
             quota_bytes: 0,
             ordinary_policy: "anomalia".into(),
             service: false,
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -57,6 +57,18 @@ impl Blobs {
         }
     }
 
+    /// Deletes the blob at `hash` (missing is fine). Only for blobs no committed row names:
+    /// the virus store's retention purge (pec.md §8.4).
+    pub async fn delete(&self, hash: &str) -> Result<()> {
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(StoreError::Corrupt(format!("bad blob address {hash}")));
+        }
+        match self.store.delete(&location(hash)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(StoreError::Blob(e.to_string())),
+        }
+    }
+
     /// The bytes at `hash`, checked against it.
     pub async fn get(&self, hash: &str) -> Result<Vec<u8>> {
         if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {

@@ -15,6 +15,9 @@
 //! - **Leases.** Queue entries and deadlines are handed out with a lease: an entry leased until
 //!   `t` is not handed out again before `t`, so a crashed worker's entries come back by
 //!   themselves. An entry disappears only when a commit names it as done.
+//! - **Locks.** A [`Commit`]'s locks empty the mailbox's password hash in the same
+//!   transaction as the rest: a locked mailbox logs in again only after
+//!   [`Store::reset_password`] or [`Store::set_password`].
 //! - **The event log is append-only.** Events get increasing sequence numbers in commit order;
 //!   no API changes or removes one.
 //!
@@ -217,6 +220,37 @@ pub trait Store: Send + Sync + 'static {
     fn release_leases(&self) -> impl Future<Output = Result<()>> + Send;
     /// The virus store's entries stored at or after `since` (Unix seconds), oldest first.
     fn quarantined(&self, since: i64) -> impl Future<Output = Result<Vec<Quarantined>>> + Send;
+    /// Removes the virus store's entries stored before `before` (Unix seconds) with their
+    /// bytes; returns how many went (pec.md §8.4: kept 30 months).
+    fn purge_quarantine(&self, before: i64) -> impl Future<Output = Result<u64>> + Send;
+    /// Changes the settings given in `s`; `false` when there is no such mailbox.
+    fn update_mailbox(
+        &self,
+        address: &str,
+        s: MailboxSettings,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// How many submissions of `mailbox` the outbound spam log holds at or after `since`.
+    fn outbound_spam_count(
+        &self,
+        mailbox: &str,
+        since: i64,
+    ) -> impl Future<Output = Result<u64>> + Send;
+    /// Spends a reset token (by its hex SHA-256) that is valid at `now`: sets the new password
+    /// hash and unlocks the mailbox, in one write. Returns the mailbox, or `None` when no
+    /// mailbox holds a valid token of that hash. A token works once.
+    fn reset_password(
+        &self,
+        token_sha256: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<Option<String>>> + Send;
+    /// Sets a password hash and unlocks the mailbox; `false` when there is no such mailbox or
+    /// it is the service mailbox.
+    fn set_password(
+        &self,
+        address: &str,
+        password_hash: &str,
+    ) -> impl Future<Output = Result<bool>> + Send;
     /// Number of entries in the outbound queue.
     fn queue_len(&self) -> impl Future<Output = Result<usize>> + Send;
 }

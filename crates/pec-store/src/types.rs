@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 /// A mailbox to create.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NewMailbox {
     /// Address, stored lower-case.
     pub address: String,
@@ -15,6 +15,10 @@ pub struct NewMailbox {
     pub ordinary_policy: String,
     /// The provider's service mailbox (pec.md §1.2).
     pub service: bool,
+    /// `junk` or `delete`: what happens to ordinary mail classed as spam (product.md §4).
+    pub spam_policy: String,
+    /// The owner's contact address, where a password-reset link goes.
+    pub contact: Option<String>,
 }
 
 /// A stored mailbox.
@@ -37,6 +41,47 @@ pub struct Mailbox {
     pub service: bool,
     /// Disabled by the operator.
     pub disabled: bool,
+    /// `junk` or `delete` (product.md §4).
+    pub spam_policy: String,
+    /// The owner's contact address.
+    pub contact: Option<String>,
+    /// Locked after sending spam: the password is invalidated until a reset.
+    pub locked: bool,
+}
+
+/// Settings a mailbox owner or the operator may change; `None` leaves a value as it is.
+#[derive(Debug, Clone, Default)]
+pub struct MailboxSettings {
+    /// `junk` or `delete`.
+    pub spam_policy: Option<String>,
+    /// The contact address; `Some("")` removes it.
+    pub contact: Option<String>,
+    /// `anomalia`, `refuse` or `default`.
+    pub ordinary_policy: Option<String>,
+}
+
+/// A submission the antispam engine classed as spam (product.md §4: the outbound spam log).
+#[derive(Debug, Clone, Default)]
+pub struct NewSpamRecord {
+    /// The sending mailbox.
+    pub mailbox: String,
+    /// When (Unix seconds, the gestore's clock).
+    pub time: i64,
+    /// The transaction.
+    pub identificativo: Option<String>,
+    /// The engine's verdict, for the log.
+    pub detail: String,
+}
+
+/// A mailbox to lock: its password is invalidated and only the reset token opens it again.
+#[derive(Debug, Clone, Default)]
+pub struct NewLock {
+    /// The mailbox.
+    pub mailbox: String,
+    /// Hex SHA-256 of the reset token sent to the owner (the token itself is not kept).
+    pub reset_token_sha256: String,
+    /// Until when the token is valid (Unix seconds).
+    pub expires: i64,
 }
 
 /// A message to store.
@@ -216,6 +261,10 @@ pub struct Commit {
     pub deadlines_done: Vec<i64>,
     /// Infected messages for the virus store.
     pub quarantine: Vec<NewQuarantined>,
+    /// Entries for the outbound spam log.
+    pub outbound_spam: Vec<NewSpamRecord>,
+    /// Mailboxes to lock.
+    pub locks: Vec<NewLock>,
 }
 
 /// An infected message for the virus store, kept 30 months and never delivered (pec.md

@@ -21,6 +21,7 @@ async fn reopened_store_keeps_data_and_schema() {
             quota_bytes: 5,
             ordinary_policy: "refuse".into(),
             service: false,
+            ..Default::default()
         })
         .await
         .unwrap();

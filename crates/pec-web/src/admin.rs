@@ -4,20 +4,24 @@
 //! |---|---|---|
 //! | GET | `/v1/status` | queue length, clock offset, domains |
 //! | GET | `/v1/mailboxes` | every mailbox |
-//! | POST | `/v1/mailboxes` | `{address, password, quota_bytes?, ordinary_mail?}` creates one |
+//! | POST | `/v1/mailboxes` | `{address, password, quota_bytes?, ordinary_mail?, spam?, contact?}` creates one |
+//! | PATCH | `/v1/mailboxes/{address}` | `{ordinary_mail?, spam?, contact?}` changes its settings |
+//! | PUT | `/v1/mailboxes/{address}/password` | `{password}` sets a password and unlocks the mailbox |
 //! | GET | `/v1/mailboxes/{address}/messages[?after_uid=N]` | the messages of a mailbox (INBOX UIDs above N only, when given) |
 //! | GET | `/v1/mailboxes/{address}/messages/{uid}` | the raw bytes of one message |
 //! | GET | `/v1/log?id=IDENTIFICATIVO` | log events (all, or one transaction's) |
+//! | GET | `/v1/quarantine?since=UNIX` | the virus store's entries (pec.md §8.4) |
+//! | GET | `/metrics` | filter health and verdict counts, sessions, queue (Prometheus text) |
 //! | POST | `/v1/clock/advance` | `{seconds}` moves the clock (only with `dev.clock_control`) |
 //!
-//! Errors are `{"error": "<sentence>"}` with 400, 401, 404 or 500.
+//! Errors are `{"error": "<sentence>"}` with 400, 401, 404, 500 or 503.
 
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post, put};
 use pec_gestore::{Gestore, GestoreError};
 use pec_message::classify::classify;
 use pec_store::Store;
@@ -44,6 +48,8 @@ impl From<GestoreError> for ApiError {
     fn from(e: GestoreError) -> Self {
         match e {
             GestoreError::Invalid(t) => ApiError(StatusCode::BAD_REQUEST, t),
+            GestoreError::NotFound(t) => ApiError(StatusCode::NOT_FOUND, t),
+            GestoreError::Unavailable(t) => ApiError(StatusCode::SERVICE_UNAVAILABLE, t),
             other => {
                 tracing::error!("admin API: {other}");
                 ApiError(
@@ -99,6 +105,10 @@ pub fn router<S: Store>(g: Arc<Gestore<S>>, token: String, clock_control: bool) 
             "/v1/mailboxes",
             get(list_mailboxes::<S>).post(add_mailbox::<S>),
         )
+        .route("/v1/mailboxes/{address}", patch(update_mailbox::<S>))
+        .route("/v1/mailboxes/{address}/password", put(set_password::<S>))
+        .route("/v1/quarantine", get(quarantine::<S>))
+        .route("/metrics", get(metrics::<S>))
         .route("/v1/mailboxes/{address}/messages", get(messages::<S>))
         .route("/v1/mailboxes/{address}/messages/{uid}", get(message::<S>))
         .route("/v1/log", get(log::<S>))
@@ -137,6 +147,10 @@ struct NewMailbox {
     quota_bytes: u64,
     #[serde(default)]
     ordinary_mail: Option<String>,
+    #[serde(default)]
+    spam: Option<String>,
+    #[serde(default)]
+    contact: Option<String>,
 }
 
 async fn add_mailbox<S: Store>(
@@ -150,13 +164,95 @@ async fn add_mailbox<S: Store>(
         &m.address,
         &m.password,
         m.quota_bytes,
-        m.ordinary_mail.as_deref(),
+        pec_store::MailboxSettings {
+            spam_policy: m.spam,
+            contact: m.contact,
+            ordinary_policy: m.ordinary_mail,
+        },
     )
     .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "address": m.address.to_ascii_lowercase() })),
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    #[serde(default)]
+    ordinary_mail: Option<String>,
+    #[serde(default)]
+    spam: Option<String>,
+    #[serde(default)]
+    contact: Option<String>,
+}
+
+async fn update_mailbox<S: Store>(
+    State(st): State<Arc<AppState<S>>>,
+    h: HeaderMap,
+    Path(address): Path<String>,
+    body: Result<Json<Settings>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    authorize(&st, &h)?;
+    let Json(m) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    st.g.update_mailbox(
+        &address,
+        pec_store::MailboxSettings {
+            spam_policy: m.spam,
+            contact: m.contact,
+            ordinary_policy: m.ordinary_mail,
+        },
+    )
+    .await?;
+    let m =
+        st.g.store
+            .mailbox(&address.trim().to_ascii_lowercase())
+            .await?;
+    Ok(Json(json!(m)))
+}
+
+#[derive(Deserialize)]
+struct Password {
+    password: String,
+}
+
+async fn set_password<S: Store>(
+    State(st): State<Arc<AppState<S>>>,
+    h: HeaderMap,
+    Path(address): Path<String>,
+    body: Result<Json<Password>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    authorize(&st, &h)?;
+    let Json(p) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    st.g.set_password(&address, &p.password).await?;
+    Ok(Json(
+        json!({ "address": address.trim().to_ascii_lowercase(), "locked": false }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct SinceQuery {
+    #[serde(default)]
+    since: i64,
+}
+
+async fn quarantine<S: Store>(
+    State(st): State<Arc<AppState<S>>>,
+    h: HeaderMap,
+    Query(q): Query<SinceQuery>,
+) -> ApiResult<Json<Value>> {
+    authorize(&st, &h)?;
+    Ok(Json(json!(st.g.store.quarantined(q.since).await?)))
+}
+
+async fn metrics<S: Store>(
+    State(st): State<Arc<AppState<S>>>,
+    h: HeaderMap,
+) -> ApiResult<Response> {
+    authorize(&st, &h)?;
+    let text = st.g.metrics().await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
 async fn mailbox_exists<S: Store>(st: &AppState<S>, address: &str) -> ApiResult<()> {

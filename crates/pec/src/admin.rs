@@ -170,3 +170,50 @@ pub fn print_log(v: &Value) {
         );
     }
 }
+
+/// The password from `file` (its first line), or a generated one (`true`).
+pub fn password(file: Option<&Path>) -> Result<(String, bool)> {
+    Ok(match file {
+        Some(f) => (
+            std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read {}", f.display()))?
+                .trim_end_matches(['\r', '\n'])
+                .to_string(),
+            false,
+        ),
+        None => (crate::init::token()[..16].to_string(), true),
+    })
+}
+
+/// The virus store listing, one entry per line.
+pub fn print_quarantine(v: &Value) {
+    let entries = v.as_array().map(Vec::as_slice).unwrap_or_default();
+    if entries.is_empty() {
+        println!("the virus store is empty");
+        return;
+    }
+    for q in entries {
+        let time = q["time"]
+            .as_i64()
+            .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_default();
+        println!(
+            "{:>5} {time} {} ({}) from {} to {} [{} bytes] {}",
+            q["id"],
+            q["threat"].as_str().unwrap_or(""),
+            q["engine"].as_str().unwrap_or(""),
+            q["sender"].as_str().unwrap_or(""),
+            q["recipients"]
+                .as_array()
+                .map(|r| r
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", "))
+                .unwrap_or_default(),
+            q["size"],
+            q["identificativo"].as_str().unwrap_or("")
+        );
+    }
+}

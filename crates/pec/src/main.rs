@@ -182,6 +182,16 @@ enum AdminCommand {
         #[arg(long, value_name = "IDENTIFICATIVO")]
         id: Option<String>,
     },
+    /// List the virus store: infected messages kept for 30 months (pec.md §8.4).
+    Quarantine {
+        #[arg(long)]
+        json: bool,
+        /// Only entries stored in the last DAYS days.
+        #[arg(long, value_name = "DAYS")]
+        days: Option<u32>,
+    },
+    /// Print the metrics (Prometheus text): filter health and verdicts, sessions, queue.
+    Metrics,
     /// Move the server clock forward (needs dev.clock_control = true), e.g. 12h, 90m, 30s.
     Clock { advance: String },
     /// Queue length, clock, domains.
@@ -202,6 +212,30 @@ enum MailboxCommand {
         /// refusal; the gestore's policy.ordinary_mail when not given.
         #[arg(long, value_parser = ["anomalia", "refuse"])]
         ordinary_mail: Option<String>,
+        /// What ordinary mail classed as spam becomes: moved to Junk, or deleted.
+        #[arg(long, value_parser = ["junk", "delete"])]
+        spam: Option<String>,
+        /// The owner's contact address, where a password-reset link goes after a lockout.
+        #[arg(long, value_name = "ADDRESS")]
+        contact: Option<String>,
+    },
+    /// Change the settings of a mailbox (only those given).
+    Set {
+        address: String,
+        #[arg(long, value_parser = ["anomalia", "refuse", "default"])]
+        ordinary_mail: Option<String>,
+        #[arg(long, value_parser = ["junk", "delete"])]
+        spam: Option<String>,
+        /// The owner's contact address ("" removes it).
+        #[arg(long, value_name = "ADDRESS")]
+        contact: Option<String>,
+    },
+    /// Set a new password (read from --password-file, or generated and printed); this also
+    /// unlocks a mailbox locked for sending spam.
+    Password {
+        address: String,
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
     },
     /// List mailboxes.
     List {
@@ -246,18 +280,11 @@ fn admin_run(data: &std::path::Path, command: AdminCommand) -> anyhow::Result<Ex
                     password_file,
                     quota,
                     ordinary_mail,
+                    spam,
+                    contact,
                 },
         } => {
-            let (password, generated) = match password_file {
-                Some(f) => (
-                    std::fs::read_to_string(&f)
-                        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))?
-                        .trim_end_matches(['\r', '\n'])
-                        .to_string(),
-                    false,
-                ),
-                None => (init::token()[..16].to_string(), true),
-            };
+            let (password, generated) = admin::password(password_file.as_deref())?;
             c.json(
                 "POST",
                 "/v1/mailboxes",
@@ -266,6 +293,8 @@ fn admin_run(data: &std::path::Path, command: AdminCommand) -> anyhow::Result<Ex
                     "password": password,
                     "quota_bytes": quota,
                     "ordinary_mail": ordinary_mail,
+                    "spam": spam,
+                    "contact": contact,
                 })),
             )?;
             if generated {
@@ -273,6 +302,74 @@ fn admin_run(data: &std::path::Path, command: AdminCommand) -> anyhow::Result<Ex
             } else {
                 println!("{address} created");
             }
+        }
+        AdminCommand::Mailbox {
+            command:
+                MailboxCommand::Set {
+                    address,
+                    ordinary_mail,
+                    spam,
+                    contact,
+                },
+        } => {
+            let mut body = serde_json::Map::new();
+            for (k, v) in [
+                ("ordinary_mail", ordinary_mail),
+                ("spam", spam),
+                ("contact", contact),
+            ] {
+                if let Some(v) = v {
+                    body.insert(k.into(), v.into());
+                }
+            }
+            if body.is_empty() {
+                anyhow::bail!("nothing to change: give --ordinary-mail, --spam or --contact");
+            }
+            let v = c.json(
+                "PATCH",
+                &format!("/v1/mailboxes/{}", admin::segment(&address)),
+                Some(&serde_json::Value::Object(body)),
+            )?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        AdminCommand::Mailbox {
+            command:
+                MailboxCommand::Password {
+                    address,
+                    password_file,
+                },
+        } => {
+            let (password, generated) = admin::password(password_file.as_deref())?;
+            c.json(
+                "PUT",
+                &format!("/v1/mailboxes/{}/password", admin::segment(&address)),
+                Some(&json!({ "password": password })),
+            )?;
+            if generated {
+                println!("{address}: new password {password}; the mailbox is unlocked");
+            } else {
+                println!("{address}: password set; the mailbox is unlocked");
+            }
+        }
+        AdminCommand::Quarantine { json, days } => {
+            let since = days
+                .map(|d| chrono::Utc::now().timestamp() - i64::from(d) * 86_400)
+                .unwrap_or(0);
+            let v = c.json("GET", &format!("/v1/quarantine?since={since}"), None)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                admin::print_quarantine(&v);
+            }
+        }
+        AdminCommand::Metrics => {
+            let r = c.request("GET", "/metrics", None)?;
+            if r.status != 200 {
+                let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+                anyhow::bail!("{}", v["error"].as_str().unwrap_or("the admin API refused"));
+            }
+            use std::io::Write as _;
+            std::io::stdout().write_all(&r.body)?;
         }
         AdminCommand::Mailbox {
             command: MailboxCommand::List { json },
@@ -289,6 +386,8 @@ fn admin_run(data: &std::path::Path, command: AdminCommand) -> anyhow::Result<Ex
                         m["used_bytes"],
                         if m["service"].as_bool() == Some(true) {
                             "  (service mailbox)"
+                        } else if m["locked"].as_bool() == Some(true) {
+                            "  LOCKED (sent spam)"
                         } else {
                             ""
                         }

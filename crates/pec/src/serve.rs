@@ -129,22 +129,27 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
         data_dir: cfg.dir.clone(),
         index_path: cfg.index.clone(),
         queue_lifetime_secs: cfg.queue_lifetime_hours * 3600,
+        public_url: public_url(&cfg),
     };
-    let g = Arc::new(Gestore::new(
-        settings,
-        store,
-        Box::new(signer),
-        anchors,
-        index,
-        Clock::default(),
-    ));
+    let g = Arc::new(
+        Gestore::new(
+            settings,
+            store,
+            Box::new(signer),
+            anchors,
+            index,
+            Clock::default(),
+        )
+        .with_filters(filters(&cfg)?),
+    );
     g.ensure_service_mailbox().await?;
     // The embedded store has one user: whatever a crashed predecessor had leased resumes now.
     g.store.release_leases().await?;
     let mut demo_password = None;
     if demo {
         let password = crate::init::token()[..16].to_string();
-        g.add_mailbox(DEMO_USER, &password, 0, None).await?;
+        g.add_mailbox(DEMO_USER, &password, 0, Default::default())
+            .await?;
         std::fs::write(cfg.dir.join("demo-password.txt"), format!("{password}\n"))?;
         demo_password = Some(password);
     } else if cfg.dir.join("demo-password.txt").exists() {
@@ -266,17 +271,13 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
     let endpoints = pec_web::autoconfig::Endpoints {
         domain: cfg.domain.clone(),
         name: cfg.name.clone(),
-        host: if ip.is_loopback() {
-            ip.to_string()
-        } else {
-            cfg.hostname.clone()
-        },
+        host: public_host(&cfg),
         imaps: cfg.imaps_port,
         pop3s: cfg.pop3s_port,
         submissions: cfg.submissions_port,
     };
     let https = pec_web::autoconfig::TlsListener::new(https, tls.clone())?;
-    let site = pec_web::autoconfig::router(endpoints);
+    let site = pec_web::autoconfig::router(endpoints).merge(pec_web::reset::router(g.clone()));
     tokio::spawn(async move {
         if let Err(e) = axum::serve(https, site).await {
             tracing::error!("HTTPS listener stopped: {e}");
@@ -315,7 +316,7 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
         "  TLS certificate (development CA)       {}",
         cfg.dir.join("pki/ca.pem").display()
     );
-    for l in scanner_status(&cfg).await {
+    for l in scanner_status(&g.filters).await {
         println!("{l}");
     }
     if let Some(p) = &demo_password {
@@ -345,33 +346,74 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
     Ok(())
 }
 
-/// One line per security filter configured in `[scan]`, saying whether it answers now.
-/// The scanning flows do not use them yet; the check shows a wrong address at start-up.
-async fn scanner_status(cfg: &Config) -> Vec<String> {
-    use pec_filters::FilterError;
-    let t = std::time::Duration::from_secs(cfg.scan_timeout_secs.min(5));
-    let mut out = Vec::new();
-    let mut line = |what: &str, addr: &str, r: Result<(), FilterError>| {
-        let state = match r {
-            Ok(()) => "answering".to_string(),
-            Err(e) => format!("NOT answering: {e}"),
-        };
-        out.push(format!("  {what:<38} {addr} ({state}; not applied yet)"));
+/// The host name users reach: a gestore on a loopback address is reachable only by that
+/// address, which its certificate also names.
+fn public_host(cfg: &Config) -> String {
+    if cfg.listen_ip.is_loopback() {
+        cfg.listen_ip.to_string()
+    } else {
+        cfg.hostname.clone()
+    }
+}
+
+/// `https://host[:port]`, for links in mail (the password-reset link).
+fn public_url(cfg: &Config) -> String {
+    match cfg.https_port {
+        443 => format!("https://{}", public_host(cfg)),
+        p => format!("https://{}:{p}", public_host(cfg)),
+    }
+}
+
+/// The security filters of `[scan]`: the antivirus chain in the order of product.md §4
+/// (clamd, then the ICAP engine) and the antispam engine.
+pub fn filters(cfg: &Config) -> Result<pec_gestore::Filters> {
+    let t = std::time::Duration::from_secs(cfg.scan_timeout_secs);
+    let mut chain = pec_filters::ScanChain::default();
+    if let Some(a) = &cfg.scan_clamd {
+        chain.engines.push(pec_filters::Engine::Clamd(
+            pec_filters::clamd::Clamd::new(a, t).map_err(anyhow::Error::msg)?,
+        ));
+    }
+    if let Some(a) = &cfg.scan_icap {
+        chain.engines.push(pec_filters::Engine::Icap(
+            pec_filters::icap::Icap::new(a, t).map_err(anyhow::Error::msg)?,
+        ));
+    }
+    let antispam = match &cfg.scan_rspamd {
+        Some(a) => Some(pec_filters::rspamd::Rspamd::new(a, t).map_err(anyhow::Error::msg)?),
+        None => None,
     };
-    if let Some(a) = &cfg.scan_clamd
-        && let Ok(c) = pec_filters::clamd::Clamd::new(a, t)
-    {
-        line("antivirus: clamd", a, c.ping().await);
+    Ok(pec_gestore::Filters::new(chain, antispam))
+}
+
+/// One line per security filter configured in `[scan]`, saying whether it answers now, or
+/// a warning when none is.
+async fn scanner_status(g: &pec_gestore::Filters) -> Vec<String> {
+    let mut out = Vec::new();
+    let state = |r: Result<(), pec_filters::FilterError>| match r {
+        Ok(()) => "answering".to_string(),
+        Err(e) => format!("NOT answering: {e}; mail waits with a 4xx until it does"),
+    };
+    for e in &g.antivirus.engines {
+        let (what, addr) = match e {
+            pec_filters::Engine::Clamd(c) => ("antivirus: clamd", c.address.clone()),
+            pec_filters::Engine::Icap(i) => ("antivirus: ICAP", i.url.clone()),
+        };
+        out.push(format!("  {what:<38} {addr} ({})", state(e.health().await)));
     }
-    if let Some(a) = &cfg.scan_icap
-        && let Ok(i) = pec_filters::icap::Icap::new(a, t)
-    {
-        line("antivirus: ICAP", a, i.options().await.map(|_| ()));
+    if let Some(r) = &g.antispam {
+        out.push(format!(
+            "  {:<38} {} ({})",
+            "antispam: rspamd",
+            r.url,
+            state(r.ping().await)
+        ));
     }
-    if let Some(a) = &cfg.scan_rspamd
-        && let Ok(r) = pec_filters::rspamd::Rspamd::new(a, t)
-    {
-        line("antispam: rspamd", a, r.ping().await);
+    if out.is_empty() {
+        out.push(
+            "  WARNING: no antivirus or antispam engine is configured ([scan] in pec.toml): mail is not scanned"
+                .into(),
+        );
     }
     out
 }

@@ -40,8 +40,14 @@ pub async fn serve<St: Store>(g: Arc<Gestore<St>>, listener: TcpListener, svc: S
         let g = g.clone();
         let svc = svc.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection(g, stream, peer, svc).await {
-                tracing::debug!(%peer, "session ended with an error: {e}");
+            // A lock of the mailbox logged in here ends the session (product.md §4).
+            let conn = g.sessions.open();
+            let session = conn.scope(connection(g.clone(), stream, peer, svc));
+            tokio::select! {
+                r = session => if let Err(e) = r {
+                    tracing::debug!(%peer, "session ended with an error: {e}");
+                },
+                _ = conn.ended() => tracing::info!(%peer, "session ended: its mailbox was locked"),
             }
         });
     }

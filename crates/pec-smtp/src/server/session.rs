@@ -412,17 +412,26 @@ where
                     );
                     continue;
                 };
+                let client = pec_gestore::Client {
+                    ip: Some(cfg.peer),
+                    helo: helo.clone(),
+                };
                 let result = match cfg.role {
-                    Role::Mx => g.receive(&from, &rcpts, data).await.map(|r| match r {
-                        Reply::Accepted => Ok("2.0.0 Ok: messaggio preso in carico".to_string()),
-                        Reply::Refused { text } => Err(text),
-                    }),
+                    Role::Mx => g
+                        .receive(&client, &from, &rcpts, data)
+                        .await
+                        .map(|r| match r {
+                            Reply::Accepted => {
+                                Ok("2.0.0 Ok: messaggio preso in carico".to_string())
+                            }
+                            Reply::Refused { text } => Err(text),
+                        }),
                     Role::Submission => {
                         let Some(a) = &account else {
                             reply!("530 5.7.0 Autenticazione richiesta");
                             continue;
                         };
-                        g.submit(a, &from, &rcpts, crlf(data)).await.map(|s| {
+                        g.submit(&client, a, &from, &rcpts, crlf(data)).await.map(|s| {
                             Ok(match s.refused {
                                 None => format!("2.0.0 Ok: accettato, identificativo {}", s.identificativo),
                                 Some(why) => format!(
@@ -437,12 +446,27 @@ where
                     Ok(Ok(text)) => reply!("250 {text}"),
                     Ok(Err(text)) => reply!("550 {text}"),
                     Err(e @ GestoreError::Invalid(_)) => reply!("554 5.6.0 {e}"),
+                    Err(GestoreError::Unavailable(why)) => {
+                        // product.md §4: nothing is taken unscanned; the client retries.
+                        tracing::warn!("DATA deferred, a filter is down: {why}");
+                        reply!(
+                            "451 4.7.1 Controllo antivirus/antispam non disponibile, riprovare / content scanner unavailable, try again later"
+                        );
+                    }
                     Err(e) => {
                         tracing::error!("DATA not committed: {e}");
                         reply!(
                             "451 4.3.0 Errore temporaneo, riprovare / temporary failure, try again"
                         );
                     }
+                }
+                if pec_gestore::sessions::ending_here() {
+                    // This submission locked the mailbox (product.md §4): its answer is
+                    // given, then the session ends like every other one of the mailbox.
+                    reply!(
+                        "421 4.7.0 Casella bloccata per invio di spam / mailbox locked for sending spam, closing"
+                    );
+                    return Ok(End::Closed);
                 }
             }
             Command::Rset => {

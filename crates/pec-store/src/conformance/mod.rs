@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod folders;
+mod security;
 
 use crate::{
     Append, Commit, FlagOp, FolderRefusal, FolderVersion, NewDeadline, NewEvent, NewMailbox,
@@ -12,6 +13,7 @@ use crate::{
     StoreError,
 };
 use folders::*;
+use security::*;
 
 fn mailbox(address: &str) -> NewMailbox {
     NewMailbox {
@@ -20,6 +22,7 @@ fn mailbox(address: &str) -> NewMailbox {
         quota_bytes: 0,
         ordinary_policy: "anomalia".into(),
         service: false,
+        ..Default::default()
     }
 }
 
@@ -55,6 +58,9 @@ pub async fn run<S: Store>(s: &S) {
     many_messages_are_read_at_once_whole_or_header(s).await;
     folder_versions_follow_every_change(s).await;
     infected_messages_go_to_the_virus_store(s).await;
+    settings_change_only_what_is_given(s).await;
+    spam_is_counted_and_a_lock_needs_a_reset(s).await;
+    the_virus_store_purges_old_entries(s).await;
 }
 
 fn refusal<T: std::fmt::Debug>(r: crate::Result<T>) -> FolderRefusal {

@@ -118,6 +118,29 @@ pub(super) async fn apply(
         .execute(&mut *conn)
         .await?;
     }
+    for r in &c.outbound_spam {
+        sqlx::query(
+            "INSERT INTO outbound_spam (mailbox, time, identificativo, detail) VALUES (?, ?, ?, ?)",
+        )
+        .bind(r.mailbox.to_ascii_lowercase())
+        .bind(r.time)
+        .bind(&r.identificativo)
+        .bind(&r.detail)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for l in &c.locks {
+        // An empty hash matches no password: the mailbox cannot log in until the reset.
+        sqlx::query(
+            "UPDATE mailboxes SET password_hash = '', locked = 1, reset_token = ?, reset_expires = ?
+             WHERE address = ?",
+        )
+        .bind(&l.reset_token_sha256)
+        .bind(l.expires)
+        .bind(l.mailbox.to_ascii_lowercase())
+        .execute(&mut *conn)
+        .await?;
+    }
     for tr in &c.tracked {
         sqlx::query("INSERT OR IGNORE INTO tracked (identificativo, data) VALUES (?, ?)")
             .bind(&tr.identificativo)

@@ -7,6 +7,7 @@ mod commit;
 mod folders;
 mod reads;
 mod schema;
+mod security;
 mod writer;
 
 use crate::blobs::Blobs;
@@ -103,6 +104,9 @@ fn mailbox_row(r: &sqlx::sqlite::SqliteRow) -> Result<Mailbox> {
         ordinary_policy: r.try_get("ordinary_policy")?,
         service: r.try_get::<i64, _>("service")? != 0,
         disabled: r.try_get::<i64, _>("disabled")? != 0,
+        spam_policy: r.try_get("spam_policy")?,
+        contact: r.try_get("contact")?,
+        locked: r.try_get::<i64, _>("locked")? != 0,
     })
 }
 
@@ -135,8 +139,9 @@ impl Store for SqliteStore {
             .run(move |w| {
                 Box::pin(async move {
                     let r = sqlx::query(
-                        "INSERT INTO mailboxes (address, password_hash, quota_bytes, ordinary_policy, service, created)
-                         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                        "INSERT INTO mailboxes (address, password_hash, quota_bytes, ordinary_policy, service, created,
+                                                spam_policy, contact)
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     )
                     .bind(&address)
                     .bind(&m.password_hash)
@@ -144,6 +149,12 @@ impl Store for SqliteStore {
                     .bind(&m.ordinary_policy)
                     .bind(i64::from(m.service))
                     .bind(now())
+                    .bind(if m.spam_policy.is_empty() {
+                        "junk"
+                    } else {
+                        m.spam_policy.as_str()
+                    })
+                    .bind(m.contact.as_deref().filter(|c| !c.is_empty()))
                     .execute(&mut *w)
                     .await?;
                     if r.rows_affected() == 1 {
@@ -633,6 +644,47 @@ impl Store for SqliteStore {
 
     async fn quarantined(&self, since: i64) -> Result<Vec<Quarantined>> {
         reads::quarantined(&self.readers, since).await
+    }
+
+    async fn purge_quarantine(&self, before: i64) -> Result<u64> {
+        let (gone, orphans) = self
+            .writer
+            .run(move |w| Box::pin(security::purge_quarantine(w, before)))
+            .await?;
+        for b in orphans {
+            self.blobs.delete(&b).await?;
+        }
+        Ok(gone)
+    }
+
+    async fn update_mailbox(&self, address: &str, s: MailboxSettings) -> Result<bool> {
+        let address = address.to_ascii_lowercase();
+        self.writer
+            .run(move |w| Box::pin(security::update_mailbox(w, address, s)))
+            .await
+    }
+
+    async fn outbound_spam_count(&self, mailbox: &str, since: i64) -> Result<u64> {
+        security::outbound_spam_count(&self.readers, mailbox, since).await
+    }
+
+    async fn reset_password(
+        &self,
+        token_sha256: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<Option<String>> {
+        let (t, h) = (token_sha256.to_string(), password_hash.to_string());
+        self.writer
+            .run(move |w| Box::pin(security::reset_password(w, t, h, now)))
+            .await
+    }
+
+    async fn set_password(&self, address: &str, password_hash: &str) -> Result<bool> {
+        let (a, h) = (address.to_ascii_lowercase(), password_hash.to_string());
+        self.writer
+            .run(move |w| Box::pin(security::set_password(w, a, h)))
+            .await
     }
 
     async fn queue_len(&self) -> Result<usize> {

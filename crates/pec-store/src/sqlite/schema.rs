@@ -134,4 +134,21 @@ CREATE TABLE quarantine (
 );
 CREATE INDEX quarantine_time ON quarantine (time);
 "#,
+    // 8: the antispam settings and the outbound spam lockout (product.md §4).
+    r#"
+ALTER TABLE mailboxes ADD COLUMN spam_policy TEXT NOT NULL DEFAULT 'junk';
+ALTER TABLE mailboxes ADD COLUMN contact TEXT;
+ALTER TABLE mailboxes ADD COLUMN locked INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE mailboxes ADD COLUMN reset_token TEXT;
+ALTER TABLE mailboxes ADD COLUMN reset_expires INTEGER;
+CREATE TABLE outbound_spam (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    mailbox TEXT NOT NULL,
+    time INTEGER NOT NULL,
+    identificativo TEXT,
+    detail TEXT NOT NULL
+);
+CREATE INDEX outbound_spam_mailbox ON outbound_spam (mailbox, time);
+CREATE UNIQUE INDEX mailboxes_reset_token ON mailboxes (reset_token);
+"#,
 ];

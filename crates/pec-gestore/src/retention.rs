@@ -1,0 +1,43 @@
+//! Retention: the virus store keeps an infected message for 30 months and no longer (pec.md
+//! §8.4); a worker purges older entries once an hour.
+
+use crate::Gestore;
+use pec_store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long the virus store keeps a message, in months (pec.md §8.4).
+pub const VIRUS_STORE_MONTHS: u32 = 30;
+
+/// The oldest time (Unix seconds) the virus store keeps at `now`.
+pub fn virus_store_cutoff(now: chrono::DateTime<chrono::Utc>) -> i64 {
+    now.checked_sub_months(chrono::Months::new(VIRUS_STORE_MONTHS))
+        .unwrap_or(now)
+        .timestamp()
+}
+
+pub(crate) async fn run<S: Store>(g: Arc<Gestore<S>>) {
+    loop {
+        let cutoff = virus_store_cutoff(g.clock.now().utc());
+        match g.store.purge_quarantine(cutoff).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("virus store: {n} entries older than 30 months removed"),
+            Err(e) => tracing::error!("virus store purge failed, will retry: {e}"),
+        }
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cutoff_is_thirty_calendar_months_back() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-24T10:00:00Z")
+            .unwrap()
+            .to_utc();
+        let cutoff = chrono::DateTime::from_timestamp(virus_store_cutoff(now), 0).unwrap();
+        assert_eq!(cutoff.to_rfc3339(), "2024-05-24T10:00:00+00:00");
+    }
+}
