@@ -140,6 +140,19 @@ impl Filters {
         }
     }
 
+    /// Tells every clamd of the chain to reload its signature database now (`RELOAD`), so an
+    /// update takes effect without a restart; ICAP engines update on their own. Returns
+    /// each clamd's name and outcome.
+    pub async fn reload(&self) -> Vec<(String, Result<(), FilterError>)> {
+        let mut out = Vec::new();
+        for e in &self.antivirus.engines {
+            if let pec_filters::Engine::Clamd(c) = e {
+                out.push((c.name.clone(), c.reload().await));
+            }
+        }
+        out
+    }
+
     /// Scans one message with every engine (product.md §4: antivirus and antispam on all
     /// mail, inbound and outbound); the antivirus chain and the antispam check run at once.
     pub async fn scan(&self, message: &[u8], env: &Envelope) -> Result<Findings, GestoreError> {

@@ -11,6 +11,7 @@
 //! | GET | `/v1/mailboxes/{address}/messages/{uid}` | the raw bytes of one message |
 //! | GET | `/v1/log?id=IDENTIFICATIVO` | log events (all, or one transaction's) |
 //! | GET | `/v1/quarantine?since=UNIX` | the virus store's entries (pec.md §8.4) |
+//! | POST | `/v1/scanners/reload` | every clamd reloads its signatures (`RELOAD`) |
 //! | GET | `/metrics` | filter health and verdict counts, sessions, queue (Prometheus text) |
 //! | POST | `/v1/clock/advance` | `{seconds}` moves the clock (only with `dev.clock_control`) |
 //!
@@ -109,6 +110,7 @@ pub fn router<S: Store>(g: Arc<Gestore<S>>, token: String, clock_control: bool) 
         .route("/v1/mailboxes/{address}/password", put(set_password::<S>))
         .route("/v1/quarantine", get(quarantine::<S>))
         .route("/metrics", get(metrics::<S>))
+        .route("/v1/scanners/reload", post(reload::<S>))
         .route("/v1/mailboxes/{address}/messages", get(messages::<S>))
         .route("/v1/mailboxes/{address}/messages/{uid}", get(message::<S>))
         .route("/v1/log", get(log::<S>))
@@ -244,6 +246,32 @@ async fn quarantine<S: Store>(
 ) -> ApiResult<Json<Value>> {
     authorize(&st, &h)?;
     Ok(Json(json!(st.g.store.quarantined(q.since).await?)))
+}
+
+async fn reload<S: Store>(
+    State(st): State<Arc<AppState<S>>>,
+    h: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    authorize(&st, &h)?;
+    let done = st.g.filters.reload().await;
+    if done.is_empty() {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "no clamd is configured ([scan] clamd in pec.toml)".into(),
+        ));
+    }
+    let mut failed = Vec::new();
+    for (engine, r) in &done {
+        if let Err(e) = r {
+            failed.push(format!("{engine}: {e}"));
+        }
+    }
+    if !failed.is_empty() {
+        return Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, failed.join("; ")));
+    }
+    Ok(Json(
+        json!({ "reloaded": done.iter().map(|(e, _)| e).collect::<Vec<_>>() }),
+    ))
 }
 
 async fn metrics<S: Store>(

@@ -192,6 +192,11 @@ enum AdminCommand {
     },
     /// Print the metrics (Prometheus text): filter health and verdicts, sessions, queue.
     Metrics,
+    /// The antivirus engines.
+    Scanners {
+        #[command(subcommand)]
+        command: ScannersCommand,
+    },
     /// Move the server clock forward (needs dev.clock_control = true), e.g. 12h, 90m, 30s.
     Clock { advance: String },
     /// Queue length, clock, domains.
@@ -242,6 +247,13 @@ enum MailboxCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum ScannersCommand {
+    /// Make every clamd reload its signature database now (after freshclam or a local
+    /// signature file changed); no restart needed.
+    Reload,
 }
 
 #[derive(Subcommand)]
@@ -361,6 +373,12 @@ fn admin_run(data: &std::path::Path, command: AdminCommand) -> anyhow::Result<Ex
             } else {
                 admin::print_quarantine(&v);
             }
+        }
+        AdminCommand::Scanners {
+            command: ScannersCommand::Reload,
+        } => {
+            let v = c.json("POST", "/v1/scanners/reload", None)?;
+            println!("signatures reloaded by: {}", v["reloaded"]);
         }
         AdminCommand::Metrics => {
             let r = c.request("GET", "/metrics", None)?;

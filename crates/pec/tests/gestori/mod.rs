@@ -59,6 +59,18 @@ pub struct Gestore {
 impl Gestore {
     /// `pec init` for `domain` on `ip`, with static routes.
     pub fn init(root: &Path, domain: &str, name: &str, ip: &str, routes: &[String]) -> Gestore {
+        Gestore::init_with(root, domain, name, ip, routes, &[])
+    }
+
+    /// The same, with more `pec init` arguments.
+    pub fn init_with(
+        root: &Path,
+        domain: &str,
+        name: &str,
+        ip: &str,
+        routes: &[String],
+        extra: &[&str],
+    ) -> Gestore {
         let dir = root.join(domain);
         let mut args = vec![
             "init".to_string(),
@@ -75,6 +87,7 @@ impl Gestore {
             args.push("--route".into());
             args.push(r.clone());
         }
+        args.extend(extra.iter().map(|a| a.to_string()));
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
         run_ok(&a);
         let mut cfg = std::fs::OpenOptions::new()
@@ -275,6 +288,17 @@ pub fn with_subject<'a>(m: &'a [Value], kind: &str, subject: &str) -> Vec<&'a Va
 
 /// Submits `message` with curl over STARTTLS + AUTH; true when the server answered 250.
 pub fn submit(g: &Gestore, user: &str, rcpts: &[&str], message: &[u8]) -> bool {
+    submit_as(g, user, PASSWORD, rcpts, message).0
+}
+
+/// The same with a password, returning curl's success and its transcript (`-v`).
+pub fn submit_as(
+    g: &Gestore,
+    user: &str,
+    password: &str,
+    rcpts: &[&str],
+    message: &[u8],
+) -> (bool, String) {
     let file = g.dir.join(format!(
         "submit-{}.eml",
         std::process::id() as u64 * 1000 + rand_suffix()
@@ -282,7 +306,7 @@ pub fn submit(g: &Gestore, user: &str, rcpts: &[&str], message: &[u8]) -> bool {
     std::fs::write(&file, message).unwrap();
     let mut c = Command::new("curl");
     c.args([
-        "-sS",
+        "-sSv",
         "--ssl-reqd",
         "--cacert",
         g.ca().to_str().unwrap(),
@@ -292,7 +316,7 @@ pub fn submit(g: &Gestore, user: &str, rcpts: &[&str], message: &[u8]) -> bool {
         "--mail-from",
         user,
         "--user",
-        &format!("{user}:{PASSWORD}"),
+        &format!("{user}:{password}"),
         "--upload-file",
         file.to_str().unwrap(),
         "--max-time",
@@ -303,7 +327,10 @@ pub fn submit(g: &Gestore, user: &str, rcpts: &[&str], message: &[u8]) -> bool {
     }
     let out = c.output().unwrap();
     let _ = std::fs::remove_file(&file);
-    out.status.success()
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
 }
 
 fn rand_suffix() -> u64 {
