@@ -6,6 +6,7 @@ mod admin;
 mod bench;
 mod bench_gestori;
 mod bench_imap;
+mod bench_scan;
 mod config;
 mod index;
 mod init;
@@ -134,6 +135,19 @@ enum Command {
         /// Messages in the mailbox (with --imap).
         #[arg(long, default_value_t = 10_000)]
         messages: usize,
+        /// Measure the cost of the security filters instead: each engine alone, then two
+        /// gestori without and with them (give --clamd, --icap, --rspamd).
+        #[arg(long, conflicts_with_all = ["gestori", "imap"])]
+        scan: bool,
+        /// clamd to measure (with --scan): host:port or unix:/path.
+        #[arg(long, requires = "scan")]
+        clamd: Option<String>,
+        /// ICAP antivirus service to measure (with --scan): icap://host[:port]/service.
+        #[arg(long, requires = "scan")]
+        icap: Option<String>,
+        /// rspamd to measure (with --scan): http://host:port.
+        #[arg(long, requires = "scan")]
+        rspamd: Option<String>,
     },
 }
 
@@ -568,6 +582,26 @@ fn main() -> ExitCode {
             messages,
             ..
         } => bench_imap::run(messages, write.as_deref()).map(|()| ExitCode::SUCCESS),
+        Command::Bench {
+            seconds,
+            write,
+            clients,
+            scan: true,
+            clamd,
+            icap,
+            rspamd,
+            ..
+        } => bench_scan::run(
+            seconds,
+            clients,
+            init::Scanners {
+                clamd,
+                icap,
+                rspamd,
+            },
+            write.as_deref(),
+        )
+        .map(|()| ExitCode::SUCCESS),
         Command::Bench {
             seconds,
             write,
