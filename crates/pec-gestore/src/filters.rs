@@ -216,7 +216,11 @@ impl<S: Store> Gestore<S> {
             out,
             "# HELP pec_filter_verdicts_total Messages by filter engine and outcome.\n# TYPE pec_filter_verdicts_total counter"
         );
-        for ((engine, outcome), n) in self.filters.counts() {
+        let counts = self.filters.counts();
+        for ((engine, outcome), n) in &counts {
+            if engine == "lockout" {
+                continue;
+            }
             let _ = writeln!(
                 out,
                 "pec_filter_verdicts_total{{engine=\"{engine}\",outcome=\"{outcome}\"}} {n}"
@@ -225,8 +229,7 @@ impl<S: Store> Gestore<S> {
         let _ = writeln!(
             out,
             "# HELP pec_mailbox_lockouts_total Mailboxes locked for sending spam since start.\n# TYPE pec_mailbox_lockouts_total counter\npec_mailbox_lockouts_total {}",
-            self.filters
-                .counts()
+            counts
                 .get(&("lockout".to_string(), "locked"))
                 .copied()
                 .unwrap_or(0)

@@ -59,6 +59,15 @@ impl Connection {
     pub async fn ended(&self) {
         self.conn.wake.notified().await;
     }
+
+    /// Runs `session` in [`Connection::scope`] until it finishes (`Some`) or the mailbox
+    /// logged in on it is locked (`None`: the session was dropped).
+    pub async fn run<F: Future>(&self, session: F) -> Option<F::Output> {
+        tokio::select! {
+            out = self.scope(session) => Some(out),
+            () = self.ended() => None,
+        }
+    }
 }
 
 impl Sessions {

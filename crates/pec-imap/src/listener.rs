@@ -58,34 +58,33 @@ pub async fn serve<S: Store>(g: Arc<Gestore<S>>, listener: TcpListener, service:
             };
             // A lock of the mailbox logged in here ends the session (product.md §4).
             let conn = g.sessions.open();
-            let session = conn.scope(async {
-                if service.implicit_tls {
-                    match service.tls.accept(stream).await {
-                        Ok(s) => run(s, &cfg, &g, true).await.map(|_| ()),
-                        Err(e) => Err(e),
-                    }
-                } else {
-                    match run(stream, &cfg, &g, true).await {
-                        Ok(End::StartTls(plain)) => match service.tls.accept(plain).await {
-                            Ok(s) => {
-                                cfg.tls = true;
-                                cfg.starttls = false;
-                                run(s, &cfg, &g, false).await.map(|_| ())
-                            }
+            let result = conn
+                .run(async {
+                    if service.implicit_tls {
+                        match service.tls.accept(stream).await {
+                            Ok(s) => run(s, &cfg, &g, true).await.map(|_| ()),
                             Err(e) => Err(e),
-                        },
-                        Ok(End::Closed) => Ok(()),
-                        Err(e) => Err(e),
+                        }
+                    } else {
+                        match run(stream, &cfg, &g, true).await {
+                            Ok(End::StartTls(plain)) => match service.tls.accept(plain).await {
+                                Ok(s) => {
+                                    cfg.tls = true;
+                                    cfg.starttls = false;
+                                    run(s, &cfg, &g, false).await.map(|_| ())
+                                }
+                                Err(e) => Err(e),
+                            },
+                            Ok(End::Closed) => Ok(()),
+                            Err(e) => Err(e),
+                        }
                     }
-                }
+                })
+                .await;
+            let result = result.unwrap_or_else(|| {
+                tracing::info!("IMAP session with {peer} ended: its mailbox was locked");
+                Ok(())
             });
-            let result = tokio::select! {
-                r = session => r,
-                _ = conn.ended() => {
-                    tracing::info!("IMAP session with {peer} ended: its mailbox was locked");
-                    Ok(())
-                }
-            };
             if let Err(e) = result {
                 tracing::debug!("IMAP session with {peer} ended: {e}");
             }

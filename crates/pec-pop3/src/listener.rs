@@ -56,35 +56,34 @@ pub async fn serve<S: Store>(g: Arc<Gestore<S>>, listener: TcpListener, service:
             };
             // A lock of the mailbox logged in here ends the session (product.md §4).
             let conn = g.sessions.open();
-            let session = conn.scope(async {
-                if service.implicit_tls {
-                    match service.tls.accept(stream).await {
-                        Ok(s) => run(s, &cfg, &g).await.map(|_| ()),
-                        Err(e) => Err(e),
-                    }
-                } else {
-                    match run(stream, &cfg, &g).await {
-                        Ok(End::StartTls(plain)) => match service.tls.accept(plain).await {
-                            Ok(s) => {
-                                cfg.tls = true;
-                                cfg.stls = false;
-                                cfg.greeting = false;
-                                run(s, &cfg, &g).await.map(|_| ())
-                            }
+            let result = conn
+                .run(async {
+                    if service.implicit_tls {
+                        match service.tls.accept(stream).await {
+                            Ok(s) => run(s, &cfg, &g).await.map(|_| ()),
                             Err(e) => Err(e),
-                        },
-                        Ok(End::Closed) => Ok(()),
-                        Err(e) => Err(e),
+                        }
+                    } else {
+                        match run(stream, &cfg, &g).await {
+                            Ok(End::StartTls(plain)) => match service.tls.accept(plain).await {
+                                Ok(s) => {
+                                    cfg.tls = true;
+                                    cfg.stls = false;
+                                    cfg.greeting = false;
+                                    run(s, &cfg, &g).await.map(|_| ())
+                                }
+                                Err(e) => Err(e),
+                            },
+                            Ok(End::Closed) => Ok(()),
+                            Err(e) => Err(e),
+                        }
                     }
-                }
+                })
+                .await;
+            let result = result.unwrap_or_else(|| {
+                tracing::info!("POP3 session with {peer} ended: its mailbox was locked");
+                Ok(())
             });
-            let result = tokio::select! {
-                r = session => r,
-                _ = conn.ended() => {
-                    tracing::info!("POP3 session with {peer} ended: its mailbox was locked");
-                    Ok(())
-                }
-            };
             if let Err(e) = result {
                 tracing::debug!("POP3 session with {peer} ended: {e}");
             }

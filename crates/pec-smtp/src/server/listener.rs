@@ -42,12 +42,10 @@ pub async fn serve<St: Store>(g: Arc<Gestore<St>>, listener: TcpListener, svc: S
         tokio::spawn(async move {
             // A lock of the mailbox logged in here ends the session (product.md §4).
             let conn = g.sessions.open();
-            let session = conn.scope(connection(g.clone(), stream, peer, svc));
-            tokio::select! {
-                r = session => if let Err(e) = r {
-                    tracing::debug!(%peer, "session ended with an error: {e}");
-                },
-                _ = conn.ended() => tracing::info!(%peer, "session ended: its mailbox was locked"),
+            match conn.run(connection(g.clone(), stream, peer, svc)).await {
+                Some(Ok(())) => {}
+                Some(Err(e)) => tracing::debug!(%peer, "session ended with an error: {e}"),
+                None => tracing::info!(%peer, "session ended: its mailbox was locked"),
             }
         });
     }
