@@ -253,4 +253,72 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<bool>> + Send;
     /// Number of entries in the outbound queue.
     fn queue_len(&self) -> impl Future<Output = Result<usize>> + Send;
+
+    // The web services (webmail and REST API).
+
+    /// One page of a folder's messages matching `q`, newest first (highest UID first), with
+    /// the number of matches in the whole folder; an unknown folder is an empty page.
+    fn page(
+        &self,
+        mailbox: &str,
+        folder: &str,
+        q: &PageQuery,
+    ) -> impl Future<Output = Result<Page>> + Send;
+    /// Every message of a mailbox that belongs to transaction `identificativo` (the sent
+    /// original, its receipts and notices), oldest first.
+    fn transaction_messages(
+        &self,
+        mailbox: &str,
+        identificativo: &str,
+    ) -> impl Future<Output = Result<Vec<ListedMessage>>> + Send;
+    /// Records an API token by the hex SHA-256 of its secret, for `mailbox`;
+    /// [`StoreError::AlreadyExists`] if that hash exists. The secret itself is never stored.
+    fn create_api_token(
+        &self,
+        token_sha256: &str,
+        mailbox: &str,
+        label: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// The mailbox an API token (by hex SHA-256) belongs to.
+    fn api_token_owner(
+        &self,
+        token_sha256: &str,
+    ) -> impl Future<Output = Result<Option<String>>> + Send;
+    /// Sets (`Some`, base32) or removes (`None`) a mailbox's TOTP secret; `false` when there
+    /// is no such mailbox.
+    fn set_totp(
+        &self,
+        mailbox: &str,
+        secret: Option<&str>,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// Sets (`Some((url, secret))`) or removes a mailbox's webhook. Removing it drops its
+    /// pending deliveries.
+    fn set_webhook(
+        &self,
+        mailbox: &str,
+        hook: Option<(&str, &str)>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// A mailbox's webhook URL and secret.
+    fn webhook(
+        &self,
+        mailbox: &str,
+    ) -> impl Future<Output = Result<Option<(String, String)>>> + Send;
+    /// Leases up to `max` webhook deliveries due at `now` until `now + lease_secs`. A
+    /// delivery is recorded by [`Store::commit`], in the same transaction, for every
+    /// message of a [receipt kind](is_receipt_kind) stored in a mailbox that has a webhook.
+    fn lease_webhooks(
+        &self,
+        now: i64,
+        lease_secs: i64,
+        max: usize,
+    ) -> impl Future<Output = Result<Vec<WebhookDelivery>>> + Send;
+    /// Ends a delivery: `Some(t)` tries it again at `t` (one more attempt counted, the
+    /// error kept), `None` removes it (delivered, or given up).
+    fn finish_webhook(
+        &self,
+        id: i64,
+        retry_at: Option<i64>,
+        error: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
 }

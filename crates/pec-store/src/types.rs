@@ -47,6 +47,9 @@ pub struct Mailbox {
     pub contact: Option<String>,
     /// Locked after sending spam: the password is invalidated until a reset.
     pub locked: bool,
+    /// The TOTP second factor's secret (base32), when the owner turned it on.
+    #[serde(skip)]
+    pub totp_secret: Option<String>,
 }
 
 /// Settings a mailbox owner or the operator may change; `None` leaves a value as it is.
@@ -464,4 +467,92 @@ pub enum FolderRefusal {
 pub struct Committed {
     /// (mailbox, uid) per stored message; `None` where a copy existed already.
     pub stored: Vec<Option<u32>>,
+}
+
+/// What a page of a folder's message list holds (the webmail list and the REST API).
+#[derive(Debug, Clone, Default)]
+pub struct PageQuery {
+    /// Only messages whose `From:` field contains this text (case-insensitive).
+    pub sender: Option<String>,
+    /// Only messages whose subject contains this text (case-insensitive).
+    pub subject: Option<String>,
+    /// Only messages stored at or after this time (Unix seconds).
+    pub since: Option<i64>,
+    /// Only messages stored before this time (Unix seconds).
+    pub before: Option<i64>,
+    /// Only messages of this transaction.
+    pub identificativo: Option<String>,
+    /// Messages to skip (newest first).
+    pub offset: u64,
+    /// At most this many (0: none, only the total).
+    pub limit: u64,
+}
+
+/// One message of a page.
+#[derive(Debug, Clone, Serialize)]
+pub struct ListedMessage {
+    /// The stored facts.
+    #[serde(flatten)]
+    pub meta: MessageMeta,
+    /// The `From:` field as written (unfolded, not decoded).
+    pub from: String,
+    /// The message's flags (`\Seen`, …).
+    pub flags: Vec<String>,
+}
+
+/// A page of a folder's message list, newest first.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Page {
+    /// How many messages match the query in the whole folder.
+    pub total: u64,
+    /// The messages of this page.
+    pub messages: Vec<ListedMessage>,
+}
+
+/// A webhook delivery handed out with a lease (the REST API's receipt events).
+#[derive(Debug, Clone)]
+pub struct WebhookDelivery {
+    /// Id.
+    pub id: i64,
+    /// The mailbox whose event it is.
+    pub mailbox: String,
+    /// Where it goes (the mailbox's webhook now).
+    pub url: String,
+    /// The HMAC-SHA256 key.
+    pub secret: String,
+    /// The JSON body.
+    pub body: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When the event was recorded (Unix seconds).
+    pub created: i64,
+}
+
+/// The kinds of stored message that raise a webhook event: every receipt and notice about a
+/// transaction (pec.md §2), not envelopes nor ordinary mail.
+pub fn is_receipt_kind(kind: &str) -> bool {
+    !matches!(kind, "posta-certificata" | "ordinaria" | "anomalia" | "")
+}
+
+/// The unfolded value of the first header field `name` (case-insensitive) in a header block.
+pub fn header_field(block: &[u8], name: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(block);
+    let mut value: Option<String> = None;
+    for line in text.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if let Some(v) = value.as_mut() {
+            if line.starts_with([' ', '\t']) {
+                v.push(' ');
+                v.push_str(line.trim());
+                continue;
+            }
+            break;
+        }
+        if let Some((n, v)) = line.split_once(':')
+            && n.trim().eq_ignore_ascii_case(name)
+        {
+            value = Some(v.trim().to_string());
+        }
+    }
+    value
 }

@@ -6,6 +6,7 @@
 
 mod folders;
 mod security;
+mod web;
 
 use crate::{
     Append, Commit, FlagOp, FolderRefusal, FolderVersion, NewDeadline, NewEvent, NewMailbox,
@@ -61,6 +62,10 @@ pub async fn run<S: Store>(s: &S) {
     settings_change_only_what_is_given(s).await;
     spam_is_counted_and_a_lock_needs_a_reset(s).await;
     the_virus_store_purges_old_entries(s).await;
+    web::pages_are_newest_first_and_filtered(s).await;
+    web::a_transaction_gathers_its_messages(s).await;
+    web::tokens_and_second_factor_are_kept(s).await;
+    web::receipts_raise_webhook_deliveries(s).await;
 }
 
 fn refusal<T: std::fmt::Debug>(r: crate::Result<T>) -> FolderRefusal {

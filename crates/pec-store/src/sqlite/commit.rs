@@ -83,6 +83,9 @@ pub(super) async fn apply(
             .execute(&mut *conn)
             .await?;
             out.stored.push(Some(uid as u32));
+            if is_receipt_kind(&m.kind) {
+                super::web::record_webhook(conn, m, uid, t).await?;
+            }
         } else {
             out.stored.push(None);
         }

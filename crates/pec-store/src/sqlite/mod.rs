@@ -8,6 +8,7 @@ mod folders;
 mod reads;
 mod schema;
 mod security;
+mod web;
 mod writer;
 
 use crate::blobs::Blobs;
@@ -107,6 +108,7 @@ fn mailbox_row(r: &sqlx::sqlite::SqliteRow) -> Result<Mailbox> {
         spam_policy: r.try_get("spam_policy")?,
         contact: r.try_get("contact")?,
         locked: r.try_get::<i64, _>("locked")? != 0,
+        totp_secret: r.try_get("totp_secret")?,
     })
 }
 
@@ -692,5 +694,80 @@ impl Store for SqliteStore {
             .fetch_one(&self.readers)
             .await?;
         Ok(n as usize)
+    }
+
+    async fn page(&self, mailbox: &str, folder: &str, q: &PageQuery) -> Result<Page> {
+        self.page_of(mailbox, folder, q).await
+    }
+
+    async fn transaction_messages(
+        &self,
+        mailbox: &str,
+        identificativo: &str,
+    ) -> Result<Vec<ListedMessage>> {
+        self.transaction_of(mailbox, identificativo).await
+    }
+
+    async fn create_api_token(
+        &self,
+        token_sha256: &str,
+        mailbox: &str,
+        label: &str,
+        now: i64,
+    ) -> Result<()> {
+        let (hash, m, l) = (
+            token_sha256.to_string(),
+            mailbox.to_ascii_lowercase(),
+            label.to_string(),
+        );
+        let n = self
+            .writer
+            .run(move |w| Box::pin(web::create_token(w, hash, m, l, now)))
+            .await?;
+        if n == 0 {
+            return Err(StoreError::AlreadyExists("API token".into()));
+        }
+        Ok(())
+    }
+
+    async fn api_token_owner(&self, token_sha256: &str) -> Result<Option<String>> {
+        self.token_owner(token_sha256).await
+    }
+
+    async fn set_totp(&self, mailbox: &str, secret: Option<&str>) -> Result<bool> {
+        let (m, sec) = (mailbox.to_ascii_lowercase(), secret.map(str::to_string));
+        self.writer
+            .run(move |w| Box::pin(web::set_totp(w, m, sec)))
+            .await
+    }
+
+    async fn set_webhook(&self, mailbox: &str, hook: Option<(&str, &str)>) -> Result<()> {
+        let m = mailbox.to_ascii_lowercase();
+        let hook = hook.map(|(u, s)| (u.to_string(), s.to_string()));
+        self.writer
+            .run(move |w| Box::pin(web::set_webhook(w, m, hook)))
+            .await
+    }
+
+    async fn webhook(&self, mailbox: &str) -> Result<Option<(String, String)>> {
+        self.webhook_of(mailbox).await
+    }
+
+    async fn lease_webhooks(
+        &self,
+        now: i64,
+        lease_secs: i64,
+        max: usize,
+    ) -> Result<Vec<WebhookDelivery>> {
+        self.writer
+            .run(move |w| Box::pin(web::lease_webhooks(w, now, lease_secs, max)))
+            .await
+    }
+
+    async fn finish_webhook(&self, id: i64, retry_at: Option<i64>, error: &str) -> Result<()> {
+        let error = error.to_string();
+        self.writer
+            .run(move |w| Box::pin(web::finish_webhook(w, id, retry_at, error)))
+            .await
     }
 }

@@ -151,4 +151,32 @@ CREATE TABLE outbound_spam (
 CREATE INDEX outbound_spam_mailbox ON outbound_spam (mailbox, time);
 CREATE UNIQUE INDEX mailboxes_reset_token ON mailboxes (reset_token);
 "#,
+    // 9: the web services: API tokens, the TOTP second factor, webhooks and their
+    // deliveries, and the index the webmail's pages and timelines read.
+    r#"
+ALTER TABLE mailboxes ADD COLUMN totp_secret TEXT;
+CREATE TABLE api_tokens (
+    hash TEXT PRIMARY KEY,
+    mailbox TEXT NOT NULL COLLATE NOCASE,
+    label TEXT NOT NULL,
+    created INTEGER NOT NULL
+);
+CREATE TABLE webhooks (
+    mailbox TEXT PRIMARY KEY COLLATE NOCASE,
+    url TEXT NOT NULL,
+    secret TEXT NOT NULL
+);
+CREATE TABLE webhook_deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    mailbox TEXT NOT NULL COLLATE NOCASE,
+    body TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt INTEGER NOT NULL,
+    lease_until INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt);
+CREATE INDEX messages_mailbox_identificativo ON messages (mailbox, identificativo);
+"#,
 ];
