@@ -19,12 +19,17 @@ mod queue;
 mod retention;
 pub mod sessions;
 pub mod throttle;
+pub mod totp;
+mod web;
+pub mod webhooks;
 
 pub use accounts::{Account, Login, hash_password};
 pub use clock::Clock;
 pub use directory::LocalDirectory;
 pub use filters::{Client, Filters, Findings};
 pub use queue::{DeliverFuture, Delivery, RcptOutcome, Transport, TransportError};
+pub use web::TOKEN_PREFIX;
+pub use webhooks::{PostFuture, Poster};
 
 use pec_engine::access::{self, Limits, Submission};
 use pec_engine::receiving::{

@@ -14,6 +14,7 @@ pub use time::TimeRef;
 pub mod breve;
 pub mod build;
 pub mod classify;
+pub mod compose;
 pub mod original;
 pub mod pki;
 pub mod report;
