@@ -59,7 +59,9 @@ impl Draft {
     /// Checks the fields a client may get wrong.
     pub fn check(&self) -> Result<(), DraftError> {
         if self.to.is_empty() {
-            return Err(DraftError("at least one recipient in To is required".into()));
+            return Err(DraftError(
+                "at least one recipient in To is required".into(),
+            ));
         }
         for a in self.to.iter().chain(&self.cc).chain([&self.from]) {
             if !is_plain_address(a) {
@@ -115,7 +117,10 @@ pub fn compose(d: &Draft, at: TimeRef, message_id: &str, boundary_seed: &str) ->
     if !d.cc.is_empty() {
         h.push_str(&format!("Cc: {}\r\n", d.cc.join(",\r\n ")));
     }
-    h.push_str(&format!("Subject: {}\r\n", encode_word(&one_line(&d.subject))));
+    h.push_str(&format!(
+        "Subject: {}\r\n",
+        encode_word(&one_line(&d.subject))
+    ));
     h.push_str(&format!("Date: {}\r\n", at.rfc5322()));
     h.push_str(&format!("Message-ID: {message_id}\r\n"));
     if d.receipt != ReceiptType::Completa {

@@ -482,6 +482,8 @@ pub struct PageQuery {
     pub before: Option<i64>,
     /// Only messages of this transaction.
     pub identificativo: Option<String>,
+    /// Only the message with this UID.
+    pub uid: Option<u32>,
     /// Messages to skip (newest first).
     pub offset: u64,
     /// At most this many (0: none, only the total).

@@ -10,6 +10,7 @@
 //! | GET | `/v1/mailboxes/{address}/messages[?after_uid=N]` | the messages of a mailbox (INBOX UIDs above N only, when given) |
 //! | GET | `/v1/mailboxes/{address}/messages/{uid}` | the raw bytes of one message |
 //! | GET | `/v1/log?id=IDENTIFICATIVO` | log events (all, or one transaction's) |
+//! | POST | `/v1/tokens` | `{address, label?}` creates a REST API token for a mailbox (shown once) |
 //! | GET | `/v1/quarantine?since=UNIX` | the virus store's entries (pec.md §8.4) |
 //! | POST | `/v1/scanners/reload` | every clamd reloads its signatures (`RELOAD`) |
 //! | GET | `/metrics` | filter health and verdict counts, sessions, queue (Prometheus text) |
@@ -108,6 +109,7 @@ pub fn router<S: Store>(g: Arc<Gestore<S>>, token: String, clock_control: bool) 
         )
         .route("/v1/mailboxes/{address}", patch(update_mailbox::<S>))
         .route("/v1/mailboxes/{address}/password", put(set_password::<S>))
+        .route("/v1/tokens", post(create_token::<S>))
         .route("/v1/quarantine", get(quarantine::<S>))
         .route("/metrics", get(metrics::<S>))
         .route("/v1/scanners/reload", post(reload::<S>))
@@ -410,4 +412,21 @@ async fn advance<S: Store>(
     }
     st.g.clock.advance(a.seconds);
     Ok(Json(json!({ "clock_offset_seconds": st.g.clock.offset() })))
+}
+
+#[derive(Deserialize)]
+struct NewToken {
+    address: String,
+    #[serde(default)]
+    label: String,
+}
+
+async fn create_token<S: Store>(
+    State(st): State<Arc<AppState<S>>>,
+    headers: HeaderMap,
+    Json(b): Json<NewToken>,
+) -> ApiResult<Json<Value>> {
+    authorize(&st, &headers)?;
+    let token = st.g.create_api_token(&b.address, &b.label).await?;
+    Ok(Json(json!({ "address": b.address, "token": token })))
 }

@@ -206,6 +206,11 @@ enum AdminCommand {
     },
     /// Print the metrics (Prometheus text): filter health and verdicts, sessions, queue.
     Metrics,
+    /// REST API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// The antivirus engines.
     Scanners {
         #[command(subcommand)]
@@ -215,6 +220,17 @@ enum AdminCommand {
     Clock { advance: String },
     /// Queue length, clock, domains.
     Status,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a bearer token for the REST API acting for one mailbox; it is printed once.
+    Create {
+        address: String,
+        /// A note to recognise the token by (e.g. the integration using it).
+        #[arg(long, default_value = "")]
+        label: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -393,6 +409,16 @@ fn admin_run(data: &std::path::Path, command: AdminCommand) -> anyhow::Result<Ex
         } => {
             let v = c.json("POST", "/v1/scanners/reload", None)?;
             println!("signatures reloaded by: {}", v["reloaded"]);
+        }
+        AdminCommand::Token {
+            command: TokenCommand::Create { address, label },
+        } => {
+            let v = c.json(
+                "POST",
+                "/v1/tokens",
+                Some(&serde_json::json!({ "address": address, "label": label })),
+            )?;
+            println!("{}", v["token"].as_str().unwrap_or_default());
         }
         AdminCommand::Metrics => {
             let r = c.request("GET", "/metrics", None)?;

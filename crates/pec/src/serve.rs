@@ -170,6 +170,10 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
         source: (!cfg.listen_ip.is_unspecified()).then_some(cfg.listen_ip),
     });
     g.spawn_workers(Arc::new(relay));
+    // Webhooks of the REST API trust the same roots as the relay.
+    g.spawn_webhooks(Arc::new(pec_web::poster::HttpPoster::new(
+        pec_smtp::tls::client_config(cfg.tls_verify, &cfg.ca_files).map_err(anyhow::Error::msg)?,
+    )));
 
     let tls = tokio_rustls::TlsAcceptor::from(
         pec_smtp::tls::server_config(&cfg.tls_cert, &cfg.tls_key).map_err(anyhow::Error::msg)?,
@@ -261,12 +265,17 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
             },
         ));
     }
-    // The HTTPS listener: for now, mail client autoconfiguration. A gestore on a loopback
-    // address is only reachable by that address, which its certificate also names.
+    // The HTTPS listener: webmail, REST API, password reset, mail client autoconfiguration.
+    // A gestore on a loopback address is only reachable by that address, which its
+    // certificate also names.
     let https = bind((ip, cfg.https_port).into(), "HTTPS").await?;
     lines.push(format!(
-        "  {:<38} https://{ip}:{}/.well-known/autoconfig/mail/config-v1.1.xml",
-        "HTTPS (mail client autoconfig)", cfg.https_port
+        "  {:<38} https://{ip}:{}/",
+        "webmail (HTTPS)", cfg.https_port
+    ));
+    lines.push(format!(
+        "  {:<38} https://{ip}:{}/api/openapi.json",
+        "REST API (HTTPS, bearer tokens)", cfg.https_port
     ));
     let endpoints = pec_web::autoconfig::Endpoints {
         domain: cfg.domain.clone(),
@@ -277,9 +286,15 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
         submissions: cfg.submissions_port,
     };
     let https = pec_web::autoconfig::TlsListener::new(https, tls.clone())?;
-    let site = pec_web::autoconfig::router(endpoints).merge(pec_web::reset::router(g.clone()));
+    let site = pec_web::autoconfig::router(endpoints)
+        .merge(pec_web::reset::router(g.clone()))
+        .merge(pec_web::webmail::router(g.clone()))
+        .merge(pec_web::api::router(g.clone()));
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(https, site).await {
+        // The client address reaches the handlers (login throttling) through `tap_io`.
+        use axum::serve::ListenerExt;
+        let site = site.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        if let Err(e) = axum::serve(https.tap_io(|_| {}), site).await {
             tracing::error!("HTTPS listener stopped: {e}");
         }
     });

@@ -88,6 +88,9 @@ impl SqliteStore {
         if q.identificativo.is_some() {
             cond.push_str(" AND m.identificativo = ?");
         }
+        if q.uid.is_some() {
+            cond.push_str(" AND m.uid = ?");
+        }
         if q.sender.is_some() {
             // A coarse filter in SQL; the `From:` field itself is checked below.
             cond.push_str(" AND (m.header IS NULL OR m.header LIKE ? ESCAPE '\\')");
@@ -108,6 +111,9 @@ impl SqliteStore {
             if let Some(id) = &q.identificativo {
                 query = query.bind(id.clone());
             }
+            if let Some(uid) = q.uid {
+                query = query.bind(i64::from(uid));
+            }
             if let Some(s) = &q.sender {
                 query = query.bind(contains(s));
             }
@@ -115,9 +121,11 @@ impl SqliteStore {
         };
         let from = "FROM messages m JOIN folders f ON f.mailbox = m.mailbox AND f.name = m.folder";
         if let Some(sender) = &q.sender {
-            let rows = bind_all(format!("SELECT {META} {from} WHERE {cond} ORDER BY m.uid DESC"))
-                .fetch_all(&self.readers)
-                .await?;
+            let rows = bind_all(format!(
+                "SELECT {META} {from} WHERE {cond} ORDER BY m.uid DESC"
+            ))
+            .fetch_all(&self.readers)
+            .await?;
             let mut all = rows.iter().map(listed).collect::<Result<Vec<_>>>()?;
             self.fill_senders(mailbox, &mut all).await?;
             let needle = sender.to_lowercase();
