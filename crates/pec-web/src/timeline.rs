@@ -130,16 +130,15 @@ pub async fn build<S: Store>(
         });
         t.recipients.len() - 1
     };
-    if let Some(original) = &t.original {
-        if let Some(raw) = g
+    if let Some(original) = &t.original
+        && let Some(raw) = g
             .store
             .message_bytes(mailbox, &original.folder, original.uid)
             .await?
-        {
-            let h = OriginalHeaders::parse(&raw);
-            for a in h.to.iter().chain(&h.cc) {
-                add(&mut t, a, None);
-            }
+    {
+        let h = OriginalHeaders::parse(&raw);
+        for a in h.to.iter().chain(&h.cc) {
+            add(&mut t, a, None);
         }
     }
     for m in &messages {

@@ -100,13 +100,23 @@ fn addresses(a: Option<&mail_parser::Address<'_>>) -> Vec<String> {
     .unwrap_or_default()
 }
 
-/// The message to show: the original of an envelope, else the message itself.
+/// The message to show: the original of a transport or anomaly envelope (pec.md §2.3,
+/// §2.10), else the message itself.
 pub fn shown(raw: &[u8]) -> (&[u8], bool) {
     let c = classify(raw);
     match (c.kind.as_str(), c.postacert) {
-        ("posta-certificata", Some(inner)) => (inner, true),
+        ("posta-certificata" | "anomalia", Some(inner)) => (inner, true),
         _ => (raw, false),
     }
+}
+
+/// The signature part of a signed message is reported in the signature box, not offered as
+/// an attachment.
+fn is_signature(p: &mail_parser::MessagePart<'_>) -> bool {
+    matches!(
+        content_type(p).as_str(),
+        "application/pkcs7-signature" | "application/x-pkcs7-signature"
+    )
 }
 
 /// The decoded bytes of attachment `index` of the shown message, with its name and type.
@@ -189,6 +199,7 @@ impl MessageView {
         v.attachments = m
             .attachments()
             .enumerate()
+            .filter(|(_, a)| !is_signature(a))
             .map(|(i, a)| AttachmentView {
                 index: i,
                 name: attachment_name(a, i),

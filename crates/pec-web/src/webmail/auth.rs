@@ -91,7 +91,7 @@ fn otp_page(status: StatusCode, csrf: &str, error: Option<&str>) -> Response {
 }
 
 /// `GET /login`.
-pub async fn login_form<S: Store>(user: Option<User>) -> Response {
+pub async fn login_form(user: Option<User>) -> Response {
     if user.is_some() {
         return Redirect::to("/mail?f=INBOX").into_response();
     }

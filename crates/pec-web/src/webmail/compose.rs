@@ -87,7 +87,7 @@ fn form_page(user: &User, error: Option<&str>, d: Option<&Draft>) -> Response {
 }
 
 /// `GET /compose`.
-pub async fn form<S: Store>(user: User) -> Response {
+pub async fn form(user: User) -> Response {
     form_page(&user, None, None)
 }
 

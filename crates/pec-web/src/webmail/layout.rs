@@ -100,7 +100,7 @@ header.top a{color:#fff}
 header nav{display:flex;flex-wrap:wrap;gap:.3rem .9rem;align-items:center}
 .who{margin-left:auto;opacity:.9;overflow-wrap:anywhere}
 .quota{flex-basis:100%;display:flex;flex-wrap:wrap;gap:.5rem;align-items:center;font-size:.85rem}
-.quota meter{width:12rem;max-width:100%;height:.9rem}
+.quota meter{width:12rem;max-width:100%;height:.9rem;background:#dfe6ef;border-radius:4px}
 form.inline{display:inline;margin:0}
 form.inline button{background:none;border:1px solid #fff8;color:#fff;padding:.15rem .6rem;border-radius:4px;cursor:pointer}
 main{padding:1rem;max-width:75rem;margin:0 auto}
@@ -111,11 +111,12 @@ main{padding:1rem;max-width:75rem;margin:0 auto}
 .search{display:flex;flex-wrap:wrap;gap:.4rem;margin-bottom:.6rem}
 .search input{flex:1 1 9rem;min-width:0}
 input,select,textarea,button{font:inherit;padding:.4rem .5rem;border:1px solid #b8c2d0;border-radius:4px;background:#fff}
-button,.button{background:#0b5cad;color:#fff;border-color:#0b5cad;cursor:pointer;text-decoration:none;display:inline-block}
+button,.button{background:#0b5cad;color:#fff;border:1px solid #0b5cad;border-radius:4px;padding:.35rem .75rem;cursor:pointer;text-decoration:none;display:inline-block}
 table.list{width:100%;border-collapse:collapse;background:#fff}
 table.list td,table.list th{padding:.45rem .5rem;border-bottom:1px solid #e3e7ee;text-align:left;vertical-align:top}
 table.list tr.unseen td{font-weight:600}
-td.subject{overflow-wrap:anywhere}
+td.subject,td.from{overflow-wrap:anywhere}
+.count{background:#0b5cad;color:#fff;border-radius:999px;padding:0 .45rem;margin-left:.4rem;font-size:.8rem;font-weight:600}
 .kind{display:inline-block;font-size:.75rem;font-weight:600;padding:.05rem .45rem;border-radius:999px;white-space:nowrap;border:1px solid}
 .kind.posta-certificata{background:#e6f0ff;color:#0b3d6e}
 .kind.accettazione,.kind.avvenuta-consegna,.kind.presa-in-carico{background:#e5f6ea;color:#11642f}
@@ -147,7 +148,17 @@ ol.steps{margin:.2rem 0 .6rem;padding-left:1.3rem}
   .layout{grid-template-columns:1fr}
   .folders{display:flex;flex-wrap:wrap;gap:.3rem}
   .folders li a{padding:.25rem .5rem;border:1px solid #d8dee8}
-  table.list .size,table.list .date-col{display:none}
+  table.list .size{display:none}
+  table.list thead{display:none}
+  table.list,table.list tbody{display:block}
+  table.list tr{display:flex;flex-wrap:wrap;align-items:center;gap:.15rem .5rem;padding:.45rem .2rem;border-bottom:1px solid #e3e7ee}
+  table.list td{border:0;padding:0}
+  table.list td.from{flex:1 1 8rem;min-width:0}
+  table.list td.date-col{font-size:.8rem;color:#5a6475}
+  table.list td.subject{flex-basis:100%}
+  .search input{flex-basis:100%}
+  dl.facts{grid-template-columns:1fr}
+  dl.facts dd{margin-bottom:.3rem}
   main{padding:.6rem}
   .who{margin-left:0;flex-basis:100%}
 }

@@ -160,7 +160,7 @@ pub async fn folder<S: Store>(
                                 tr class=@if seen { "seen" } @else { "unseen" } {
                                     td { input type="checkbox" name="uid" value=(m.meta.uid) aria-label="seleziona / select"; }
                                     td { span class={ "kind " (m.meta.kind) } { (kind_label(&m.meta.kind)) } }
-                                    td { (display_from(&m.from)) }
+                                    td.from { (display_from(&m.from)) }
                                     td.subject { a href={ "/message?f=" (enc(&f)) "&uid=" (m.meta.uid) } { (m.meta.subject.as_deref().filter(|s| !s.is_empty()).unwrap_or("(senza oggetto / no subject)")) } }
                                     td.date-col { (local_time(&m.meta.date)) }
                                     td.size { (format!("{:.0} KB", (m.meta.size as f64 / 1024.0).ceil())) }

@@ -64,8 +64,8 @@ pub fn router<S: Store>(g: Arc<Gestore<S>>) -> Router {
         sessions: sessions::WebSessions::default(),
     }));
     Router::new()
-        .route("/", get(home::<S>))
-        .route("/login", get(auth::login_form::<S>).post(auth::login::<S>))
+        .route("/", get(home))
+        .route("/login", get(auth::login_form).post(auth::login::<S>))
         .route("/login/otp", post(auth::second_factor::<S>))
         .route("/logout", post(auth::logout::<S>))
         .route("/settings", get(auth::settings::<S>))
@@ -77,7 +77,7 @@ pub fn router<S: Store>(g: Arc<Gestore<S>>) -> Router {
         .route("/message/attachment", get(read::attachment::<S>))
         .route(
             "/compose",
-            get(compose::form::<S>)
+            get(compose::form)
                 .post(compose::send::<S>)
                 .layer(axum::extract::DefaultBodyLimit::max(compose::MAX_UPLOAD)),
         )
@@ -85,7 +85,7 @@ pub fn router<S: Store>(g: Arc<Gestore<S>>) -> Router {
         .with_state(app)
 }
 
-async fn home<S: Store>(user: Option<User>) -> Redirect {
+async fn home(user: Option<User>) -> Redirect {
     match user {
         Some(_) => Redirect::to("/mail?f=INBOX"),
         None => Redirect::to("/login"),
@@ -258,7 +258,9 @@ pub fn harden(r: &mut Response, csp: &'static str) {
     let h = r.headers_mut();
     for (k, v) in [
         (header::CONTENT_SECURITY_POLICY, csp),
-        (header::REFERRER_POLICY, "no-referrer"),
+        // Not `no-referrer`: with it browsers send `Origin: null` on the page's own forms.
+        // Links out of a message still carry no referrer (`same-origin`).
+        (header::REFERRER_POLICY, "same-origin"),
         (header::CACHE_CONTROL, "no-store"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),

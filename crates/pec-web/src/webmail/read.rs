@@ -248,7 +248,9 @@ pub async fn message<S: Store>(
             section {
                 p { span class={ "kind " (meta.meta.kind) } { (kind_label(&meta.meta.kind)) } }
                 h1.subject { (subject) }
-                @if v.from_envelope {
+                @if v.from_envelope && v.kind == "anomalia" {
+                    p.error { "Anomalia: il messaggio qui sotto NON è posta certificata. / Anomaly: the message below is NOT certified mail." }
+                } @else if v.from_envelope {
                     p.notice { "Messaggio originale contenuto nella busta di trasporto PEC. / The original message inside the PEC transport envelope." }
                 }
                 dl.facts {

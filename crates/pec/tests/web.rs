@@ -1,0 +1,718 @@
+//! The webmail and the REST API against a real `pec serve` (issue "Webmail and REST API"):
+//! the API driven with curl, tokens of two users kept apart, webhooks received by a local
+//! HTTP server and their HMAC checked with OpenSSL; the webmail driven in Debian's Chromium
+//! through chromedriver (tests/clients/browser.py), with screenshots kept under
+//! target/test-artifacts/webmail.
+
+#![allow(clippy::unwrap_used)]
+
+mod gestori;
+
+use gestori::*;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// An HTTPS exchange through curl: (status, headers, body).
+fn https(
+    g: &Gestore,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+    extra: &[&str],
+) -> (u16, String, Vec<u8>) {
+    let headers = g.dir.join(format!("h-{}.txt", std::process::id()));
+    let mut c = Command::new("curl");
+    c.args([
+        "-s",
+        "--cacert",
+        g.ca().to_str().unwrap(),
+        "-X",
+        method,
+        "-D",
+        headers.to_str().unwrap(),
+        "-w",
+        "\n%{http_code}",
+        &format!("https://{}:8443{path}", g.ip),
+    ]);
+    if let Some(t) = token {
+        c.args(["-H", &format!("Authorization: Bearer {t}")]);
+    }
+    if let Some(b) = body {
+        c.args(["-H", "Content-Type: application/json", "--data-binary", b]);
+    }
+    c.args(extra);
+    let out = c.output().unwrap();
+    let mut raw = out.stdout;
+    let cut = raw.iter().rposition(|&b| b == b'\n').unwrap();
+    let status = String::from_utf8_lossy(&raw[cut + 1..])
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    raw.truncate(cut);
+    let h = std::fs::read_to_string(&headers).unwrap_or_default();
+    (status, h, raw)
+}
+
+fn api(g: &Gestore, method: &str, path: &str, token: &str, body: Option<&Value>) -> (u16, Value) {
+    let b = body.map(|b| b.to_string());
+    let (s, _, raw) = https(g, method, path, Some(token), b.as_deref(), &[]);
+    (s, serde_json::from_slice(&raw).unwrap_or(Value::Null))
+}
+
+fn token(g: &Gestore, address: &str) -> String {
+    run_ok(&["admin", "--data", g.data(), "token", "create", address])
+        .trim()
+        .to_string()
+}
+
+fn enc(s: &str) -> String {
+    s.replace('@', "%40")
+}
+
+/// One request a receiver got: its headers (names in lower case) and body.
+type Received = (Vec<(String, String)>, Vec<u8>);
+
+/// A webhook receiver: answers 500 to the first request, then 200; keeps what it got.
+struct Receiver {
+    port: u16,
+    got: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Receiver {
+    fn start(ip: &str) -> Receiver {
+        let l = TcpListener::bind((ip, 0)).unwrap();
+        let port = l.local_addr().unwrap().port();
+        let got: Arc<Mutex<Vec<_>>> = Arc::default();
+        let seen = got.clone();
+        std::thread::spawn(move || {
+            let mut first = true;
+            for s in l.incoming() {
+                let Ok(mut s) = s else { continue };
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut headers = Vec::new();
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                loop {
+                    line.clear();
+                    r.read_line(&mut line).unwrap();
+                    let l = line.trim_end();
+                    if l.is_empty() {
+                        break;
+                    }
+                    let (k, v) = l.split_once(':').unwrap();
+                    headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+                }
+                let len: usize = headers
+                    .iter()
+                    .find(|(k, _)| k == "content-length")
+                    .map(|(_, v)| v.parse().unwrap())
+                    .unwrap_or(0);
+                let mut body = vec![0; len];
+                r.read_exact(&mut body).unwrap();
+                let status = if first {
+                    "500 Internal Server Error"
+                } else {
+                    "200 OK"
+                };
+                first = false;
+                let _ = s.write_all(
+                    format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n").as_bytes(),
+                );
+                seen.lock().unwrap().push((headers, body));
+            }
+        });
+        Receiver { port, got }
+    }
+}
+
+fn hmac_sha256_hex(key: &str, data: &[u8], dir: &std::path::Path) -> String {
+    let f = dir.join("hmac-input");
+    std::fs::write(&f, data).unwrap();
+    let o = Command::new("openssl")
+        .args(["dgst", "-sha256", "-hmac", key, "-r", f.to_str().unwrap()])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn rest_api_tokens_webhooks_and_webmail_protections() {
+    require("curl");
+    require("openssl");
+    let root = tempfile::tempdir().unwrap();
+    let mut g = Gestore::init(root.path(), "w.test", "Gestore W", "127.0.0.23", &[]);
+    g.start();
+    for m in [
+        "mario@w.test",
+        "anna@w.test",
+        "luisa@w.test",
+        "throttle@w.test",
+    ] {
+        g.add_mailbox(m, &[]);
+    }
+    let mario = token(&g, "mario@w.test");
+    let luisa = token(&g, "luisa@w.test");
+    let anna = token(&g, "anna@w.test");
+    assert!(mario.starts_with("pec_") && mario.len() == 68);
+    let o = run(&[
+        "admin",
+        "--data",
+        g.data(),
+        "token",
+        "create",
+        "nobody@w.test",
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no mailbox nobody@w.test"));
+
+    // The OpenAPI document.
+    let (s, _, doc) = https(&g, "GET", "/api/openapi.json", None, None, &[]);
+    let doc: Value = serde_json::from_slice(&doc).unwrap();
+    assert_eq!((s, doc["openapi"].as_str()), (200, Some("3.1.0")));
+    assert!(doc["paths"]["/api/v1/messages"]["post"].is_object());
+
+    // Authentication.
+    let (s, h, _) = https(&g, "GET", "/api/v1/folders", None, None, &[]);
+    assert_eq!(s, 401);
+    assert!(h.to_ascii_lowercase().contains("www-authenticate: bearer"));
+    let (s, v) = api(
+        &g,
+        "GET",
+        "/api/v1/folders",
+        &format!("pec_{}", "0".repeat(64)),
+        None,
+    );
+    assert_eq!(s, 401, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("not valid"));
+
+    // The webhook, then a send with an attachment, breve receipts.
+    let rx = Receiver::start("127.0.0.23");
+    let (s, hook) = api(
+        &g,
+        "PUT",
+        "/api/v1/webhook",
+        &mario,
+        Some(&json!({"url": "ftp://x"})),
+    );
+    assert_eq!(s, 400, "{hook}");
+    let (s, hook) = api(
+        &g,
+        "PUT",
+        "/api/v1/webhook",
+        &mario,
+        Some(&json!({"url": format!("http://127.0.0.23:{}/hook", rx.port)})),
+    );
+    assert_eq!(s, 200, "{hook}");
+    let secret = hook["secret"].as_str().unwrap().to_string();
+    let send = json!({
+        "to": ["anna@w.test"],
+        "subject": "Fattura da API",
+        "body": "In allegato.",
+        "receipt": "breve",
+        "attachments": [{"name": "fattura.xml", "content_type": "application/xml", "content_base64": "PGZhdHR1cmEvPg=="}]
+    });
+    for (bad, why) in [
+        (
+            json!({"to": ["anna@w.test"], "bcc": ["x@w.test"]}),
+            "unknown field",
+        ),
+        (
+            json!({"to": ["anna@w.test"], "receipt": "lunga"}),
+            "completa, breve or sintetica",
+        ),
+        (
+            json!({"to": ["not an address"]}),
+            "is not an e-mail address",
+        ),
+        (json!({"to": []}), "at least one recipient"),
+        (
+            json!({"to": ["anna@w.test"], "attachments": [{"name": "a", "content_base64": "@@"}]}),
+            "not base64",
+        ),
+    ] {
+        let (s, v) = api(&g, "POST", "/api/v1/messages", &mario, Some(&bad));
+        assert_eq!(s, 400, "{bad}: {v}");
+        assert!(v["error"].as_str().unwrap().contains(why), "{bad}: {v}");
+    }
+    let (s, sent) = api(&g, "POST", "/api/v1/messages", &mario, Some(&send));
+    assert_eq!(s, 201, "{sent}");
+    let id = sent["identificativo"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        let (s, t) = api(
+            &g,
+            "GET",
+            &format!("/api/v1/messages/{}", enc(&id)),
+            &mario,
+            None,
+        );
+        assert_eq!(s, 200, "{t}");
+        if t["recipients"][0]["status"] == "consegnato" || Instant::now() > deadline {
+            break t;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(status["acceptance"], "accettato", "{status:#}");
+    let anna_line = &status["recipients"][0];
+    assert_eq!(anna_line["address"], "anna@w.test");
+    assert_eq!(anna_line["status"], "consegnato", "{status:#}");
+    let kinds: Vec<&str> = anna_line["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["accettazione", "presa-in-carico", "avvenuta-consegna"]
+    );
+    assert_eq!(anna_line["steps"][2]["detail"], "breve");
+
+    // Lists and fetches, raw and parsed.
+    let (s, page) = api(
+        &g,
+        "GET",
+        "/api/v1/folders/INBOX/messages?limit=10",
+        &anna,
+        None,
+    );
+    assert_eq!((s, page["total"].as_u64()), (200, Some(1)), "{page}");
+    let envelope = &page["messages"][0];
+    assert_eq!(envelope["kind"], "posta-certificata");
+    let uid = envelope["uid"].as_u64().unwrap();
+    let (s, parsed) = api(
+        &g,
+        "GET",
+        &format!("/api/v1/folders/INBOX/messages/{uid}"),
+        &anna,
+        None,
+    );
+    assert_eq!(s, 200);
+    let view = &parsed["view"];
+    assert_eq!(view["from_envelope"], true, "{parsed:#}");
+    assert_eq!(view["subject"], "Fattura da API");
+    assert_eq!(view["signature"]["valid"], true, "{parsed:#}");
+    assert_eq!(view["signature"]["provider"], "Gestore W");
+    assert_eq!(view["daticert"]["tipo"], "posta-certificata");
+    assert_eq!(view["attachments"][0]["name"], "fattura.xml");
+    let (s, _, bytes) = https(
+        &g,
+        "GET",
+        &format!("/api/v1/folders/INBOX/messages/{uid}/attachments/0"),
+        Some(&anna),
+        None,
+        &[],
+    );
+    assert_eq!((s, bytes.as_slice()), (200, &b"<fattura/>"[..]));
+    let (s, h, raw) = https(
+        &g,
+        "GET",
+        &format!("/api/v1/folders/INBOX/messages/{uid}/raw"),
+        Some(&anna),
+        None,
+        &[],
+    );
+    assert_eq!(s, 200);
+    assert!(h.contains("message/rfc822"));
+    assert_eq!(
+        raw,
+        g.message("anna@w.test", uid),
+        "the raw bytes are the stored ones"
+    );
+    let receipt = status["receipts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "avvenuta-consegna")
+        .unwrap();
+    let (s, parsed) = api(
+        &g,
+        "GET",
+        &format!("/api/v1/folders/INBOX/messages/{}", receipt["uid"]),
+        &mario,
+        None,
+    );
+    assert_eq!(s, 200);
+    assert_eq!(parsed["view"]["daticert"]["ricevuta"], "breve");
+    assert_eq!(parsed["view"]["daticert"]["consegna"], "anna@w.test");
+
+    // Another user's token sees none of it.
+    let (s, _) = api(
+        &g,
+        "GET",
+        &format!("/api/v1/messages/{}", enc(&id)),
+        &luisa,
+        None,
+    );
+    assert_eq!(s, 404, "luisa cannot follow mario's transaction");
+    let (s, _) = api(
+        &g,
+        "GET",
+        &format!("/api/v1/messages/{}", enc(&id)),
+        &anna,
+        None,
+    );
+    assert_eq!(s, 404, "nor can the recipient follow the sender's timeline");
+    let (s, p) = api(&g, "GET", "/api/v1/folders/Sent/messages", &luisa, None);
+    assert_eq!((s, p["total"].as_u64()), (200, Some(0)));
+    let (s, p) = api(&g, "GET", "/api/v1/folders/INBOX/messages", &luisa, None);
+    assert_eq!((s, p["total"].as_u64()), (200, Some(0)));
+    for path in [
+        "/api/v1/folders/Sent/messages/1",
+        "/api/v1/folders/Sent/messages/1/raw",
+        "/api/v1/folders/Sent/messages/1/attachments/0",
+        &format!("/api/v1/folders/INBOX/messages/{uid}"),
+    ] {
+        let (s, _, body) = https(&g, "GET", path, Some(&luisa), None, &[]);
+        assert_eq!(s, 404, "{path}: {}", String::from_utf8_lossy(&body));
+    }
+    let (s, h) = api(&g, "GET", "/api/v1/webhook", &luisa, None);
+    assert_eq!(
+        (s, &h["url"]),
+        (200, &Value::Null),
+        "mario's webhook is not luisa's"
+    );
+
+    // Webhooks: the accettazione and the avvenuta-consegna, signed, the first one retried.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = rx.got.lock().unwrap().clone();
+        let bodies: Vec<Value> = got
+            .iter()
+            .map(|(_, b)| serde_json::from_slice(b).unwrap())
+            .collect();
+        let kinds: std::collections::BTreeSet<String> = got
+            .iter()
+            .skip(1)
+            .map(|(_, b)| {
+                serde_json::from_slice::<Value>(b).unwrap()["kind"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        if kinds.contains("accettazione") && kinds.contains("avvenuta-consegna") {
+            for ((headers, body), v) in got.iter().zip(&bodies) {
+                assert_eq!(v["identificativo"], id.as_str());
+                assert_eq!(v["mailbox"], "mario@w.test");
+                let sig = &headers
+                    .iter()
+                    .find(|(k, _)| k == "x-pec-signature")
+                    .unwrap()
+                    .1;
+                let (t, mac) = sig.strip_prefix("t=").unwrap().split_once(",v1=").unwrap();
+                let mut signed = format!("{t}.").into_bytes();
+                signed.extend_from_slice(body);
+                assert_eq!(
+                    mac,
+                    hmac_sha256_hex(&secret, &signed, root.path()),
+                    "HMAC of {v}"
+                );
+            }
+            let first = &got[0]
+                .0
+                .iter()
+                .find(|(k, _)| k == "x-pec-delivery")
+                .unwrap()
+                .1;
+            let again = got
+                .iter()
+                .skip(1)
+                .filter(|(h, _)| h.iter().any(|(k, v)| k == "x-pec-delivery" && v == first))
+                .count();
+            assert_eq!(again, 1, "the delivery answered 500 came again");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "webhooks received: {bodies:#?}\n{}",
+            g.server_log()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (s, _) = api(&g, "DELETE", "/api/v1/webhook", &mario, None);
+    assert_eq!(s, 204);
+
+    // Webmail: security headers, CSRF and origin checks, cross-user pages, login throttle.
+    let jar = root.path().join("jar");
+    let j = jar.to_str().unwrap();
+    let (s, h, _) = https(
+        &g,
+        "POST",
+        "/login",
+        None,
+        None,
+        &[
+            "-c",
+            j,
+            "-b",
+            j,
+            "--data",
+            "address=luisa%40w.test&password=password-123",
+        ],
+    );
+    assert_eq!(s, 303);
+    assert!(
+        h.contains("__Host-pec_session=")
+            && h.contains("HttpOnly")
+            && h.contains("SameSite=Strict")
+            && h.contains("Secure")
+    );
+    let (s, h, page) = https(&g, "GET", "/mail?f=INBOX", None, None, &["-b", j]);
+    assert_eq!(s, 200);
+    let lower = h.to_ascii_lowercase();
+    assert!(
+        lower.contains("content-security-policy: default-src 'none'"),
+        "{h}"
+    );
+    assert!(lower.contains("x-frame-options: deny") && lower.contains("cache-control: no-store"));
+    let page = String::from_utf8_lossy(&page);
+    let csrf = page.split("name=\"csrf\" value=\"").nth(1).unwrap()[..64].to_string();
+    let (s, _, _) = https(
+        &g,
+        "POST",
+        "/mail/action",
+        None,
+        None,
+        &["-b", j, "--data", "f=INBOX&uid=1&action=delete&csrf=bad"],
+    );
+    assert_eq!(s, 403, "a form without the session's token is refused");
+    let (s, _, _) = https(
+        &g,
+        "POST",
+        "/mail/action",
+        None,
+        None,
+        &[
+            "-b",
+            j,
+            "-H",
+            "Origin: https://evil.example",
+            "--data",
+            &format!("f=INBOX&uid=1&action=delete&csrf={csrf}"),
+        ],
+    );
+    assert_eq!(s, 403, "a post from another site is refused");
+    let (s, _, _) = https(&g, "GET", "/message?f=Sent&uid=1", None, None, &["-b", j]);
+    assert_eq!(s, 404, "mario's sent message is not luisa's");
+    let (s, _, _) = https(&g, "GET", "/mail?f=INBOX", None, None, &[]);
+    assert_eq!(s, 303, "no session, no mail");
+    for _ in 0..pec_gestore::throttle::PER_ACCOUNT {
+        let (s, _, _) = https(
+            &g,
+            "POST",
+            "/login",
+            None,
+            None,
+            &["--data", "address=throttle%40w.test&password=wrong"],
+        );
+        assert_eq!(s, 401);
+    }
+    let (s, _, body) = https(
+        &g,
+        "POST",
+        "/login",
+        None,
+        None,
+        &["--data", "address=throttle%40w.test&password=password-123"],
+    );
+    assert_eq!(s, 429, "{}", String::from_utf8_lossy(&body));
+
+    // TOTP second factor for luisa.
+    let (_, _, page) = https(&g, "GET", "/settings", None, None, &["-b", j]);
+    let page = String::from_utf8_lossy(&page);
+    let secret = page
+        .split("id=\"otp-secret\">")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_string();
+    let code = |offset: i64| {
+        let key = pec_gestore::totp::unbase32(&secret).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+            + offset;
+        pec_gestore::totp::hotp(&key, (now / 30) as u64, 6)
+    };
+    let (s, _, body) = https(
+        &g,
+        "POST",
+        "/settings/otp",
+        None,
+        None,
+        &[
+            "-b",
+            j,
+            "--data",
+            &format!("csrf={csrf}&action=enable&secret={secret}&code={}", code(0)),
+        ],
+    );
+    assert_eq!(s, 200);
+    assert!(String::from_utf8_lossy(&body).contains("Two-step verification is on"));
+    let jar2 = root.path().join("jar2");
+    let j2 = jar2.to_str().unwrap();
+    let (s, _, body) = https(
+        &g,
+        "POST",
+        "/login",
+        None,
+        None,
+        &[
+            "-c",
+            j2,
+            "-b",
+            j2,
+            "--data",
+            "address=luisa%40w.test&password=password-123",
+        ],
+    );
+    let body = String::from_utf8_lossy(&body).to_string();
+    assert_eq!(s, 200, "the password alone only leads to the code form");
+    assert!(body.contains("/login/otp"));
+    let (s, _, _) = https(&g, "GET", "/mail?f=INBOX", None, None, &["-b", j2]);
+    assert_eq!(s, 303, "not logged in before the code");
+    let csrf2 = body.split("name=\"csrf\" value=\"").nth(1).unwrap()[..64].to_string();
+    let (s, _, _) = https(
+        &g,
+        "POST",
+        "/login/otp",
+        None,
+        None,
+        &[
+            "-c",
+            j2,
+            "-b",
+            j2,
+            "--data",
+            &format!("csrf={csrf2}&code=000000"),
+        ],
+    );
+    assert_eq!(s, 401);
+    let (s, _, _) = https(
+        &g,
+        "POST",
+        "/login/otp",
+        None,
+        None,
+        &[
+            "-c",
+            j2,
+            "-b",
+            j2,
+            "--data",
+            &format!("csrf={csrf2}&code={}", code(0)),
+        ],
+    );
+    assert_eq!(s, 303);
+    let (s, _, _) = https(&g, "GET", "/mail?f=INBOX", None, None, &["-b", j2]);
+    assert_eq!(s, 200, "logged in with the code");
+    let (s, _, _) = https(
+        &g,
+        "POST",
+        "/logout",
+        None,
+        None,
+        &["-c", j2, "-b", j2, "--data", "csrf=wrong"],
+    );
+    assert_eq!(s, 403);
+}
+
+#[test]
+fn webmail_in_chromium() {
+    require("curl");
+    require("chromium");
+    require("chromedriver");
+    let python = "/usr/bin/python3";
+    let ok = Command::new(python)
+        .args(["-c", "import selenium"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "python3-selenium is required by the browser tests (scripts/test installs it)"
+    );
+    let root = tempfile::tempdir().unwrap();
+    let mut g = Gestore::init(
+        root.path(),
+        "browser.test",
+        "Gestore Browser",
+        "127.0.0.24",
+        &[],
+    );
+    g.start();
+    g.add_mailbox("mario@browser.test", &["--quota", "2000000000"]);
+    g.add_mailbox("anna@browser.test", &[]);
+
+    // Markup in a PEC's subject, text and attachment name, and an HTML ordinary mail.
+    let xss = "<img src=x onerror=alert(1)> Fattura";
+    let api_token = token(&g, "mario@browser.test");
+    let body = json!({
+        "to": ["anna@browser.test"],
+        "subject": xss,
+        "body": "<script>window.__xss = 1; alert(2)</script> onerror",
+        "attachments": [{"name": "\"><svg onload=alert(3)>.txt", "content_base64": "eA=="}]
+    });
+    let (s, v) = api(&g, "POST", "/api/v1/messages", &api_token, Some(&body));
+    assert_eq!(s, 201, "{v}");
+    let html = "From: promo@shop.example\r\nTo: anna@browser.test\r\nSubject: Newsletter HTML\r\n\
+        MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
+        <html><body><h1 onclick=\"alert(4)\">Offerta</h1><script>window.__xss=2;alert(5)</script>\
+        <img src=\"https://tracker.example/p.gif\" onerror=\"alert(6)\"><iframe src=\"https://evil.example\"></iframe>\
+        <form action=\"https://evil.example\"><input name=p></form><style>h1{color:red}</style></body></html>\r\n";
+    let (ok, t) = send_plain(
+        &g.ip,
+        2525,
+        "promo@shop.example",
+        &["anna@browser.test"],
+        html.as_bytes(),
+        root.path(),
+    );
+    assert!(ok, "{t}");
+    g.wait_for("anna@browser.test", "the two messages", |m| m.len() >= 2);
+
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/test-artifacts/webmail");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/browser.py");
+    let o = Command::new(python)
+        .args([
+            script,
+            &format!("https://{}:8443", g.ip),
+            out.to_str().unwrap(),
+            "mario@browser.test",
+            "anna@browser.test",
+            PASSWORD,
+            xss,
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "browser checks failed:\n{stdout}\n{}\nserver log:\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        g.server_log()
+    );
+    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+    for shot in ["inbox", "timeline", "envelope", "xss"] {
+        for w in [1280, 360] {
+            assert!(
+                out.join(format!("{shot}-{w}.png")).exists(),
+                "{shot}-{w}.png"
+            );
+        }
+    }
+}
