@@ -13,11 +13,11 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-const IP: &str = "127.0.0.16";
-const PEC_IMAPS: u16 = 9930;
+pub(crate) const IP: &str = "127.0.0.16";
+pub(crate) const PEC_IMAPS: u16 = 9930;
 const DOVECOT_IMAPS: u16 = 10993;
-const USER: &str = "bench@imap.bench";
-const PASSWORD: &str = "bench-password";
+pub(crate) const USER: &str = "bench@imap.bench";
+pub(crate) const PASSWORD: &str = "bench-password";
 const TEMPLATE: &str = include_str!("dovecot.conf.in");
 /// Timed runs per operation (after one warm-up run); the median is reported.
 const RUNS: usize = 5;
@@ -35,13 +35,13 @@ impl Drop for Daemon {
 }
 
 /// A minimal IMAP client: one command at a time, literals read and counted, not kept.
-struct Imap {
+pub(crate) struct Imap {
     io: BufReader<TlsStream<TcpStream>>,
     tag: u32,
 }
 
 impl Imap {
-    async fn connect(port: u16) -> Result<Imap> {
+    pub(crate) async fn connect(port: u16) -> Result<Imap> {
         let tls = pec_smtp::tls::client_config(false, &[]).map_err(anyhow::Error::msg)?;
         let tcp = TcpStream::connect((IP, port)).await?;
         tcp.set_nodelay(true)?;
@@ -95,7 +95,7 @@ impl Imap {
     }
 
     /// Runs one command; returns the bytes of its answer.
-    async fn run(&mut self, command: &str) -> Result<u64> {
+    pub(crate) async fn run(&mut self, command: &str) -> Result<u64> {
         self.tag += 1;
         let tag = format!("b{}", self.tag);
         self.io
@@ -106,7 +106,7 @@ impl Imap {
     }
 
     /// APPENDs `messages` to INBOX, pipelined with LITERAL+ in batches.
-    async fn fill(&mut self, messages: &[(String, Vec<u8>)]) -> Result<()> {
+    pub(crate) async fn fill(&mut self, messages: &[(String, Vec<u8>)]) -> Result<()> {
         for batch in messages.chunks(100) {
             let mut out = Vec::new();
             let mut tags = Vec::new();
@@ -146,7 +146,7 @@ impl Imap {
 
 /// The test mailbox: PEC-like messages (a text part and a base64 attachment of 1-40 KiB),
 /// every third one \Seen.
-fn messages(n: usize) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn messages(n: usize) -> Vec<(String, Vec<u8>)> {
     use base64::Engine as _;
     (0..n)
         .map(|i| {

@@ -7,6 +7,7 @@ mod bench;
 mod bench_gestori;
 mod bench_imap;
 mod bench_scan;
+mod bench_web;
 mod config;
 mod index;
 mod init;
@@ -132,9 +133,13 @@ enum Command {
         /// needs root and Debian's dovecot-imapd).
         #[arg(long, conflicts_with = "gestori")]
         imap: bool,
-        /// Messages in the mailbox (with --imap).
+        /// Messages in the mailbox (with --imap or --web).
         #[arg(long, default_value_t = 10_000)]
         messages: usize,
+        /// Measure the REST API's sends per second and webmail page latency over a folder of
+        /// --messages messages instead (127.0.0.16).
+        #[arg(long, conflicts_with_all = ["gestori", "imap"])]
+        web: bool,
         /// Measure the cost of the security filters instead: each engine alone, then two
         /// gestori without and with them (give --clamd, --icap, --rspamd).
         #[arg(long, conflicts_with_all = ["gestori", "imap"])]
@@ -602,6 +607,16 @@ fn main() -> ExitCode {
         Command::Log {
             command: LogCommand::Verify { data, json },
         } => log_verify(&data, json),
+        Command::Bench {
+            seconds,
+            write,
+            clients,
+            messages,
+            web: true,
+            ..
+        } => {
+            bench_web::run(seconds, clients, messages, write.as_deref()).map(|()| ExitCode::SUCCESS)
+        }
         Command::Bench {
             write,
             imap: true,
