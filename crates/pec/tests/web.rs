@@ -64,6 +64,11 @@ fn api(g: &Gestore, method: &str, path: &str, token: &str, body: Option<&Value>)
     (s, serde_json::from_slice(&raw).unwrap_or(Value::Null))
 }
 
+fn page_csrf(page: &[u8]) -> String {
+    let page = String::from_utf8_lossy(page);
+    page.split("name=\"csrf\" value=\"").nth(1).unwrap()[..64].to_string()
+}
+
 fn token(g: &Gestore, address: &str) -> String {
     run_ok(&["admin", "--data", g.data(), "token", "create", address])
         .trim()
@@ -441,6 +446,120 @@ fn rest_api_tokens_webhooks_and_webmail_protections() {
     }
     let (s, _) = api(&g, "DELETE", "/api/v1/webhook", &mario, None);
     assert_eq!(s, 204);
+
+    // Mario's webmail: search, move to Trash, delete from Trash.
+    let mjar = root.path().join("mjar");
+    let mj = mjar.to_str().unwrap();
+    let (s, _, _) = https(
+        &g,
+        "POST",
+        "/login",
+        None,
+        None,
+        &[
+            "-c",
+            mj,
+            "-b",
+            mj,
+            "--data",
+            "address=mario%40w.test&password=password-123",
+        ],
+    );
+    assert_eq!(s, 303);
+    let (s, _, page) = https(
+        &g,
+        "GET",
+        "/mail?f=INBOX&subject=fattura+da&from=posta-certificata",
+        None,
+        None,
+        &["-b", mj],
+    );
+    let page = String::from_utf8_lossy(&page).to_string();
+    assert_eq!(s, 200);
+    assert!(
+        page.contains("CONSEGNA: Fattura da API") && page.contains("(2)"),
+        "{page}"
+    );
+    let (s, _, page) = https(
+        &g,
+        "GET",
+        "/mail?f=INBOX&subject=nessuna",
+        None,
+        None,
+        &["-b", mj],
+    );
+    assert!(s == 200 && String::from_utf8_lossy(&page).contains("(0)"));
+    let (s, _, page) = https(
+        &g,
+        "GET",
+        "/mail?f=INBOX&since=ieri",
+        None,
+        None,
+        &["-b", mj],
+    );
+    assert_eq!(s, 400);
+    assert!(String::from_utf8_lossy(&page).contains("is not a date (YYYY-MM-DD)"));
+    let mcsrf = page_csrf(&https(&g, "GET", "/mail?f=INBOX", None, None, &["-b", mj]).2);
+    let ruid = receipt["uid"].as_u64().unwrap();
+    let (s, _, _) = https(
+        &g,
+        "POST",
+        "/mail/action",
+        None,
+        None,
+        &[
+            "-b",
+            mj,
+            "--data",
+            &format!("csrf={mcsrf}&f=INBOX&uid={ruid}&action=delete"),
+        ],
+    );
+    assert_eq!(s, 303);
+    let (_, trash) = api(&g, "GET", "/api/v1/folders/Trash/messages", &mario, None);
+    assert_eq!(trash["total"], 1, "deleted from INBOX goes to Trash");
+    let (_, t) = api(
+        &g,
+        "GET",
+        &format!("/api/v1/messages/{}", enc(&id)),
+        &mario,
+        None,
+    );
+    assert!(
+        t["recipients"][0]["steps"][2]["receipt"]["folder"] == "Trash",
+        "the timeline follows the receipt: {t:#}"
+    );
+    let tuid = trash["messages"][0]["uid"].as_u64().unwrap();
+    let (s, _, _) = https(
+        &g,
+        "POST",
+        "/mail/action",
+        None,
+        None,
+        &[
+            "-b",
+            mj,
+            "--data",
+            &format!("csrf={mcsrf}&f=Trash&uid={tuid}&action=delete"),
+        ],
+    );
+    assert_eq!(s, 303);
+    let (_, trash) = api(&g, "GET", "/api/v1/folders/Trash/messages", &mario, None);
+    assert_eq!(trash["total"], 0, "deleted from Trash is gone");
+    let (s, _, page) = https(
+        &g,
+        "POST",
+        "/mail/action",
+        None,
+        None,
+        &[
+            "-b",
+            mj,
+            "--data",
+            &format!("csrf={mcsrf}&f=INBOX&action=move&to=Trash"),
+        ],
+    );
+    assert_eq!(s, 400);
+    assert!(String::from_utf8_lossy(&page).contains("no message was selected"));
 
     // Webmail: security headers, CSRF and origin checks, cross-user pages, login throttle.
     let jar = root.path().join("jar");
