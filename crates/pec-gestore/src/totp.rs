@@ -81,12 +81,13 @@ pub fn verify(secret: &str, code: &str, now: i64) -> bool {
     let step = now.div_euclid(STEP);
     (-1..=1).any(|d| {
         let c = step + d;
-        c >= 0 && constant_eq(hotp(&key, c as u64, 6).as_bytes(), code.as_bytes())
+        c >= 0
+            && aws_lc_rs::constant_time::verify_slices_are_equal(
+                hotp(&key, c as u64, 6).as_bytes(),
+                code.as_bytes(),
+            )
+            .is_ok()
     })
-}
-
-fn constant_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The `otpauth://` URI an authenticator app imports.

@@ -78,12 +78,9 @@ fn authorize<S: Store>(st: &AppState<S>, headers: &HeaderMap) -> ApiResult<()> {
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     // Constant-time comparison of the token.
-    let ok = given.len() == st.token.len()
-        && given
-            .bytes()
-            .zip(st.token.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
+    let ok =
+        aws_lc_rs::constant_time::verify_slices_are_equal(given.as_bytes(), st.token.as_bytes())
+            .is_ok();
     if ok {
         Ok(())
     } else {

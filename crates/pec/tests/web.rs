@@ -1,13 +1,13 @@
-//! The webmail and the REST API against a real `pec serve` (issue "Webmail and REST API"):
-//! the API driven with curl, tokens of two users kept apart, webhooks received by a local
-//! HTTP server and their HMAC checked with OpenSSL; the webmail driven in Debian's Chromium
-//! through chromedriver (tests/clients/browser.py), with screenshots kept under
-//! target/test-artifacts/webmail.
+//! The REST API and the webmail's protections against a real `pec serve` (issue "Webmail
+//! and REST API"): the API driven with curl, tokens of two users kept apart, webhooks
+//! received by a local HTTP server and their HMAC checked with OpenSSL; cookies, CSRF,
+//! origin, throttle and TOTP of the webmail. The browser tests are in browser.rs.
 
 #![allow(clippy::unwrap_used)]
 
 mod gestori;
 
+use gestori::web::*;
 use gestori::*;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -15,69 +15,6 @@ use std::net::TcpListener;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// An HTTPS exchange through curl: (status, headers, body).
-fn https(
-    g: &Gestore,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<&str>,
-    extra: &[&str],
-) -> (u16, String, Vec<u8>) {
-    let headers = g.dir.join(format!("h-{}.txt", std::process::id()));
-    let mut c = Command::new("curl");
-    c.args([
-        "-s",
-        "--cacert",
-        g.ca().to_str().unwrap(),
-        "-X",
-        method,
-        "-D",
-        headers.to_str().unwrap(),
-        "-w",
-        "\n%{http_code}",
-        &format!("https://{}:8443{path}", g.ip),
-    ]);
-    if let Some(t) = token {
-        c.args(["-H", &format!("Authorization: Bearer {t}")]);
-    }
-    if let Some(b) = body {
-        c.args(["-H", "Content-Type: application/json", "--data-binary", b]);
-    }
-    c.args(extra);
-    let out = c.output().unwrap();
-    let mut raw = out.stdout;
-    let cut = raw.iter().rposition(|&b| b == b'\n').unwrap();
-    let status = String::from_utf8_lossy(&raw[cut + 1..])
-        .trim()
-        .parse()
-        .unwrap_or(0);
-    raw.truncate(cut);
-    let h = std::fs::read_to_string(&headers).unwrap_or_default();
-    (status, h, raw)
-}
-
-fn api(g: &Gestore, method: &str, path: &str, token: &str, body: Option<&Value>) -> (u16, Value) {
-    let b = body.map(|b| b.to_string());
-    let (s, _, raw) = https(g, method, path, Some(token), b.as_deref(), &[]);
-    (s, serde_json::from_slice(&raw).unwrap_or(Value::Null))
-}
-
-fn page_csrf(page: &[u8]) -> String {
-    let page = String::from_utf8_lossy(page);
-    page.split("name=\"csrf\" value=\"").nth(1).unwrap()[..64].to_string()
-}
-
-fn token(g: &Gestore, address: &str) -> String {
-    run_ok(&["admin", "--data", g.data(), "token", "create", address])
-        .trim()
-        .to_string()
-}
-
-fn enc(s: &str) -> String {
-    s.replace('@', "%40")
-}
 
 /// One request a receiver got: its headers (names in lower case) and body.
 type Received = (Vec<(String, String)>, Vec<u8>);
@@ -747,91 +684,4 @@ fn rest_api_tokens_webhooks_and_webmail_protections() {
         &["-c", j2, "-b", j2, "--data", "csrf=wrong"],
     );
     assert_eq!(s, 403);
-}
-
-#[test]
-fn webmail_in_chromium() {
-    require("curl");
-    require("chromium");
-    require("chromedriver");
-    let python = "/usr/bin/python3";
-    let ok = Command::new(python)
-        .args(["-c", "import selenium"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "python3-selenium is required by the browser tests (scripts/test installs it)"
-    );
-    let root = tempfile::tempdir().unwrap();
-    let mut g = Gestore::init(
-        root.path(),
-        "browser.test",
-        "Gestore Browser",
-        "127.0.0.24",
-        &[],
-    );
-    g.start();
-    g.add_mailbox("mario@browser.test", &["--quota", "2000000000"]);
-    g.add_mailbox("anna@browser.test", &[]);
-
-    // Markup in a PEC's subject, text and attachment name, and an HTML ordinary mail.
-    let xss = "<img src=x onerror=alert(1)> Fattura";
-    let api_token = token(&g, "mario@browser.test");
-    let body = json!({
-        "to": ["anna@browser.test"],
-        "subject": xss,
-        "body": "<script>window.__xss = 1; alert(2)</script> onerror",
-        "attachments": [{"name": "\"><svg onload=alert(3)>.txt", "content_base64": "eA=="}]
-    });
-    let (s, v) = api(&g, "POST", "/api/v1/messages", &api_token, Some(&body));
-    assert_eq!(s, 201, "{v}");
-    let html = "From: promo@shop.example\r\nTo: anna@browser.test\r\nSubject: Newsletter HTML\r\n\
-        MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
-        <html><body><h1 onclick=\"alert(4)\">Offerta</h1><script>window.__xss=2;alert(5)</script>\
-        <img src=\"https://tracker.example/p.gif\" onerror=\"alert(6)\"><iframe src=\"https://evil.example\"></iframe>\
-        <form action=\"https://evil.example\"><input name=p></form><style>h1{color:red}</style></body></html>\r\n";
-    let (ok, t) = send_plain(
-        &g.ip,
-        2525,
-        "promo@shop.example",
-        &["anna@browser.test"],
-        html.as_bytes(),
-        root.path(),
-    );
-    assert!(ok, "{t}");
-    g.wait_for("anna@browser.test", "the two messages", |m| m.len() >= 2);
-
-    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/test-artifacts/webmail");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/browser.py");
-    let o = Command::new(python)
-        .args([
-            script,
-            &format!("https://{}:8443", g.ip),
-            out.to_str().unwrap(),
-            "mario@browser.test",
-            "anna@browser.test",
-            PASSWORD,
-            xss,
-        ])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "browser checks failed:\n{stdout}\n{}\nserver log:\n{}",
-        String::from_utf8_lossy(&o.stderr),
-        g.server_log()
-    );
-    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
-    for shot in ["inbox", "timeline", "envelope", "xss"] {
-        for w in [1280, 360] {
-            assert!(
-                out.join(format!("{shot}-{w}.png")).exists(),
-                "{shot}-{w}.png"
-            );
-        }
-    }
 }

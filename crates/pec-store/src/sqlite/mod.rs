@@ -112,6 +112,22 @@ fn mailbox_row(r: &sqlx::sqlite::SqliteRow) -> Result<Mailbox> {
     })
 }
 
+/// A message row (`folder`, `uid`, the folder's `uidvalidity`, `date`, `subject`, `kind`,
+/// `identificativo`, `size`, `blob`) as [`MessageMeta`].
+pub(super) fn meta_row(r: &sqlx::sqlite::SqliteRow) -> Result<MessageMeta> {
+    Ok(MessageMeta {
+        folder: r.try_get("folder")?,
+        uid: r.try_get::<i64, _>("uid")? as u32,
+        uidvalidity: r.try_get::<i64, _>("uidvalidity")? as u32,
+        date: rfc3339(r.try_get("date")?),
+        subject: r.try_get("subject")?,
+        kind: r.try_get("kind")?,
+        identificativo: r.try_get("identificativo")?,
+        size: r.try_get::<i64, _>("size")? as u64,
+        blob: r.try_get("blob")?,
+    })
+}
+
 pub(super) fn folder_row(r: &sqlx::sqlite::SqliteRow) -> Result<Folder> {
     Ok(Folder {
         name: r.try_get("name")?,
@@ -197,21 +213,7 @@ impl Store for SqliteStore {
         .bind(mailbox)
         .fetch_all(&self.readers)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(MessageMeta {
-                    folder: r.try_get("folder")?,
-                    uid: r.try_get::<i64, _>("uid")? as u32,
-                    uidvalidity: r.try_get::<i64, _>("uidvalidity")? as u32,
-                    date: rfc3339(r.try_get("date")?),
-                    subject: r.try_get("subject")?,
-                    kind: r.try_get("kind")?,
-                    identificativo: r.try_get("identificativo")?,
-                    size: r.try_get::<i64, _>("size")? as u64,
-                    blob: r.try_get("blob")?,
-                })
-            })
-            .collect()
+        rows.iter().map(meta_row).collect()
     }
 
     async fn message_bytes(

@@ -14,17 +14,7 @@ const META: &str = "m.folder, m.uid, f.uidvalidity, m.date, m.subject, m.kind, m
 fn listed(r: &SqliteRow) -> Result<(ListedMessage, bool)> {
     let header: Option<Vec<u8>> = r.try_get("header")?;
     let flags: String = r.try_get("flags")?;
-    let meta = MessageMeta {
-        folder: r.try_get("folder")?,
-        uid: r.try_get::<i64, _>("uid")? as u32,
-        uidvalidity: r.try_get::<i64, _>("uidvalidity")? as u32,
-        date: rfc3339(r.try_get("date")?),
-        subject: r.try_get("subject")?,
-        kind: r.try_get("kind")?,
-        identificativo: r.try_get("identificativo")?,
-        size: r.try_get::<i64, _>("size")? as u64,
-        blob: r.try_get("blob")?,
-    };
+    let meta = super::meta_row(r)?;
     let from = header
         .as_deref()
         .and_then(|h| header_field(h, "From"))

@@ -220,12 +220,9 @@ impl From<pec_store::StoreError> for WebError {
 /// origin (the `Origin` header, when the browser sends one, must name this host).
 pub fn check_post(user_csrf: &str, given: &str, headers: &HeaderMap) -> Result<(), WebError> {
     same_origin(headers)?;
-    let ok = given.len() == user_csrf.len()
-        && given
-            .bytes()
-            .zip(user_csrf.bytes())
-            .fold(0u8, |a, (x, y)| a | (x ^ y))
-            == 0;
+    let ok =
+        aws_lc_rs::constant_time::verify_slices_are_equal(given.as_bytes(), user_csrf.as_bytes())
+            .is_ok();
     if !ok {
         return Err(WebError(
             StatusCode::FORBIDDEN,

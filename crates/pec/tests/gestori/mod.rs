@@ -5,6 +5,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod dovecot;
+pub mod web;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
