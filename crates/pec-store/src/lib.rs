@@ -38,7 +38,7 @@ use std::future::Future;
 pub enum StoreError {
     /// The database failed.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(String),
     /// A blob could not be read or written.
     #[error("blob store error: {0}")]
     Blob(String),

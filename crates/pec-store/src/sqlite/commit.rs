@@ -1,10 +1,11 @@
 //! One [`Commit`] applied inside the writer's transaction (crate contract: all of it or
 //! none of it).
 
+use super::db::Conn;
 use super::now;
 use crate::Result;
 use crate::types::*;
-use sqlx::sqlite::SqliteConnection;
+use rusqlite::{OptionalExtension as _, params};
 
 /// Queue entries up to this size keep their bytes in the queue row instead of a blob file.
 pub(super) const QUEUE_INLINE_MAX: usize = 1 << 20;
@@ -22,8 +23,8 @@ pub(super) enum MessageBlob {
 
 /// Applies `c`; `blobs` are the blobs of `c.messages`, `queue_blobs` and `quarantine_blobs`
 /// the addresses of the queue entries and quarantined messages too large to keep inline.
-pub(super) async fn apply(
-    conn: &mut SqliteConnection,
+pub(super) fn apply(
+    conn: &Conn,
     c: &Commit,
     blobs: &[MessageBlob],
     queue_blobs: &[Option<String>],
@@ -35,221 +36,178 @@ pub(super) async fn apply(
         let blob = match blob {
             MessageBlob::File(hash) => hash,
             MessageBlob::Inline(hash) => {
-                sqlx::query("INSERT OR IGNORE INTO blobs (hash, bytes) VALUES (?, ?)")
-                    .bind(hash)
-                    .bind(&m.bytes[..])
-                    .execute(&mut *conn)
-                    .await?;
+                conn.prepare_cached("INSERT OR IGNORE INTO blobs (hash, bytes) VALUES (?, ?)")?
+                    .execute(params![hash, &m.bytes[..]])?;
                 hash
             }
         };
         // One statement creates the folder or takes its next UID (a UID taken by a
         // duplicate below stays unused: UIDs only need to ascend, RFC 3501 §2.3.1.1).
-        let (uid, modseq): (i64, i64) = sqlx::query_as(
-            "INSERT INTO folders (mailbox, name, uidvalidity, uidnext, highestmodseq) VALUES (?, ?, ?, 2, 2)
-             ON CONFLICT (mailbox, name) DO UPDATE SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
-             RETURNING uidnext - 1, highestmodseq",
-        )
-        .bind(&m.mailbox)
-        .bind(&m.folder)
-        .bind(t)
-        .fetch_one(&mut *conn)
-        .await?;
-        let done = sqlx::query(
-            "INSERT INTO messages (mailbox, folder, uid, blob, size, date, subject, kind, identificativo, message_id, flags, modseq, header)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        )
-        .bind(&m.mailbox)
-        .bind(&m.folder)
-        .bind(uid)
-        .bind(blob)
-        .bind(m.bytes.len() as i64)
-        .bind(m.date)
-        .bind(&m.subject)
-        .bind(&m.kind)
-        .bind(&m.identificativo)
-        .bind(&m.message_id)
-        .bind(&m.flags)
-        .bind(modseq)
-        .bind(crate::header_block(&m.bytes))
-        .execute(&mut *conn)
-        .await?;
-        if done.rows_affected() == 1 {
-            sqlx::query(
+        let (uid, modseq): (i64, i64) = conn
+            .prepare_cached(
+                "INSERT INTO folders (mailbox, name, uidvalidity, uidnext, highestmodseq) VALUES (?, ?, ?, 2, 2)
+                 ON CONFLICT (mailbox, name) DO UPDATE SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
+                 RETURNING uidnext - 1, highestmodseq",
+            )?
+            .query_row(params![&m.mailbox, &m.folder, t], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        let done = conn
+            .prepare_cached(
+                "INSERT INTO messages (mailbox, folder, uid, blob, size, date, subject, kind, identificativo, message_id, flags, modseq, header)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![
+                &m.mailbox,
+                &m.folder,
+                uid,
+                blob,
+                m.bytes.len() as i64,
+                m.date,
+                &m.subject,
+                &m.kind,
+                &m.identificativo,
+                &m.message_id,
+                &m.flags,
+                modseq,
+                crate::header_block(&m.bytes),
+            ])?;
+        if done == 1 {
+            conn.prepare_cached(
                 "UPDATE mailboxes SET used_bytes = used_bytes + ?, message_count = message_count + 1 WHERE address = ?",
-            )
-            .bind(m.bytes.len() as i64)
-            .bind(&m.mailbox)
-            .execute(&mut *conn)
-            .await?;
+            )?
+            .execute(params![m.bytes.len() as i64, &m.mailbox])?;
             out.stored.push(Some(uid as u32));
             if is_receipt_kind(&m.kind) {
-                super::web::record_webhook(conn, m, uid, t).await?;
+                super::web::record_webhook(conn, m, uid, t)?;
             }
         } else {
             out.stored.push(None);
         }
     }
     for (q, blob) in c.queue.iter().zip(queue_blobs) {
-        sqlx::query(
+        conn.prepare_cached(
             "INSERT INTO queue (mail_from, rcpt_to, domain, blob, bytes, created, next_attempt) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&q.mail_from)
-        .bind(serde_json::to_string(&q.rcpt_to).unwrap_or_default())
-        .bind(&q.domain)
-        .bind(blob.as_deref().unwrap_or(""))
-        .bind(blob.is_none().then_some(&q.bytes[..]))
-        .bind(q.not_before)
-        .bind(q.not_before)
-        .execute(&mut *conn)
-        .await?;
+        )?
+        .execute(params![
+            &q.mail_from,
+            serde_json::to_string(&q.rcpt_to).unwrap_or_default(),
+            &q.domain,
+            blob.as_deref().unwrap_or(""),
+            blob.is_none().then_some(&q.bytes[..]),
+            q.not_before,
+            q.not_before,
+        ])?;
     }
     for (q, blob) in c.quarantine.iter().zip(quarantine_blobs) {
-        sqlx::query(
+        conn.prepare_cached(
             "INSERT INTO quarantine (time, identificativo, sender, recipients, engine, threat, size, blob, bytes)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(t)
-        .bind(&q.identificativo)
-        .bind(&q.sender)
-        .bind(serde_json::to_string(&q.recipients).unwrap_or_default())
-        .bind(&q.engine)
-        .bind(&q.threat)
-        .bind(q.bytes.len() as i64)
-        .bind(blob.as_deref().unwrap_or(""))
-        .bind(blob.is_none().then_some(&q.bytes[..]))
-        .execute(&mut *conn)
-        .await?;
+        )?
+        .execute(params![
+            t,
+            &q.identificativo,
+            &q.sender,
+            serde_json::to_string(&q.recipients).unwrap_or_default(),
+            &q.engine,
+            &q.threat,
+            q.bytes.len() as i64,
+            blob.as_deref().unwrap_or(""),
+            blob.is_none().then_some(&q.bytes[..]),
+        ])?;
     }
     for r in &c.outbound_spam {
-        sqlx::query(
+        conn.prepare_cached(
             "INSERT INTO outbound_spam (mailbox, time, identificativo, detail) VALUES (?, ?, ?, ?)",
-        )
-        .bind(r.mailbox.to_ascii_lowercase())
-        .bind(r.time)
-        .bind(&r.identificativo)
-        .bind(&r.detail)
-        .execute(&mut *conn)
-        .await?;
+        )?
+        .execute(params![
+            r.mailbox.to_ascii_lowercase(),
+            r.time,
+            &r.identificativo,
+            &r.detail
+        ])?;
     }
     for l in &c.locks {
         // An empty hash matches no password: the mailbox cannot log in until the reset.
-        sqlx::query(
+        conn.prepare_cached(
             "UPDATE mailboxes SET password_hash = '', locked = 1, reset_token = ?, reset_expires = ?
              WHERE address = ?",
-        )
-        .bind(&l.reset_token_sha256)
-        .bind(l.expires)
-        .bind(l.mailbox.to_ascii_lowercase())
-        .execute(&mut *conn)
-        .await?;
+        )?
+        .execute(params![
+            &l.reset_token_sha256,
+            l.expires,
+            l.mailbox.to_ascii_lowercase()
+        ])?;
     }
     for tr in &c.tracked {
-        sqlx::query("INSERT OR IGNORE INTO tracked (identificativo, data) VALUES (?, ?)")
-            .bind(&tr.identificativo)
-            .bind(&tr.data)
-            .execute(&mut *conn)
-            .await?;
+        conn.prepare_cached("INSERT OR IGNORE INTO tracked (identificativo, data) VALUES (?, ?)")?
+            .execute(params![&tr.identificativo, &tr.data])?;
         for r in &tr.recipients {
-            sqlx::query(
+            conn.prepare_cached(
                 "INSERT OR IGNORE INTO tracked_rcpt (identificativo, recipient) VALUES (?, ?)",
-            )
-            .bind(&tr.identificativo)
-            .bind(r)
-            .execute(&mut *conn)
-            .await?;
+            )?
+            .execute(params![&tr.identificativo, r])?;
         }
     }
     for (id, rcpt, step) in &c.progress {
-        sqlx::query(
-            "UPDATE tracked_rcpt SET steps = steps || ? || ',' WHERE identificativo = ? AND recipient = ?
-             AND instr(steps, ? || ',') = 0",
-        )
-        .bind(step)
-        .bind(id)
-        .bind(rcpt)
-        .bind(step)
-        .execute(&mut *conn)
-        .await?;
+        conn.prepare_cached(
+            "UPDATE tracked_rcpt SET steps = steps || ?1 || ',' WHERE identificativo = ?2 AND recipient = ?3
+             AND instr(steps, ?1 || ',') = 0",
+        )?
+        .execute(params![step, id, rcpt])?;
     }
     for d in &c.deadlines {
-        sqlx::query(
+        conn.prepare_cached(
             "INSERT INTO deadlines (identificativo, recipient, which, due) VALUES (?, ?, ?, ?)",
-        )
-        .bind(&d.identificativo)
-        .bind(&d.recipient)
-        .bind(&d.which)
-        .bind(d.due)
-        .execute(&mut *conn)
-        .await?;
+        )?
+        .execute(params![&d.identificativo, &d.recipient, &d.which, d.due])?;
     }
     for e in &c.events {
-        sqlx::query("INSERT INTO events (time, identificativo, json) VALUES (?, ?, ?)")
-            .bind(e.time)
-            .bind(&e.identificativo)
-            .bind(&e.json)
-            .execute(&mut *conn)
-            .await?;
+        conn.prepare_cached("INSERT INTO events (time, identificativo, json) VALUES (?, ?, ?)")?
+            .execute(params![e.time, &e.identificativo, &e.json])?;
     }
     for id in &c.queue_done {
-        sqlx::query("DELETE FROM queue WHERE id = ?")
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
+        conn.prepare_cached("DELETE FROM queue WHERE id = ?")?
+            .execute([id])?;
     }
     for id in &c.deadlines_done {
-        sqlx::query("DELETE FROM deadlines WHERE id = ?")
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
+        conn.prepare_cached("DELETE FROM deadlines WHERE id = ?")?
+            .execute([id])?;
     }
     Ok(out)
 }
 
 /// Deletes messages by UID, shrinks the mailbox's usage, and drops in-database blobs no
 /// message names any more (files stay: they may be shared and are cheap to keep).
-pub(super) async fn delete(
-    conn: &mut SqliteConnection,
-    mailbox: String,
-    folder: String,
-    uids: Vec<u32>,
-) -> Result<u64> {
+pub(super) fn delete(conn: &Conn, mailbox: &str, folder: &str, uids: &[u32]) -> Result<u64> {
     let mut gone = 0;
-    for uid in uids {
-        let row: Option<(String, i64)> = sqlx::query_as(
-            "DELETE FROM messages WHERE mailbox = ? AND folder = ? AND uid = ? RETURNING blob, size",
-        )
-        .bind(&mailbox)
-        .bind(&folder)
-        .bind(i64::from(uid))
-        .fetch_optional(&mut *conn)
-        .await?;
+    for &uid in uids {
+        let row: Option<(String, i64)> = conn
+            .prepare_cached(
+                "DELETE FROM messages WHERE mailbox = ? AND folder = ? AND uid = ? RETURNING blob, size",
+            )?
+            .query_row(params![mailbox, folder, i64::from(uid)], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
         let Some((blob, size)) = row else { continue };
         gone += 1;
-        sqlx::query(
+        conn.prepare_cached(
             "UPDATE mailboxes SET used_bytes = max(used_bytes - ?, 0),
              message_count = max(message_count - 1, 0) WHERE address = ?",
-        )
-        .bind(size)
-        .bind(&mailbox)
-        .execute(&mut *conn)
-        .await?;
-        sqlx::query(
+        )?
+        .execute(params![size, mailbox])?;
+        conn.prepare_cached(
             "DELETE FROM blobs WHERE hash = ?1 AND NOT EXISTS (SELECT 1 FROM messages WHERE blob = ?1)",
-        )
-        .bind(&blob)
-        .execute(&mut *conn)
-        .await?;
+        )?
+        .execute([&blob])?;
     }
     if gone > 0 {
         // An expunge is a change of the folder (RFC 7162 §3.1.2).
-        sqlx::query(
+        conn.prepare_cached(
             "UPDATE folders SET highestmodseq = highestmodseq + 1 WHERE mailbox = ? AND name = ?",
-        )
-        .bind(&mailbox)
-        .bind(&folder)
-        .execute(&mut *conn)
-        .await?;
+        )?
+        .execute(params![mailbox, folder])?;
     }
     Ok(gone)
 }

@@ -5,10 +5,11 @@
 //! Every change to a folder's messages takes the next modification sequence of that folder:
 //! `folders.highestmodseq` is raised and the changed message rows carry the new value.
 
+use super::db::Conn;
 use super::now;
 use crate::types::*;
 use crate::{Result, StoreError};
-use sqlx::sqlite::SqliteConnection;
+use rusqlite::{OptionalExtension as _, params};
 
 fn refused(r: FolderRefusal) -> StoreError {
     StoreError::Refused(r)
@@ -21,38 +22,28 @@ pub(super) fn is_standard(name: &str) -> bool {
         .any(|(n, _)| n.eq_ignore_ascii_case(name))
 }
 
-async fn exists(conn: &mut SqliteConnection, mailbox: &str, name: &str) -> Result<bool> {
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM folders WHERE mailbox = ? AND name = ?")
-        .bind(mailbox)
-        .bind(name)
-        .fetch_one(&mut *conn)
-        .await?;
+fn exists(conn: &Conn, mailbox: &str, name: &str) -> Result<bool> {
+    let n: i64 = conn
+        .prepare_cached("SELECT count(*) FROM folders WHERE mailbox = ? AND name = ?")?
+        .query_row(params![mailbox, name], |r| r.get(0))?;
     Ok(n > 0)
 }
 
 /// Creates the standard folders of a new mailbox.
-pub(super) async fn create_standard(conn: &mut SqliteConnection, mailbox: &str) -> Result<()> {
+pub(super) fn create_standard(conn: &Conn, mailbox: &str) -> Result<()> {
     for (name, _) in STANDARD_FOLDERS {
-        sqlx::query(
+        conn.prepare_cached(
             "INSERT OR IGNORE INTO folders (mailbox, name, uidvalidity, uidnext) VALUES (?, ?, ?, 1)",
-        )
-        .bind(mailbox)
-        .bind(name)
-        .bind(now())
-        .execute(&mut *conn)
-        .await?;
+        )?
+        .execute(params![mailbox, name, now()])?;
     }
     Ok(())
 }
 
 /// Creates a user folder (and its missing parents, RFC 3501 §6.3.3), not subscribed
 /// (RFC 3501 §6.3.6: only SUBSCRIBE adds to the subscription list).
-pub(super) async fn create(
-    conn: &mut SqliteConnection,
-    mailbox: String,
-    name: String,
-) -> Result<()> {
-    if exists(conn, &mailbox, &name).await? || is_standard(&name) {
+pub(super) fn create(conn: &Conn, mailbox: &str, name: &str) -> Result<()> {
+    if exists(conn, mailbox, name)? || is_standard(name) {
         return Err(refused(FolderRefusal::Exists));
     }
     let mut path = String::new();
@@ -61,128 +52,91 @@ pub(super) async fn create(
             path.push('/');
         }
         path.push_str(level);
-        sqlx::query(
+        conn.prepare_cached(
             "INSERT OR IGNORE INTO folders (mailbox, name, uidvalidity, uidnext, subscribed)
              VALUES (?, ?, ?, 1, 0)",
-        )
-        .bind(&mailbox)
-        .bind(&path)
-        .bind(now())
-        .execute(&mut *conn)
-        .await?;
+        )?
+        .execute(params![mailbox, &path, now()])?;
     }
     Ok(())
 }
 
 /// Deletes a user folder and its messages. Subfolders stay (RFC 3501 §6.3.4: DELETE
 /// must not remove inferior names); the deleted name then only exists as their parent.
-pub(super) async fn delete(
-    conn: &mut SqliteConnection,
-    mailbox: String,
-    name: String,
-) -> Result<()> {
-    if is_standard(&name) {
+pub(super) fn delete(conn: &Conn, mailbox: &str, name: &str) -> Result<()> {
+    if is_standard(name) {
         return Err(refused(FolderRefusal::Protected));
     }
-    if !exists(conn, &mailbox, &name).await? {
+    if !exists(conn, mailbox, name)? {
         return Err(refused(FolderRefusal::Missing));
     }
-    let uids: Vec<i64> =
-        sqlx::query_scalar("SELECT uid FROM messages WHERE mailbox = ? AND folder = ?")
-            .bind(&mailbox)
-            .bind(&name)
-            .fetch_all(&mut *conn)
-            .await?;
-    let uids = uids.into_iter().map(|u| u as u32).collect();
-    super::commit::delete(conn, mailbox.clone(), name.clone(), uids).await?;
-    sqlx::query("DELETE FROM folders WHERE mailbox = ? AND name = ?")
-        .bind(&mailbox)
-        .bind(&name)
-        .execute(&mut *conn)
-        .await?;
+    let uids: Vec<u32> = conn
+        .prepare_cached("SELECT uid FROM messages WHERE mailbox = ? AND folder = ?")?
+        .query_map(params![mailbox, name], |r| r.get::<_, i64>(0))?
+        .map(|u| u.map(|u| u as u32))
+        .collect::<rusqlite::Result<_>>()?;
+    super::commit::delete(conn, mailbox, name, &uids)?;
+    conn.prepare_cached("DELETE FROM folders WHERE mailbox = ? AND name = ?")?
+        .execute(params![mailbox, name])?;
     Ok(())
 }
 
 /// Renames a user folder and its subfolders; messages keep their UIDs, and the folders get
 /// a new UIDVALIDITY (RFC 3501 §6.3.5 allows either; a new one is always safe for clients).
-pub(super) async fn rename(
-    conn: &mut SqliteConnection,
-    mailbox: String,
-    from: String,
-    to: String,
-) -> Result<()> {
-    if is_standard(&from) || is_standard(&to) {
+pub(super) fn rename(conn: &Conn, mailbox: &str, from: &str, to: &str) -> Result<()> {
+    if is_standard(from) || is_standard(to) {
         return Err(refused(FolderRefusal::Protected));
     }
-    if !exists(conn, &mailbox, &from).await? {
+    if !exists(conn, mailbox, from)? {
         return Err(refused(FolderRefusal::Missing));
     }
-    if exists(conn, &mailbox, &to).await? {
+    if exists(conn, mailbox, to)? {
         return Err(refused(FolderRefusal::Exists));
     }
-    let names: Vec<String> = sqlx::query_scalar(
-        "SELECT name FROM folders WHERE mailbox = ? AND (name = ? OR substr(name, 1, length(?) + 1) = ? || '/')",
-    )
-    .bind(&mailbox)
-    .bind(&from)
-    .bind(&from)
-    .bind(&from)
-    .fetch_all(&mut *conn)
-    .await?;
+    let names: Vec<String> = conn
+        .prepare_cached(
+            "SELECT name FROM folders WHERE mailbox = ?1 AND (name = ?2 OR substr(name, 1, length(?2) + 1) = ?2 || '/')",
+        )?
+        .query_map(params![mailbox, from], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
     for old in names {
         let new = format!("{to}{}", &old[from.len()..]);
-        sqlx::query("UPDATE folders SET name = ?, uidvalidity = uidvalidity + 1 WHERE mailbox = ? AND name = ?")
-            .bind(&new)
-            .bind(&mailbox)
-            .bind(&old)
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query("UPDATE messages SET folder = ? WHERE mailbox = ? AND folder = ?")
-            .bind(&new)
-            .bind(&mailbox)
-            .bind(&old)
-            .execute(&mut *conn)
-            .await?;
+        conn.prepare_cached(
+            "UPDATE folders SET name = ?, uidvalidity = uidvalidity + 1 WHERE mailbox = ? AND name = ?",
+        )?
+        .execute(params![&new, mailbox, &old])?;
+        conn.prepare_cached("UPDATE messages SET folder = ? WHERE mailbox = ? AND folder = ?")?
+            .execute(params![&new, mailbox, &old])?;
     }
     // Parents of the new name exist too (RFC 3501 §6.3.5).
-    if let Some((parent, _)) = to.rsplit_once('/') {
-        let parent = parent.to_string();
-        if !exists(conn, &mailbox, &parent).await? {
-            create(conn, mailbox, parent).await?;
-        }
+    if let Some((parent, _)) = to.rsplit_once('/')
+        && !exists(conn, mailbox, parent)?
+    {
+        create(conn, mailbox, parent)?;
     }
     Ok(())
 }
 
 /// Sets or clears the subscription of a folder.
-pub(super) async fn subscribe(
-    conn: &mut SqliteConnection,
-    mailbox: String,
-    name: String,
-    on: bool,
-) -> Result<()> {
-    let done = sqlx::query("UPDATE folders SET subscribed = ? WHERE mailbox = ? AND name = ?")
-        .bind(i64::from(on))
-        .bind(&mailbox)
-        .bind(&name)
-        .execute(&mut *conn)
-        .await?;
-    if done.rows_affected() == 0 {
+pub(super) fn subscribe(conn: &Conn, mailbox: &str, name: &str, on: bool) -> Result<()> {
+    let done = conn
+        .prepare_cached("UPDATE folders SET subscribed = ? WHERE mailbox = ? AND name = ?")?
+        .execute(params![i64::from(on), mailbox, name])?;
+    if done == 0 {
         return Err(refused(FolderRefusal::Missing));
     }
     Ok(())
 }
 
 /// Takes the next modification sequence of a folder.
-async fn next_modseq(conn: &mut SqliteConnection, mailbox: &str, folder: &str) -> Result<u64> {
-    let m: Option<i64> = sqlx::query_scalar(
-        "UPDATE folders SET highestmodseq = highestmodseq + 1 WHERE mailbox = ? AND name = ?
-         RETURNING highestmodseq",
-    )
-    .bind(mailbox)
-    .bind(folder)
-    .fetch_optional(&mut *conn)
-    .await?;
+fn next_modseq(conn: &Conn, mailbox: &str, folder: &str) -> Result<u64> {
+    let m: Option<i64> = conn
+        .prepare_cached(
+            "UPDATE folders SET highestmodseq = highestmodseq + 1 WHERE mailbox = ? AND name = ?
+             RETURNING highestmodseq",
+        )?
+        .query_row(params![mailbox, folder], |r| r.get(0))
+        .optional()?;
     m.map(|m| m as u64).ok_or(refused(FolderRefusal::Missing))
 }
 
@@ -208,26 +162,26 @@ pub fn apply_flags(current: &str, op: FlagOp, flags: &[String]) -> String {
 }
 
 /// Changes the flags of `uids` in one modification sequence.
-pub(super) async fn set_flags(
-    conn: &mut SqliteConnection,
-    mailbox: String,
-    folder: String,
-    uids: Vec<u32>,
+pub(super) fn set_flags(
+    conn: &Conn,
+    mailbox: &str,
+    folder: &str,
+    uids: &[u32],
     op: FlagOp,
-    flags: Vec<String>,
+    flags: &[String],
     unchanged_since: Option<u64>,
 ) -> Result<FlagsChanged> {
     let mut out = FlagsChanged::default();
     let mut modseq = None;
-    for uid in uids {
-        let row: Option<(String, i64)> = sqlx::query_as(
-            "SELECT flags, modseq FROM messages WHERE mailbox = ? AND folder = ? AND uid = ?",
-        )
-        .bind(&mailbox)
-        .bind(&folder)
-        .bind(i64::from(uid))
-        .fetch_optional(&mut *conn)
-        .await?;
+    for &uid in uids {
+        let row: Option<(String, i64)> = conn
+            .prepare_cached(
+                "SELECT flags, modseq FROM messages WHERE mailbox = ? AND folder = ? AND uid = ?",
+            )?
+            .query_row(params![mailbox, folder, i64::from(uid)], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
         let Some((current, current_modseq)) = row else {
             continue;
         };
@@ -235,26 +189,22 @@ pub(super) async fn set_flags(
             out.modified.push(uid);
             continue;
         }
-        let new = apply_flags(&current, op, &flags);
+        let new = apply_flags(&current, op, flags);
         if new == current {
             continue;
         }
         let m = match modseq {
             Some(m) => m,
             None => {
-                let m = next_modseq(conn, &mailbox, &folder).await?;
+                let m = next_modseq(conn, mailbox, folder)?;
                 modseq = Some(m);
                 m
             }
         };
-        sqlx::query("UPDATE messages SET flags = ?, modseq = ? WHERE mailbox = ? AND folder = ? AND uid = ?")
-            .bind(&new)
-            .bind(m as i64)
-            .bind(&mailbox)
-            .bind(&folder)
-            .bind(i64::from(uid))
-            .execute(&mut *conn)
-            .await?;
+        conn.prepare_cached(
+            "UPDATE messages SET flags = ?, modseq = ? WHERE mailbox = ? AND folder = ? AND uid = ?",
+        )?
+        .execute(params![&new, m as i64, mailbox, folder, i64::from(uid)])?;
         out.changed.push((uid, new, m));
     }
     Ok(out)
@@ -274,106 +224,102 @@ type MessageRow = (
 
 /// Copies (or moves) messages to another folder of the same mailbox; returns (source UID,
 /// new UID) pairs in source order (RFC 4315 COPYUID).
-pub(super) async fn copy(
-    conn: &mut SqliteConnection,
-    mailbox: String,
-    from: String,
-    uids: Vec<u32>,
-    to: String,
+pub(super) fn copy(
+    conn: &Conn,
+    mailbox: &str,
+    from: &str,
+    uids: &[u32],
+    to: &str,
     remove: bool,
 ) -> Result<Vec<(u32, u32)>> {
-    if !exists(conn, &mailbox, &to).await? {
+    if !exists(conn, mailbox, to)? {
         return Err(refused(FolderRefusal::Missing));
     }
     let mut pairs = Vec::new();
     let mut added: i64 = 0;
     let mut moved = Vec::new();
     let mut dest_modseq = None;
-    for uid in uids {
-        let row: Option<MessageRow> = sqlx::query_as(
-            "SELECT blob, size, date, subject, kind, identificativo, flags, header FROM messages
+    for &uid in uids {
+        let row: Option<MessageRow> = conn
+            .prepare_cached(
+                "SELECT blob, size, date, subject, kind, identificativo, flags, header FROM messages
                  WHERE mailbox = ? AND folder = ? AND uid = ?",
-        )
-        .bind(&mailbox)
-        .bind(&from)
-        .bind(i64::from(uid))
-        .fetch_optional(&mut *conn)
-        .await?;
+            )?
+            .query_row(params![mailbox, from, i64::from(uid)], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                ))
+            })
+            .optional()?;
         let Some((blob, size, date, subject, kind, identificativo, flags, header)) = row else {
             continue;
         };
-        let (new_uid, modseq): (i64, i64) = sqlx::query_as(
-            "UPDATE folders SET uidnext = uidnext + 1, highestmodseq = highestmodseq + ?
-             WHERE mailbox = ? AND name = ? RETURNING uidnext - 1, highestmodseq",
-        )
-        .bind(i64::from(dest_modseq.is_none()))
-        .bind(&mailbox)
-        .bind(&to)
-        .fetch_one(&mut *conn)
-        .await?;
+        let (new_uid, modseq): (i64, i64) = conn
+            .prepare_cached(
+                "UPDATE folders SET uidnext = uidnext + 1, highestmodseq = highestmodseq + ?
+                 WHERE mailbox = ? AND name = ? RETURNING uidnext - 1, highestmodseq",
+            )?
+            .query_row(
+                params![i64::from(dest_modseq.is_none()), mailbox, to],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
         dest_modseq.get_or_insert(modseq);
         if remove {
             // A move keeps the row (and its dedup key, pec.md §5.9): only its place changes.
-            sqlx::query(
+            conn.prepare_cached(
                 "UPDATE messages SET folder = ?, uid = ?, modseq = ? WHERE mailbox = ? AND folder = ? AND uid = ?",
-            )
-            .bind(&to)
-            .bind(new_uid)
-            .bind(modseq)
-            .bind(&mailbox)
-            .bind(&from)
-            .bind(i64::from(uid))
-            .execute(&mut *conn)
-            .await?;
+            )?
+            .execute(params![to, new_uid, modseq, mailbox, from, i64::from(uid)])?;
             moved.push(uid);
         } else {
             // A copy is a new message without the dedup key: the delivered one keeps it.
-            sqlx::query(
+            conn.prepare_cached(
                 "INSERT INTO messages (mailbox, folder, uid, blob, size, date, subject, kind, identificativo, flags, modseq, header)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&mailbox)
-            .bind(&to)
-            .bind(new_uid)
-            .bind(&blob)
-            .bind(size)
-            .bind(date)
-            .bind(&subject)
-            .bind(&kind)
-            .bind(&identificativo)
-            .bind(&flags)
-            .bind(modseq)
-            .bind(&header)
-            .execute(&mut *conn)
-            .await?;
+            )?
+            .execute(params![
+                mailbox,
+                to,
+                new_uid,
+                &blob,
+                size,
+                date,
+                &subject,
+                &kind,
+                &identificativo,
+                &flags,
+                modseq,
+                &header,
+            ])?;
             added += size;
         }
         pairs.push((uid, new_uid as u32));
     }
     if added > 0 {
-        over_quota(conn, &mailbox, added).await?;
-        sqlx::query(
+        over_quota(conn, mailbox, added)?;
+        conn.prepare_cached(
             "UPDATE mailboxes SET used_bytes = used_bytes + ?, message_count = message_count + ? WHERE address = ?",
-        )
-        .bind(added)
-        .bind(pairs.len() as i64)
-        .bind(&mailbox)
-        .execute(&mut *conn)
-        .await?;
+        )?
+        .execute(params![added, pairs.len() as i64, mailbox])?;
     }
     if !moved.is_empty() {
-        next_modseq(conn, &mailbox, &from).await?;
+        next_modseq(conn, mailbox, from)?;
     }
     Ok(pairs)
 }
 
 /// Refuses `more` bytes that would take the mailbox over its quota.
-async fn over_quota(conn: &mut SqliteConnection, mailbox: &str, more: i64) -> Result<()> {
-    let (quota, used): (i64, i64) =
-        sqlx::query_as("SELECT quota_bytes, used_bytes FROM mailboxes WHERE address = ?")
-            .bind(mailbox)
-            .fetch_one(&mut *conn)
-            .await?;
+fn over_quota(conn: &Conn, mailbox: &str, more: i64) -> Result<()> {
+    let (quota, used): (i64, i64) = conn
+        .prepare_cached("SELECT quota_bytes, used_bytes FROM mailboxes WHERE address = ?")?
+        .query_row([mailbox], |r| Ok((r.get(0)?, r.get(1)?)))?;
     if quota > 0 && used + more > quota {
         return Err(refused(FolderRefusal::OverQuota));
     }
@@ -382,54 +328,44 @@ async fn over_quota(conn: &mut SqliteConnection, mailbox: &str, more: i64) -> Re
 
 /// Appends a message whose blob is already stored (address `blob`, bytes given when the
 /// blob lives in the database); returns (UIDVALIDITY, UID).
-pub(super) async fn append(
-    conn: &mut SqliteConnection,
-    a: Append,
-    blob: String,
-    inline: bool,
-) -> Result<(u32, u32)> {
-    over_quota(conn, &a.mailbox, a.bytes.len() as i64).await?;
+pub(super) fn append(conn: &Conn, a: &Append, blob: &str, inline: bool) -> Result<(u32, u32)> {
+    over_quota(conn, &a.mailbox, a.bytes.len() as i64)?;
     if inline {
-        sqlx::query("INSERT OR IGNORE INTO blobs (hash, bytes) VALUES (?, ?)")
-            .bind(&blob)
-            .bind(&a.bytes[..])
-            .execute(&mut *conn)
-            .await?;
+        conn.prepare_cached("INSERT OR IGNORE INTO blobs (hash, bytes) VALUES (?, ?)")?
+            .execute(params![blob, &a.bytes[..]])?;
     }
-    let row: Option<(i64, i64, i64)> = sqlx::query_as(
-        "UPDATE folders SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
-         WHERE mailbox = ? AND name = ? RETURNING uidvalidity, uidnext - 1, highestmodseq",
-    )
-    .bind(&a.mailbox)
-    .bind(&a.folder)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let row: Option<(i64, i64, i64)> = conn
+        .prepare_cached(
+            "UPDATE folders SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
+             WHERE mailbox = ? AND name = ? RETURNING uidvalidity, uidnext - 1, highestmodseq",
+        )?
+        .query_row(params![&a.mailbox, &a.folder], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
     let Some((uidvalidity, uid, modseq)) = row else {
         return Err(refused(FolderRefusal::Missing));
     };
-    sqlx::query(
+    conn.prepare_cached(
         "INSERT INTO messages (mailbox, folder, uid, blob, size, date, subject, kind, flags, modseq, header)
          VALUES (?, ?, ?, ?, ?, ?, ?, 'ordinaria', ?, ?, ?)",
-    )
-    .bind(&a.mailbox)
-    .bind(&a.folder)
-    .bind(uid)
-    .bind(&blob)
-    .bind(a.bytes.len() as i64)
-    .bind(a.date)
-    .bind(&a.subject)
-    .bind(&a.flags)
-    .bind(modseq)
-    .bind(crate::header_block(&a.bytes))
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
+    )?
+    .execute(params![
+        &a.mailbox,
+        &a.folder,
+        uid,
+        blob,
+        a.bytes.len() as i64,
+        a.date,
+        &a.subject,
+        &a.flags,
+        modseq,
+        crate::header_block(&a.bytes),
+    ])?;
+    conn.prepare_cached(
         "UPDATE mailboxes SET used_bytes = used_bytes + ?, message_count = message_count + 1 WHERE address = ?",
-    )
-    .bind(a.bytes.len() as i64)
-    .bind(&a.mailbox)
-    .execute(&mut *conn)
-    .await?;
+    )?
+    .execute(params![a.bytes.len() as i64, &a.mailbox])?;
     Ok((uidvalidity as u32, uid as u32))
 }
 

@@ -1,9 +1,10 @@
 //! The embedded backend: SQLite (WAL, `synchronous = FULL`) for metadata and
 //! [`crate::blobs::Blobs`] files for message bytes. One writer thread applies every write,
-//! grouping concurrent steps into one transaction ([`writer`]); readers use a pool and see
-//! committed data only.
+//! grouping concurrent steps into one transaction ([`writer`]); readers borrow read-only
+//! connections ([`db`]) and see committed data only.
 
 mod commit;
+mod db;
 mod folders;
 mod reads;
 mod schema;
@@ -15,31 +16,19 @@ use crate::blobs::Blobs;
 use crate::types::*;
 use crate::{Result, Store, StoreError};
 use commit::MessageBlob;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
-};
-use sqlx::{Connection, Row};
+use db::{Conn, Readers};
+use rusqlite::{OptionalExtension as _, Row, params};
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Arc;
 use writer::Writer;
 
 /// SQLite + local files.
 #[derive(Debug)]
 pub struct SqliteStore {
     writer: Writer,
-    readers: SqlitePool,
+    readers: Arc<Readers>,
     blobs: Blobs,
     changes: tokio::sync::broadcast::Sender<String>,
-}
-
-fn options(path: &Path) -> SqliteConnectOptions {
-    SqliteConnectOptions::new()
-        .filename(path)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
-        .busy_timeout(Duration::from_secs(30))
 }
 
 pub(super) fn now() -> i64 {
@@ -59,85 +48,86 @@ impl SqliteStore {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Blob(format!("cannot create {}: {e}", dir.display())))?;
         let db = dir.join("pec.sqlite");
-        let writer = Writer::start(options(&db), |conn| Box::pin(migrate(conn))).await?;
-        let readers = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options(&db).read_only(true))
-            .await?;
+        let writer = Writer::start(db.clone(), migrate).await?;
         Ok(SqliteStore {
             writer,
-            readers,
+            readers: Readers::new(db),
             blobs: Blobs::local(&dir.join("blobs"))?,
             changes: tokio::sync::broadcast::channel(1024).0,
         })
     }
 }
 
-async fn migrate(conn: &mut SqliteConnection) -> Result<()> {
-    let version: i64 = sqlx::query_scalar("PRAGMA user_version")
-        .fetch_one(&mut *conn)
-        .await?;
+fn migrate(conn: &mut Conn) -> Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     for (i, sql) in schema::MIGRATIONS.iter().enumerate() {
         let n = i as i64 + 1;
         if n <= version {
             continue;
         }
-        let mut tx = conn.begin().await?;
-        // Both strings are constants of this crate (the migration text and an integer).
-        sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
-            .execute(&mut *tx)
-            .await?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PRAGMA user_version = {n}")))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {n}"))?;
+        tx.commit()?;
     }
     Ok(())
 }
 
-fn mailbox_row(r: &sqlx::sqlite::SqliteRow) -> Result<Mailbox> {
+fn mailbox_row(r: &Row<'_>) -> rusqlite::Result<Mailbox> {
     Ok(Mailbox {
-        address: r.try_get("address")?,
-        password_hash: r.try_get("password_hash")?,
-        quota_bytes: r.try_get::<i64, _>("quota_bytes")? as u64,
-        used_bytes: r.try_get::<i64, _>("used_bytes")? as u64,
-        messages: r.try_get::<i64, _>("message_count")? as u64,
-        ordinary_policy: r.try_get("ordinary_policy")?,
-        service: r.try_get::<i64, _>("service")? != 0,
-        disabled: r.try_get::<i64, _>("disabled")? != 0,
-        spam_policy: r.try_get("spam_policy")?,
-        contact: r.try_get("contact")?,
-        locked: r.try_get::<i64, _>("locked")? != 0,
-        totp_secret: r.try_get("totp_secret")?,
+        address: r.get("address")?,
+        password_hash: r.get("password_hash")?,
+        quota_bytes: r.get::<_, i64>("quota_bytes")? as u64,
+        used_bytes: r.get::<_, i64>("used_bytes")? as u64,
+        messages: r.get::<_, i64>("message_count")? as u64,
+        ordinary_policy: r.get("ordinary_policy")?,
+        service: r.get::<_, i64>("service")? != 0,
+        disabled: r.get::<_, i64>("disabled")? != 0,
+        spam_policy: r.get("spam_policy")?,
+        contact: r.get("contact")?,
+        locked: r.get::<_, i64>("locked")? != 0,
+        totp_secret: r.get("totp_secret")?,
     })
 }
 
 /// A message row (`folder`, `uid`, the folder's `uidvalidity`, `date`, `subject`, `kind`,
 /// `identificativo`, `size`, `blob`) as [`MessageMeta`].
-pub(super) fn meta_row(r: &sqlx::sqlite::SqliteRow) -> Result<MessageMeta> {
+pub(super) fn meta_row(r: &Row<'_>) -> rusqlite::Result<MessageMeta> {
     Ok(MessageMeta {
-        folder: r.try_get("folder")?,
-        uid: r.try_get::<i64, _>("uid")? as u32,
-        uidvalidity: r.try_get::<i64, _>("uidvalidity")? as u32,
-        date: rfc3339(r.try_get("date")?),
-        subject: r.try_get("subject")?,
-        kind: r.try_get("kind")?,
-        identificativo: r.try_get("identificativo")?,
-        size: r.try_get::<i64, _>("size")? as u64,
-        blob: r.try_get("blob")?,
+        folder: r.get("folder")?,
+        uid: r.get::<_, i64>("uid")? as u32,
+        uidvalidity: r.get::<_, i64>("uidvalidity")? as u32,
+        date: rfc3339(r.get("date")?),
+        subject: r.get("subject")?,
+        kind: r.get("kind")?,
+        identificativo: r.get("identificativo")?,
+        size: r.get::<_, i64>("size")? as u64,
+        blob: r.get("blob")?,
     })
 }
 
-pub(super) fn folder_row(r: &sqlx::sqlite::SqliteRow) -> Result<Folder> {
+pub(super) fn folder_row(r: &Row<'_>) -> rusqlite::Result<Folder> {
     Ok(Folder {
-        name: r.try_get("name")?,
-        uidvalidity: r.try_get::<i64, _>("uidvalidity")? as u32,
-        uidnext: r.try_get::<i64, _>("uidnext")? as u32,
-        highest_modseq: r.try_get::<i64, _>("highestmodseq")? as u64,
-        messages: r.try_get::<i64, _>("messages")? as u32,
-        unseen: r.try_get::<i64, _>("unseen")? as u32,
-        subscribed: r.try_get::<i64, _>("subscribed")? != 0,
+        name: r.get("name")?,
+        uidvalidity: r.get::<_, i64>("uidvalidity")? as u32,
+        uidnext: r.get::<_, i64>("uidnext")? as u32,
+        highest_modseq: r.get::<_, i64>("highestmodseq")? as u64,
+        messages: r.get::<_, i64>("messages")? as u32,
+        unseen: r.get::<_, i64>("unseen")? as u32,
+        subscribed: r.get::<_, i64>("subscribed")? != 0,
     })
+}
+
+/// Every row of `sql` with `args`, mapped by `f`.
+fn all<T, P: rusqlite::Params>(
+    c: &Conn,
+    sql: &str,
+    args: P,
+    f: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    Ok(c.prepare_cached(sql)?
+        .query_map(args, f)?
+        .collect::<rusqlite::Result<_>>()?)
 }
 
 impl SqliteStore {
@@ -155,31 +145,30 @@ impl Store for SqliteStore {
         let inserted = self
             .writer
             .run(move |w| {
-                Box::pin(async move {
-                    let r = sqlx::query(
+                let n = w
+                    .prepare_cached(
                         "INSERT INTO mailboxes (address, password_hash, quota_bytes, ordinary_policy, service, created,
                                                 spam_policy, contact)
                          VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    )
-                    .bind(&address)
-                    .bind(&m.password_hash)
-                    .bind(m.quota_bytes as i64)
-                    .bind(&m.ordinary_policy)
-                    .bind(i64::from(m.service))
-                    .bind(now())
-                    .bind(if m.spam_policy.is_empty() {
-                        "junk"
-                    } else {
-                        m.spam_policy.as_str()
-                    })
-                    .bind(m.contact.as_deref().filter(|c| !c.is_empty()))
-                    .execute(&mut *w)
-                    .await?;
-                    if r.rows_affected() == 1 {
-                        folders::create_standard(w, &address).await?;
-                    }
-                    Ok(r.rows_affected())
-                })
+                    )?
+                    .execute(params![
+                        &address,
+                        &m.password_hash,
+                        m.quota_bytes as i64,
+                        &m.ordinary_policy,
+                        i64::from(m.service),
+                        now(),
+                        if m.spam_policy.is_empty() {
+                            "junk"
+                        } else {
+                            m.spam_policy.as_str()
+                        },
+                        m.contact.as_deref().filter(|c| !c.is_empty()),
+                    ])?;
+                if n == 1 {
+                    folders::create_standard(w, &address)?;
+                }
+                Ok(n)
             })
             .await?;
         if inserted == 0 {
@@ -189,33 +178,44 @@ impl Store for SqliteStore {
     }
 
     async fn mailbox(&self, address: &str) -> Result<Option<Mailbox>> {
-        let r = sqlx::query("SELECT * FROM mailboxes WHERE address = ?")
-            .bind(address)
-            .fetch_optional(&self.readers)
-            .await?;
-        r.as_ref().map(mailbox_row).transpose()
+        self.readers.read(|c| {
+            Ok(
+                c.prepare_cached("SELECT * FROM mailboxes WHERE address = ?")?
+                    .query_row([address], mailbox_row)
+                    .optional()?,
+            )
+        })
     }
 
     async fn mailboxes(&self) -> Result<Vec<Mailbox>> {
-        let rows = sqlx::query("SELECT * FROM mailboxes ORDER BY address")
-            .fetch_all(&self.readers)
-            .await?;
-        rows.iter().map(mailbox_row).collect()
+        self.readers
+            .read_long(|c| {
+                all(
+                    c,
+                    "SELECT * FROM mailboxes ORDER BY address",
+                    [],
+                    mailbox_row,
+                )
+            })
+            .await
     }
 
     async fn messages(&self, mailbox: &str) -> Result<Vec<MessageMeta>> {
-        let rows = sqlx::query(
-            "SELECT m.folder, m.uid, f.uidvalidity, m.date, m.subject, m.kind, m.identificativo,
-                    m.size, m.blob
-             FROM messages m JOIN folders f ON f.mailbox = m.mailbox AND f.name = m.folder
-             WHERE m.mailbox = ? ORDER BY m.folder, m.uid",
-        )
-        .bind(mailbox)
-        .fetch_all(&self.readers)
-        .await?;
-        rows.iter().map(meta_row).collect()
+        let mailbox = mailbox.to_string();
+        self.readers
+            .read_long(move |c| {
+                all(
+                    c,
+                    "SELECT m.folder, m.uid, f.uidvalidity, m.date, m.subject, m.kind, m.identificativo,
+                            m.size, m.blob
+                     FROM messages m JOIN folders f ON f.mailbox = m.mailbox AND f.name = m.folder
+                     WHERE m.mailbox = ? ORDER BY m.folder, m.uid",
+                    [&mailbox],
+                    meta_row,
+                )
+            })
+            .await
     }
-
     async fn message_bytes(
         &self,
         mailbox: &str,
@@ -252,28 +252,33 @@ impl Store for SqliteStore {
         let m = mailbox.clone();
         let gone = self
             .writer
-            .run(move |w| Box::pin(commit::delete(w, m, folder, uids)))
+            .run(move |w| commit::delete(w, &m, &folder, &uids))
             .await?;
         self.changed(mailbox);
         Ok(gone)
     }
 
     async fn folders(&self, mailbox: &str) -> Result<Vec<Folder>> {
-        let rows = sqlx::query(
-            "SELECT f.name, f.uidvalidity, f.uidnext, f.highestmodseq, f.subscribed,
-                    count(m.uid) AS messages,
-                    coalesce(sum(instr(m.flags, '\\Seen') = 0), 0) AS unseen
-             FROM folders f LEFT JOIN messages m ON m.mailbox = f.mailbox AND m.folder = f.name
-             WHERE f.mailbox = ? GROUP BY f.name ORDER BY f.name",
-        )
-        .bind(mailbox)
-        .fetch_all(&self.readers)
-        .await?;
-        rows.iter().map(folder_row).collect()
+        let mailbox = mailbox.to_string();
+        self.readers
+            .read_long(move |c| {
+                all(
+                    c,
+                    "SELECT f.name, f.uidvalidity, f.uidnext, f.highestmodseq, f.subscribed,
+                            count(m.uid) AS messages,
+                            coalesce(sum(instr(m.flags, '\\Seen') = 0), 0) AS unseen
+                     FROM folders f LEFT JOIN messages m ON m.mailbox = f.mailbox AND m.folder = f.name
+                     WHERE f.mailbox = ? GROUP BY f.name ORDER BY f.name",
+                    [&mailbox],
+                    folder_row,
+                )
+            })
+            .await
     }
 
     async fn folder_version(&self, mailbox: &str, folder: &str) -> Result<Option<FolderVersion>> {
-        reads::folder_version(&self.readers, mailbox, folder).await
+        self.readers
+            .read(|c| reads::folder_version(c, mailbox, folder))
     }
 
     async fn folder_changes(
@@ -282,7 +287,8 @@ impl Store for SqliteStore {
         folder: &str,
         since: u64,
     ) -> Result<Option<(Folder, Vec<IndexEntry>, u32)>> {
-        reads::folder_changes(&self.readers, mailbox, folder, since).await
+        self.readers
+            .read(|c| reads::folder_changes(c, mailbox, folder, since))
     }
 
     async fn folder_index(
@@ -290,13 +296,16 @@ impl Store for SqliteStore {
         mailbox: &str,
         folder: &str,
     ) -> Result<Option<(Folder, Vec<IndexEntry>)>> {
-        reads::folder_index(&self.readers, mailbox, folder).await
+        let (mailbox, folder) = (mailbox.to_string(), folder.to_string());
+        self.readers
+            .read_long(move |c| reads::folder_index(c, &mailbox, &folder))
+            .await
     }
 
     async fn create_folder(&self, mailbox: &str, name: &str) -> Result<()> {
         let (mailbox, name) = (mailbox.to_ascii_lowercase(), name.to_string());
         self.writer
-            .run(move |w| Box::pin(folders::create(w, mailbox, name)))
+            .run(move |w| folders::create(w, &mailbox, &name))
             .await
     }
 
@@ -304,7 +313,7 @@ impl Store for SqliteStore {
         let (mailbox, name) = (mailbox.to_ascii_lowercase(), name.to_string());
         let m = mailbox.clone();
         self.writer
-            .run(move |w| Box::pin(folders::delete(w, m, name)))
+            .run(move |w| folders::delete(w, &m, &name))
             .await?;
         self.changed(mailbox);
         Ok(())
@@ -318,7 +327,7 @@ impl Store for SqliteStore {
         );
         let m = mailbox.clone();
         self.writer
-            .run(move |w| Box::pin(folders::rename(w, m, from, to)))
+            .run(move |w| folders::rename(w, &m, &from, &to))
             .await?;
         self.changed(mailbox);
         Ok(())
@@ -327,7 +336,7 @@ impl Store for SqliteStore {
     async fn subscribe_folder(&self, mailbox: &str, name: &str, on: bool) -> Result<()> {
         let (mailbox, name) = (mailbox.to_ascii_lowercase(), name.to_string());
         self.writer
-            .run(move |w| Box::pin(folders::subscribe(w, mailbox, name, on)))
+            .run(move |w| folders::subscribe(w, &mailbox, &name, on))
             .await
     }
 
@@ -345,17 +354,7 @@ impl Store for SqliteStore {
         let m = mailbox.clone();
         let out = self
             .writer
-            .run(move |w| {
-                Box::pin(folders::set_flags(
-                    w,
-                    m,
-                    folder,
-                    uids,
-                    op,
-                    flags,
-                    unchanged_since,
-                ))
-            })
+            .run(move |w| folders::set_flags(w, &m, &folder, &uids, op, &flags, unchanged_since))
             .await?;
         if !out.changed.is_empty() {
             self.changed(mailbox);
@@ -380,7 +379,7 @@ impl Store for SqliteStore {
         let m = mailbox.clone();
         let out = self
             .writer
-            .run(move |w| Box::pin(folders::copy(w, m, from, uids, to, remove)))
+            .run(move |w| folders::copy(w, &m, &from, &uids, &to, remove))
             .await?;
         if !out.is_empty() {
             self.changed(mailbox);
@@ -398,7 +397,7 @@ impl Store for SqliteStore {
         };
         let out = self
             .writer
-            .run(move |w| Box::pin(folders::append(w, a, blob, inline)))
+            .run(move |w| folders::append(w, &a, &blob, inline))
             .await?;
         self.changed(mailbox);
         Ok(out)
@@ -409,14 +408,14 @@ impl Store for SqliteStore {
     }
 
     async fn has_message_id(&self, mailbox: &str, message_id: &str) -> Result<bool> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM messages WHERE mailbox = ? AND message_id = ?",
-        )
-        .bind(mailbox)
-        .bind(message_id)
-        .fetch_one(&self.readers)
-        .await?;
-        Ok(n > 0)
+        self.readers.read(|c| {
+            let n: i64 = c
+                .prepare_cached(
+                    "SELECT count(*) FROM messages WHERE mailbox = ? AND message_id = ?",
+                )?
+                .query_row([mailbox, message_id], |r| r.get(0))?;
+            Ok(n > 0)
+        })
     }
 
     async fn commit(&self, c: Commit) -> Result<Committed> {
@@ -449,11 +448,7 @@ impl Store for SqliteStore {
             .collect();
         let out = self
             .writer
-            .run(move |w| {
-                Box::pin(async move {
-                    commit::apply(w, &c, &blobs, &queue_blobs, &quarantine_blobs).await
-                })
-            })
+            .run(move |w| commit::apply(w, &c, &blobs, &queue_blobs, &quarantine_blobs))
             .await?;
         for m in touched {
             self.changed(m);
@@ -462,42 +457,58 @@ impl Store for SqliteStore {
     }
 
     async fn lease_queue(&self, now: i64, lease_secs: i64, max: usize) -> Result<Vec<QueueEntry>> {
-        let rows = self
+        type Leased = (
+            i64,
+            String,
+            String,
+            String,
+            String,
+            Option<Vec<u8>>,
+            i64,
+            i64,
+            Option<String>,
+        );
+        let rows: Vec<Leased> = self
             .writer
             .run(move |w| {
-                Box::pin(async move {
-                    Ok(sqlx::query(
-                        "UPDATE queue SET lease_until = ?, attempts = attempts + 1 WHERE id IN
-                         (SELECT id FROM queue WHERE next_attempt <= ? AND lease_until <= ? ORDER BY next_attempt, id LIMIT ?)
-                         RETURNING id, mail_from, rcpt_to, domain, blob, bytes, created, attempts, last_error",
-                    )
-                    .bind(now + lease_secs)
-                    .bind(now)
-                    .bind(now)
-                    .bind(max as i64)
-                    .fetch_all(&mut *w)
-                    .await?)
-                })
+                all(
+                    w,
+                    "UPDATE queue SET lease_until = ?1 + ?2, attempts = attempts + 1 WHERE id IN
+                     (SELECT id FROM queue WHERE next_attempt <= ?1 AND lease_until <= ?1 ORDER BY next_attempt, id LIMIT ?3)
+                     RETURNING id, mail_from, rcpt_to, domain, blob, bytes, created, attempts, last_error",
+                    params![now, lease_secs, max as i64],
+                    |r| {
+                        Ok((
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                            r.get(6)?,
+                            r.get(7)?,
+                            r.get(8)?,
+                        ))
+                    },
+                )
             })
             .await?;
         let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let rcpt: String = r.try_get("rcpt_to")?;
-            let inline: Option<Vec<u8>> = r.try_get("bytes")?;
+        for (id, mail_from, rcpt, domain, blob, inline, created, attempts, last_error) in rows {
             let bytes = match inline {
                 Some(b) => b,
-                None => self.blobs.get(&r.try_get::<String, _>("blob")?).await?,
+                None => self.blobs.get(&blob).await?,
             };
             out.push(QueueEntry {
-                id: r.try_get("id")?,
-                mail_from: r.try_get("mail_from")?,
+                id,
+                mail_from,
                 rcpt_to: serde_json::from_str(&rcpt)
                     .map_err(|e| StoreError::Corrupt(format!("queue rcpt_to: {e}")))?,
-                domain: r.try_get("domain")?,
+                domain,
                 bytes,
-                created: r.try_get("created")?,
-                attempts: r.try_get::<i64, _>("attempts")? as u32,
-                last_error: r.try_get("last_error")?,
+                created,
+                attempts: attempts as u32,
+                last_error,
             });
         }
         out.sort_by_key(|e| e.id);
@@ -516,18 +527,11 @@ impl Store for SqliteStore {
         let error = error.to_string();
         self.writer
             .run(move |w| {
-                Box::pin(async move {
-                    sqlx::query(
-                        "UPDATE queue SET rcpt_to = ?, next_attempt = ?, lease_until = 0, last_error = ? WHERE id = ?",
-                    )
-                    .bind(&rcpt_to)
-                    .bind(next_attempt)
-                    .bind(&error)
-                    .bind(id)
-                    .execute(&mut *w)
-                    .await?;
-                    Ok(())
-                })
+                w.prepare_cached(
+                    "UPDATE queue SET rcpt_to = ?, next_attempt = ?, lease_until = 0, last_error = ? WHERE id = ?",
+                )?
+                .execute(params![rcpt_to, next_attempt, error, id])?;
+                Ok(())
             })
             .await
     }
@@ -538,68 +542,58 @@ impl Store for SqliteStore {
         lease_secs: i64,
         max: usize,
     ) -> Result<Vec<DueDeadline>> {
-        let rows = self
+        let mut out: Vec<DueDeadline> = self
             .writer
             .run(move |w| {
-                Box::pin(async move {
-                    Ok(sqlx::query(
-                        "UPDATE deadlines SET lease_until = ? WHERE id IN
-                         (SELECT id FROM deadlines WHERE due <= ? AND lease_until <= ? ORDER BY due, id LIMIT ?)
-                         RETURNING id, identificativo, recipient, which, due",
-                    )
-                    .bind(now + lease_secs)
-                    .bind(now)
-                    .bind(now)
-                    .bind(max as i64)
-                    .fetch_all(&mut *w)
-                    .await?)
-                })
+                all(
+                    w,
+                    "UPDATE deadlines SET lease_until = ?1 + ?2 WHERE id IN
+                     (SELECT id FROM deadlines WHERE due <= ?1 AND lease_until <= ?1 ORDER BY due, id LIMIT ?3)
+                     RETURNING id, identificativo, recipient, which, due",
+                    params![now, lease_secs, max as i64],
+                    |r| {
+                        Ok(DueDeadline {
+                            id: r.get(0)?,
+                            identificativo: r.get(1)?,
+                            recipient: r.get(2)?,
+                            which: r.get(3)?,
+                            due: r.get(4)?,
+                        })
+                    },
+                )
             })
             .await?;
-        let mut out: Vec<DueDeadline> = rows
-            .iter()
-            .map(|r| {
-                Ok(DueDeadline {
-                    id: r.try_get("id")?,
-                    identificativo: r.try_get("identificativo")?,
-                    recipient: r.try_get("recipient")?,
-                    which: r.try_get("which")?,
-                    due: r.try_get("due")?,
-                })
-            })
-            .collect::<Result<_>>()?;
         out.sort_by_key(|d| (d.due, d.id));
         Ok(out)
     }
 
     async fn tracked(&self, identificativo: &str) -> Result<Option<Tracked>> {
-        let data: Option<String> =
-            sqlx::query_scalar("SELECT data FROM tracked WHERE identificativo = ?")
-                .bind(identificativo)
-                .fetch_optional(&self.readers)
-                .await?;
-        let Some(data) = data else { return Ok(None) };
-        let rows = sqlx::query(
-            "SELECT recipient, steps FROM tracked_rcpt WHERE identificativo = ? ORDER BY rowid",
-        )
-        .bind(identificativo)
-        .fetch_all(&self.readers)
-        .await?;
-        let recipients = rows
-            .iter()
-            .map(|r| {
-                let steps: String = r.try_get("steps")?;
-                Ok((
-                    r.try_get("recipient")?,
-                    steps
-                        .split(',')
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_string)
-                        .collect(),
-                ))
-            })
-            .collect::<Result<_>>()?;
-        Ok(Some(Tracked { data, recipients }))
+        self.readers.read(|c| {
+            let tx = c.unchecked_transaction()?;
+            let data: Option<String> = tx
+                .prepare_cached("SELECT data FROM tracked WHERE identificativo = ?")?
+                .query_row([identificativo], |r| r.get(0))
+                .optional()?;
+            let Some(data) = data else { return Ok(None) };
+            let recipients = all(
+                &tx,
+                "SELECT recipient, steps FROM tracked_rcpt WHERE identificativo = ? ORDER BY rowid",
+                [identificativo],
+                |r| {
+                    let steps: String = r.get(1)?;
+                    Ok((
+                        r.get(0)?,
+                        steps
+                            .split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string)
+                            .collect(),
+                    ))
+                },
+            )?;
+            tx.commit()?;
+            Ok(Some(Tracked { data, recipients }))
+        })
     }
 
     async fn events(
@@ -608,52 +602,48 @@ impl Store for SqliteStore {
         identificativo: Option<&str>,
         limit: usize,
     ) -> Result<Vec<LoggedEvent>> {
-        let rows = sqlx::query(
-            "SELECT seq, time, identificativo, json FROM events
-             WHERE seq > ? AND (? IS NULL OR identificativo = ?) ORDER BY seq LIMIT ?",
-        )
-        .bind(after)
-        .bind(identificativo)
-        .bind(identificativo)
-        .bind(limit as i64)
-        .fetch_all(&self.readers)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(LoggedEvent {
-                    seq: r.try_get("seq")?,
-                    time: r.try_get("time")?,
-                    identificativo: r.try_get("identificativo")?,
-                    json: r.try_get("json")?,
-                })
+        let identificativo = identificativo.map(str::to_string);
+        self.readers
+            .read_long(move |c| {
+                all(
+                    c,
+                    "SELECT seq, time, identificativo, json FROM events
+                     WHERE seq > ?1 AND (?2 IS NULL OR identificativo = ?2) ORDER BY seq LIMIT ?3",
+                    params![after, identificativo, limit as i64],
+                    |r| {
+                        Ok(LoggedEvent {
+                            seq: r.get(0)?,
+                            time: r.get(1)?,
+                            identificativo: r.get(2)?,
+                            json: r.get(3)?,
+                        })
+                    },
+                )
             })
-            .collect()
+            .await
     }
 
     async fn release_leases(&self) -> Result<()> {
         self.writer
             .run(|w| {
-                Box::pin(async move {
-                    sqlx::query("UPDATE queue SET lease_until = 0")
-                        .execute(&mut *w)
-                        .await?;
-                    sqlx::query("UPDATE deadlines SET lease_until = 0")
-                        .execute(&mut *w)
-                        .await?;
-                    Ok(())
-                })
+                w.execute_batch(
+                    "UPDATE queue SET lease_until = 0; UPDATE deadlines SET lease_until = 0",
+                )?;
+                Ok(())
             })
             .await
     }
 
     async fn quarantined(&self, since: i64) -> Result<Vec<Quarantined>> {
-        reads::quarantined(&self.readers, since).await
+        self.readers
+            .read_long(move |c| reads::quarantined(c, since))
+            .await
     }
 
     async fn purge_quarantine(&self, before: i64) -> Result<u64> {
         let (gone, orphans) = self
             .writer
-            .run(move |w| Box::pin(security::purge_quarantine(w, before)))
+            .run(move |w| security::purge_quarantine(w, before))
             .await?;
         for b in orphans {
             self.blobs.delete(&b).await?;
@@ -664,12 +654,13 @@ impl Store for SqliteStore {
     async fn update_mailbox(&self, address: &str, s: MailboxSettings) -> Result<bool> {
         let address = address.to_ascii_lowercase();
         self.writer
-            .run(move |w| Box::pin(security::update_mailbox(w, address, s)))
+            .run(move |w| security::update_mailbox(w, &address, &s))
             .await
     }
 
     async fn outbound_spam_count(&self, mailbox: &str, since: i64) -> Result<u64> {
-        security::outbound_spam_count(&self.readers, mailbox, since).await
+        self.readers
+            .read(|c| security::outbound_spam_count(c, mailbox, since))
     }
 
     async fn reset_password(
@@ -680,22 +671,22 @@ impl Store for SqliteStore {
     ) -> Result<Option<String>> {
         let (t, h) = (token_sha256.to_string(), password_hash.to_string());
         self.writer
-            .run(move |w| Box::pin(security::reset_password(w, t, h, now)))
+            .run(move |w| security::reset_password(w, &t, &h, now))
             .await
     }
 
     async fn set_password(&self, address: &str, password_hash: &str) -> Result<bool> {
         let (a, h) = (address.to_ascii_lowercase(), password_hash.to_string());
         self.writer
-            .run(move |w| Box::pin(security::set_password(w, a, h)))
+            .run(move |w| security::set_password(w, &a, &h))
             .await
     }
 
     async fn queue_len(&self) -> Result<usize> {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM queue")
-            .fetch_one(&self.readers)
-            .await?;
-        Ok(n as usize)
+        self.readers.read(|c| {
+            let n: i64 = c.query_row("SELECT count(*) FROM queue", [], |r| r.get(0))?;
+            Ok(n as usize)
+        })
     }
 
     async fn page(&self, mailbox: &str, folder: &str, q: &PageQuery) -> Result<Page> {
@@ -724,7 +715,7 @@ impl Store for SqliteStore {
         );
         let n = self
             .writer
-            .run(move |w| Box::pin(web::create_token(w, hash, m, l, now)))
+            .run(move |w| web::create_token(w, &hash, &m, &l, now))
             .await?;
         if n == 0 {
             return Err(StoreError::AlreadyExists("API token".into()));
@@ -733,13 +724,13 @@ impl Store for SqliteStore {
     }
 
     async fn api_token_owner(&self, token_sha256: &str) -> Result<Option<String>> {
-        self.token_owner(token_sha256).await
+        self.token_owner(token_sha256)
     }
 
     async fn set_totp(&self, mailbox: &str, secret: Option<&str>) -> Result<bool> {
         let (m, sec) = (mailbox.to_ascii_lowercase(), secret.map(str::to_string));
         self.writer
-            .run(move |w| Box::pin(web::set_totp(w, m, sec)))
+            .run(move |w| web::set_totp(w, &m, sec.as_deref()))
             .await
     }
 
@@ -747,12 +738,14 @@ impl Store for SqliteStore {
         let m = mailbox.to_ascii_lowercase();
         let hook = hook.map(|(u, s)| (u.to_string(), s.to_string()));
         self.writer
-            .run(move |w| Box::pin(web::set_webhook(w, m, hook)))
+            .run(move |w| {
+                web::set_webhook(w, &m, hook.as_ref().map(|(u, s)| (u.as_str(), s.as_str())))
+            })
             .await
     }
 
     async fn webhook(&self, mailbox: &str) -> Result<Option<(String, String)>> {
-        self.webhook_of(mailbox).await
+        self.webhook_of(mailbox)
     }
 
     async fn lease_webhooks(
@@ -762,14 +755,14 @@ impl Store for SqliteStore {
         max: usize,
     ) -> Result<Vec<WebhookDelivery>> {
         self.writer
-            .run(move |w| Box::pin(web::lease_webhooks(w, now, lease_secs, max)))
+            .run(move |w| web::lease_webhooks(w, now, lease_secs, max))
             .await
     }
 
     async fn finish_webhook(&self, id: i64, retry_at: Option<i64>, error: &str) -> Result<()> {
         let error = error.to_string();
         self.writer
-            .run(move |w| Box::pin(web::finish_webhook(w, id, retry_at, error)))
+            .run(move |w| web::finish_webhook(w, id, retry_at, &error))
             .await
     }
 }

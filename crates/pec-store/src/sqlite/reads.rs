@@ -2,10 +2,14 @@
 //! header only, many at once; folder indexes, their versions and the changes since a
 //! modification sequence; and the virus store listing.
 
+use super::db::Conn;
 use super::{SqliteStore, folder_row};
 use crate::types::*;
 use crate::{Result, StoreError};
-use sqlx::SqlitePool;
+use rusqlite::{OptionalExtension as _, params};
+
+/// uid, blob address, the bytes when the blob lives in the database.
+type WholeRow = (i64, String, Option<Vec<u8>>);
 
 impl SqliteStore {
     /// The exact bytes of `wanted` (sorted, distinct), in one read, each checked against
@@ -20,17 +24,23 @@ impl SqliteStore {
             return Ok(Vec::new());
         }
         let list = serde_json::to_string(wanted).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let rows: Vec<(i64, String, Option<Vec<u8>>)> = sqlx::query_as(
-            "SELECT m.uid, m.blob, b.bytes
-             FROM messages m LEFT JOIN blobs b ON b.hash = m.blob
-             WHERE m.mailbox = ? AND m.folder = ? AND m.uid IN (SELECT value FROM json_each(?))
-             ORDER BY m.uid",
-        )
-        .bind(mailbox)
-        .bind(folder)
-        .bind(list)
-        .fetch_all(&self.readers)
-        .await?;
+        let (mailbox_, folder_) = (mailbox.to_string(), folder.to_string());
+        let read = move |c: &Conn| -> Result<Vec<WholeRow>> {
+            Ok(c.prepare_cached(
+                "SELECT m.uid, m.blob, b.bytes
+                 FROM messages m LEFT JOIN blobs b ON b.hash = m.blob
+                 WHERE m.mailbox = ? AND m.folder = ? AND m.uid IN (SELECT value FROM json_each(?))
+                 ORDER BY m.uid",
+            )?
+            .query_map(params![mailbox_, folder_, list], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?)
+        };
+        let rows = match wanted.len() {
+            1 => self.readers.read(read)?,
+            _ => self.readers.read_long(read).await?,
+        };
         let mut out = Vec::with_capacity(rows.len());
         for (uid, hash, bytes) in rows {
             let bytes = match bytes {
@@ -60,29 +70,33 @@ impl SqliteStore {
             return Ok(Vec::new());
         };
         let dense = ((last - first) as usize) < wanted.len() * 4;
-        let rows: Vec<(i64, Option<Vec<u8>>)> = if dense {
-            sqlx::query_as(
-                "SELECT uid, header FROM messages
-                 WHERE mailbox = ? AND folder = ? AND uid BETWEEN ? AND ? ORDER BY uid",
-            )
-            .bind(mailbox)
-            .bind(folder)
-            .bind(i64::from(first))
-            .bind(i64::from(last))
-            .fetch_all(&self.readers)
-            .await?
-        } else {
-            let list =
-                serde_json::to_string(wanted).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            sqlx::query_as(
-                "SELECT uid, header FROM messages WHERE mailbox = ? AND folder = ?
-                 AND uid IN (SELECT value FROM json_each(?)) ORDER BY uid",
-            )
-            .bind(mailbox)
-            .bind(folder)
-            .bind(list)
-            .fetch_all(&self.readers)
-            .await?
+        let list = serde_json::to_string(wanted).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let (mailbox_, folder_) = (mailbox.to_string(), folder.to_string());
+        let read = move |c: &Conn| -> Result<Vec<(i64, Option<Vec<u8>>)>> {
+            let pair = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?));
+            let rows = if dense {
+                c.prepare_cached(
+                    "SELECT uid, header FROM messages
+                     WHERE mailbox = ? AND folder = ? AND uid BETWEEN ? AND ? ORDER BY uid",
+                )?
+                .query_map(
+                    params![mailbox_, folder_, i64::from(first), i64::from(last)],
+                    pair,
+                )?
+                .collect::<rusqlite::Result<_>>()?
+            } else {
+                c.prepare_cached(
+                    "SELECT uid, header FROM messages WHERE mailbox = ? AND folder = ?
+                     AND uid IN (SELECT value FROM json_each(?)) ORDER BY uid",
+                )?
+                .query_map(params![mailbox_, folder_, list], pair)?
+                .collect::<rusqlite::Result<_>>()?
+            };
+            Ok(rows)
+        };
+        let rows = match wanted.len() {
+            1 => self.readers.read(read)?,
+            _ => self.readers.read_long(read).await?,
         };
         let mut out = Vec::with_capacity(wanted.len());
         let mut older = Vec::new();
@@ -106,143 +120,106 @@ impl SqliteStore {
     }
 }
 
-/// A folder's row (counters left at 0), inside a read transaction.
-async fn folder_head(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    mailbox: &str,
-    folder: &str,
-) -> Result<Option<Folder>> {
-    let row = sqlx::query(
+/// A folder's row (counters left at 0).
+fn folder_head(c: &Conn, mailbox: &str, folder: &str) -> Result<Option<Folder>> {
+    Ok(c.prepare_cached(
         "SELECT name, uidvalidity, uidnext, highestmodseq, subscribed, 0 AS messages, 0 AS unseen
          FROM folders WHERE mailbox = ? AND name = ?",
-    )
-    .bind(mailbox)
-    .bind(folder)
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.map(|r| folder_row(&r)).transpose()
+    )?
+    .query_row(params![mailbox, folder], folder_row)
+    .optional()?)
 }
 
 /// The index entries of a folder whose modification sequence is above `since`, by UID
 /// (every message has one of at least 1, so `since = 0` lists them all).
-async fn entries_since(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    mailbox: &str,
-    folder: &str,
-    since: u64,
-) -> Result<Vec<IndexEntry>> {
-    let rows: Vec<(i64, String, i64, i64, i64)> = sqlx::query_as(
+fn entries_since(c: &Conn, mailbox: &str, folder: &str, since: u64) -> Result<Vec<IndexEntry>> {
+    Ok(c.prepare_cached(
         "SELECT uid, flags, modseq, size, date FROM messages
          WHERE mailbox = ? AND folder = ? AND modseq > ? ORDER BY uid",
-    )
-    .bind(mailbox)
-    .bind(folder)
-    .bind(since as i64)
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(uid, flags, modseq, size, date)| IndexEntry {
-            uid: uid as u32,
-            flags,
-            modseq: modseq as u64,
-            size: size as u64,
-            date,
+    )?
+    .query_map(params![mailbox, folder, since as i64], |r| {
+        Ok(IndexEntry {
+            uid: r.get::<_, i64>(0)? as u32,
+            flags: r.get(1)?,
+            modseq: r.get::<_, i64>(2)? as u64,
+            size: r.get::<_, i64>(3)? as u64,
+            date: r.get(4)?,
         })
-        .collect())
+    })?
+    .collect::<rusqlite::Result<_>>()?)
 }
 
-pub(super) async fn folder_version(
-    readers: &SqlitePool,
+pub(super) fn folder_version(
+    c: &Conn,
     mailbox: &str,
     folder: &str,
 ) -> Result<Option<FolderVersion>> {
-    let row: Option<(i64, i64, i64)> = sqlx::query_as(
+    Ok(c.prepare_cached(
         "SELECT uidvalidity, uidnext, highestmodseq FROM folders WHERE mailbox = ? AND name = ?",
-    )
-    .bind(mailbox)
-    .bind(folder)
-    .fetch_optional(readers)
-    .await?;
-    Ok(row.map(|(v, n, m)| FolderVersion {
-        uidvalidity: v as u32,
-        uidnext: n as u32,
-        highest_modseq: m as u64,
-    }))
+    )?
+    .query_row(params![mailbox, folder], |r| {
+        Ok(FolderVersion {
+            uidvalidity: r.get::<_, i64>(0)? as u32,
+            uidnext: r.get::<_, i64>(1)? as u32,
+            highest_modseq: r.get::<_, i64>(2)? as u64,
+        })
+    })
+    .optional()?)
 }
 
-pub(super) async fn folder_changes(
-    readers: &SqlitePool,
+pub(super) fn folder_changes(
+    c: &Conn,
     mailbox: &str,
     folder: &str,
     since: u64,
 ) -> Result<Option<(Folder, Vec<IndexEntry>, u32)>> {
     // One read transaction: the folder, the changes and the count describe one moment.
-    let mut tx = readers.begin().await?;
-    let Some(f) = folder_head(&mut tx, mailbox, folder).await? else {
+    let tx = c.unchecked_transaction()?;
+    let Some(f) = folder_head(&tx, mailbox, folder)? else {
         return Ok(None);
     };
-    let changed = entries_since(&mut tx, mailbox, folder, since).await?;
-    let count: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM messages WHERE mailbox = ? AND folder = ?")
-            .bind(mailbox)
-            .bind(folder)
-            .fetch_one(&mut *tx)
-            .await?;
-    tx.commit().await?;
+    let changed = entries_since(&tx, mailbox, folder, since)?;
+    let count: i64 = tx
+        .prepare_cached("SELECT count(*) FROM messages WHERE mailbox = ? AND folder = ?")?
+        .query_row(params![mailbox, folder], |r| r.get(0))?;
+    tx.commit()?;
     Ok(Some((f, changed, count as u32)))
 }
 
-pub(super) async fn folder_index(
-    readers: &SqlitePool,
+pub(super) fn folder_index(
+    c: &Conn,
     mailbox: &str,
     folder: &str,
 ) -> Result<Option<(Folder, Vec<IndexEntry>)>> {
     // One read transaction: the counters and the list describe the same moment.
-    let mut tx = readers.begin().await?;
-    let Some(mut f) = folder_head(&mut tx, mailbox, folder).await? else {
+    let tx = c.unchecked_transaction()?;
+    let Some(mut f) = folder_head(&tx, mailbox, folder)? else {
         return Ok(None);
     };
-    let entries = entries_since(&mut tx, mailbox, folder, 0).await?;
-    tx.commit().await?;
+    let entries = entries_since(&tx, mailbox, folder, 0)?;
+    tx.commit()?;
     f.messages = entries.len() as u32;
     f.unseen = entries.iter().filter(|e| !e.has_flag("\\Seen")).count() as u32;
     Ok(Some((f, entries)))
 }
 
-/// id, time, identificativo, sender, recipients (JSON), engine, threat, size.
-type QuarantineRow = (
-    i64,
-    i64,
-    Option<String>,
-    String,
-    String,
-    String,
-    String,
-    i64,
-);
-
-pub(super) async fn quarantined(readers: &SqlitePool, since: i64) -> Result<Vec<Quarantined>> {
-    let rows: Vec<QuarantineRow> = sqlx::query_as(
+pub(super) fn quarantined(c: &Conn, since: i64) -> Result<Vec<Quarantined>> {
+    Ok(c.prepare_cached(
         "SELECT id, time, identificativo, sender, recipients, engine, threat, size
          FROM quarantine WHERE time >= ? ORDER BY id",
-    )
-    .bind(since)
-    .fetch_all(readers)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(id, time, identificativo, sender, recipients, engine, threat, size)| Quarantined {
-                id,
-                time,
-                identificativo,
-                sender,
-                recipients: serde_json::from_str(&recipients).unwrap_or_default(),
-                engine,
-                threat,
-                size: size as u64,
-            },
-        )
-        .collect())
+    )?
+    .query_map([since], |r| {
+        let recipients: String = r.get(4)?;
+        Ok(Quarantined {
+            id: r.get(0)?,
+            time: r.get(1)?,
+            identificativo: r.get(2)?,
+            sender: r.get(3)?,
+            recipients: serde_json::from_str(&recipients).unwrap_or_default(),
+            engine: r.get(5)?,
+            threat: r.get(6)?,
+            size: r.get::<_, i64>(7)? as u64,
+        })
+    })?
+    .collect::<rusqlite::Result<_>>()?)
 }

@@ -2,18 +2,19 @@
 //! webmail and the REST API, API tokens, the TOTP secret, and webhooks with their durable
 //! delivery queue.
 
+use super::db::Conn;
 use super::{SqliteStore, rfc3339};
 use crate::Result;
 use crate::types::*;
-use sqlx::Row;
-use sqlx::sqlite::{SqliteConnection, SqliteRow};
+use rusqlite::types::Value;
+use rusqlite::{OptionalExtension as _, Row, params, params_from_iter};
 
 const META: &str = "m.folder, m.uid, f.uidvalidity, m.date, m.subject, m.kind, m.identificativo,
      m.size, m.blob, m.flags, m.header";
 
-fn listed(r: &SqliteRow) -> Result<(ListedMessage, bool)> {
-    let header: Option<Vec<u8>> = r.try_get("header")?;
-    let flags: String = r.try_get("flags")?;
+fn listed(r: &Row<'_>) -> rusqlite::Result<(ListedMessage, bool)> {
+    let header: Option<Vec<u8>> = r.get("header")?;
+    let flags: String = r.get("flags")?;
     let meta = super::meta_row(r)?;
     let from = header
         .as_deref()
@@ -42,6 +43,14 @@ fn contains(text: &str) -> String {
     p
 }
 
+/// The rows of `sql` with `args`, as listed messages.
+fn listed_rows(conn: &Conn, sql: &str, args: &[Value]) -> Result<Vec<(ListedMessage, bool)>> {
+    Ok(conn
+        .prepare_cached(sql)?
+        .query_map(params_from_iter(args), listed)?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
 impl SqliteStore {
     /// Fills `from` of rows stored before the header column existed.
     async fn fill_senders(&self, mailbox: &str, rows: &mut [(ListedMessage, bool)]) -> Result<()> {
@@ -66,57 +75,42 @@ impl SqliteStore {
 
     pub(super) async fn page_of(&self, mailbox: &str, folder: &str, q: &PageQuery) -> Result<Page> {
         let mut cond = String::from("m.mailbox = ? AND m.folder = ?");
-        if q.subject.is_some() {
+        let mut args = vec![
+            Value::from(mailbox.to_string()),
+            Value::from(folder.to_string()),
+        ];
+        if let Some(s) = &q.subject {
             cond.push_str(" AND m.subject LIKE ? ESCAPE '\\'");
+            args.push(contains(s).into());
         }
-        if q.since.is_some() {
+        if let Some(t) = q.since {
             cond.push_str(" AND m.date >= ?");
+            args.push(t.into());
         }
-        if q.before.is_some() {
+        if let Some(t) = q.before {
             cond.push_str(" AND m.date < ?");
+            args.push(t.into());
         }
-        if q.identificativo.is_some() {
+        if let Some(id) = &q.identificativo {
             cond.push_str(" AND m.identificativo = ?");
+            args.push(id.clone().into());
         }
-        if q.uid.is_some() {
+        if let Some(uid) = q.uid {
             cond.push_str(" AND m.uid = ?");
+            args.push(i64::from(uid).into());
         }
-        if q.sender.is_some() {
+        if let Some(s) = &q.sender {
             // A coarse filter in SQL; the `From:` field itself is checked below.
             cond.push_str(" AND (m.header IS NULL OR m.header LIKE ? ESCAPE '\\')");
+            args.push(contains(s).into());
         }
-        let bind_all = |sql: String| {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(mailbox.to_string())
-                .bind(folder.to_string());
-            if let Some(s) = &q.subject {
-                query = query.bind(contains(s));
-            }
-            if let Some(t) = q.since {
-                query = query.bind(t);
-            }
-            if let Some(t) = q.before {
-                query = query.bind(t);
-            }
-            if let Some(id) = &q.identificativo {
-                query = query.bind(id.clone());
-            }
-            if let Some(uid) = q.uid {
-                query = query.bind(i64::from(uid));
-            }
-            if let Some(s) = &q.sender {
-                query = query.bind(contains(s));
-            }
-            query
-        };
         let from = "FROM messages m JOIN folders f ON f.mailbox = m.mailbox AND f.name = m.folder";
         if let Some(sender) = &q.sender {
-            let rows = bind_all(format!(
-                "SELECT {META} {from} WHERE {cond} ORDER BY m.uid DESC"
-            ))
-            .fetch_all(&self.readers)
-            .await?;
-            let mut all = rows.iter().map(listed).collect::<Result<Vec<_>>>()?;
+            let sql = format!("SELECT {META} {from} WHERE {cond} ORDER BY m.uid DESC");
+            let mut all = self
+                .readers
+                .read_long(move |c| listed_rows(c, &sql, &args))
+                .await?;
             self.fill_senders(mailbox, &mut all).await?;
             let needle = sender.to_lowercase();
             let matching: Vec<ListedMessage> = all
@@ -133,18 +127,25 @@ impl SqliteStore {
                     .collect(),
             });
         }
-        let total: i64 = bind_all(format!("SELECT count(*) {from} WHERE {cond}"))
-            .fetch_one(&self.readers)
-            .await?
-            .try_get(0)?;
-        let rows = bind_all(format!(
+        let count = format!("SELECT count(*) {from} WHERE {cond}");
+        let sql = format!(
             "SELECT {META} {from} WHERE {cond} ORDER BY m.uid DESC LIMIT {} OFFSET {}",
             q.limit.min(i64::MAX as u64),
             q.offset.min(i64::MAX as u64)
-        ))
-        .fetch_all(&self.readers)
-        .await?;
-        let mut page = rows.iter().map(listed).collect::<Result<Vec<_>>>()?;
+        );
+        let (total, mut page) = self
+            .readers
+            .read_long(move |c| {
+                // One read transaction: the count and the page describe one moment.
+                let tx = c.unchecked_transaction()?;
+                let total: i64 = tx
+                    .prepare_cached(&count)?
+                    .query_row(params_from_iter(&args), |r| r.get(0))?;
+                let page = listed_rows(&tx, &sql, &args)?;
+                tx.commit()?;
+                Ok((total, page))
+            })
+            .await?;
         self.fill_senders(mailbox, &mut page).await?;
         Ok(Page {
             total: total as u64,
@@ -157,46 +158,43 @@ impl SqliteStore {
         mailbox: &str,
         identificativo: &str,
     ) -> Result<Vec<ListedMessage>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let sql = format!(
             "SELECT {META} FROM messages m JOIN folders f ON f.mailbox = m.mailbox AND f.name = m.folder
              WHERE m.mailbox = ? AND m.identificativo = ? ORDER BY m.date, m.id"
-        )))
-        .bind(mailbox)
-        .bind(identificativo)
-        .fetch_all(&self.readers)
-        .await?;
-        let mut all = rows.iter().map(listed).collect::<Result<Vec<_>>>()?;
+        );
+        let args = [
+            Value::from(mailbox.to_string()),
+            Value::from(identificativo.to_string()),
+        ];
+        let mut all = self.readers.read(|c| listed_rows(c, &sql, &args))?;
         self.fill_senders(mailbox, &mut all).await?;
         Ok(all.into_iter().map(|(m, _)| m).collect())
     }
 
-    pub(super) async fn token_owner(&self, hash: &str) -> Result<Option<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT mailbox FROM api_tokens WHERE hash = ?")
-                .bind(hash)
-                .fetch_optional(&self.readers)
-                .await?,
-        )
+    pub(super) fn token_owner(&self, hash: &str) -> Result<Option<String>> {
+        self.readers.read(|c| {
+            Ok(
+                c.prepare_cached("SELECT mailbox FROM api_tokens WHERE hash = ?")?
+                    .query_row([hash], |r| r.get(0))
+                    .optional()?,
+            )
+        })
     }
 
-    pub(super) async fn webhook_of(&self, mailbox: &str) -> Result<Option<(String, String)>> {
-        Ok(
-            sqlx::query_as("SELECT url, secret FROM webhooks WHERE mailbox = ?")
-                .bind(mailbox)
-                .fetch_optional(&self.readers)
-                .await?,
-        )
+    pub(super) fn webhook_of(&self, mailbox: &str) -> Result<Option<(String, String)>> {
+        self.readers.read(|c| {
+            Ok(
+                c.prepare_cached("SELECT url, secret FROM webhooks WHERE mailbox = ?")?
+                    .query_row([mailbox], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?,
+            )
+        })
     }
 }
 
 /// Records the webhook event of a receipt stored in the same transaction, when its mailbox
 /// has a webhook (the event is durable exactly when the receipt is); it is due at once.
-pub(super) async fn record_webhook(
-    conn: &mut SqliteConnection,
-    m: &NewMessage,
-    uid: i64,
-    now: i64,
-) -> Result<()> {
+pub(super) fn record_webhook(conn: &Conn, m: &NewMessage, uid: i64, now: i64) -> Result<()> {
     let body = serde_json::json!({
         "event": "receipt",
         "mailbox": m.mailbox.to_ascii_lowercase(),
@@ -208,150 +206,131 @@ pub(super) async fn record_webhook(
         "date": rfc3339(m.date),
     })
     .to_string();
-    sqlx::query(
+    conn.prepare_cached(
         "INSERT INTO webhook_deliveries (mailbox, body, created, next_attempt)
          SELECT mailbox, ?, ?, 0 FROM webhooks WHERE mailbox = ?",
-    )
-    .bind(body)
-    .bind(now)
-    .bind(&m.mailbox)
-    .execute(&mut *conn)
-    .await?;
+    )?
+    .execute(params![body, now, &m.mailbox])?;
     Ok(())
 }
 
-pub(super) async fn create_token(
-    conn: &mut SqliteConnection,
-    hash: String,
-    mailbox: String,
-    label: String,
+pub(super) fn create_token(
+    conn: &Conn,
+    hash: &str,
+    mailbox: &str,
+    label: &str,
     now: i64,
-) -> Result<u64> {
-    Ok(sqlx::query(
-        "INSERT INTO api_tokens (hash, mailbox, label, created) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-    )
-    .bind(hash)
-    .bind(mailbox)
-    .bind(label)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected())
+) -> Result<usize> {
+    Ok(conn
+        .prepare_cached(
+            "INSERT INTO api_tokens (hash, mailbox, label, created) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![hash, mailbox, label, now])?)
 }
 
-pub(super) async fn set_totp(
-    conn: &mut SqliteConnection,
-    mailbox: String,
-    secret: Option<String>,
-) -> Result<bool> {
-    let r = sqlx::query("UPDATE mailboxes SET totp_secret = ? WHERE address = ?")
-        .bind(secret)
-        .bind(mailbox)
-        .execute(&mut *conn)
-        .await?;
-    Ok(r.rows_affected() == 1)
+pub(super) fn set_totp(conn: &Conn, mailbox: &str, secret: Option<&str>) -> Result<bool> {
+    let n = conn
+        .prepare_cached("UPDATE mailboxes SET totp_secret = ? WHERE address = ?")?
+        .execute(params![secret, mailbox])?;
+    Ok(n == 1)
 }
 
-pub(super) async fn set_webhook(
-    conn: &mut SqliteConnection,
-    mailbox: String,
-    hook: Option<(String, String)>,
-) -> Result<()> {
+pub(super) fn set_webhook(conn: &Conn, mailbox: &str, hook: Option<(&str, &str)>) -> Result<()> {
     match hook {
         Some((url, secret)) => {
-            sqlx::query(
+            conn.prepare_cached(
                 "INSERT INTO webhooks (mailbox, url, secret) VALUES (?, ?, ?)
                  ON CONFLICT (mailbox) DO UPDATE SET url = excluded.url, secret = excluded.secret",
-            )
-            .bind(mailbox)
-            .bind(url)
-            .bind(secret)
-            .execute(&mut *conn)
-            .await?;
+            )?
+            .execute(params![mailbox, url, secret])?;
         }
         None => {
-            sqlx::query("DELETE FROM webhooks WHERE mailbox = ?")
-                .bind(&mailbox)
-                .execute(&mut *conn)
-                .await?;
-            sqlx::query("DELETE FROM webhook_deliveries WHERE mailbox = ?")
-                .bind(&mailbox)
-                .execute(&mut *conn)
-                .await?;
+            conn.prepare_cached("DELETE FROM webhooks WHERE mailbox = ?")?
+                .execute([mailbox])?;
+            conn.prepare_cached("DELETE FROM webhook_deliveries WHERE mailbox = ?")?
+                .execute([mailbox])?;
         }
     }
     Ok(())
 }
 
-pub(super) async fn lease_webhooks(
-    conn: &mut SqliteConnection,
+/// id, mailbox, body, attempts, created, url, secret.
+type DeliveryRow = (
+    i64,
+    String,
+    String,
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+);
+
+pub(super) fn lease_webhooks(
+    conn: &Conn,
     now: i64,
     lease_secs: i64,
     max: usize,
 ) -> Result<Vec<WebhookDelivery>> {
-    let rows = sqlx::query(
-        "UPDATE webhook_deliveries SET lease_until = ?1 + ?2
-         WHERE id IN (SELECT id FROM webhook_deliveries
-                      WHERE next_attempt <= ?1 AND lease_until <= ?1 ORDER BY id LIMIT ?3)
-         RETURNING id, mailbox, body, attempts, created,
-                   (SELECT url FROM webhooks w WHERE w.mailbox = webhook_deliveries.mailbox) AS url,
-                   (SELECT secret FROM webhooks w WHERE w.mailbox = webhook_deliveries.mailbox) AS secret",
-    )
-    .bind(now)
-    .bind(lease_secs)
-    .bind(max as i64)
-    .fetch_all(&mut *conn)
-    .await?;
+    let rows: Vec<DeliveryRow> = conn
+        .prepare_cached(
+            "UPDATE webhook_deliveries SET lease_until = ?1 + ?2
+             WHERE id IN (SELECT id FROM webhook_deliveries
+                          WHERE next_attempt <= ?1 AND lease_until <= ?1 ORDER BY id LIMIT ?3)
+             RETURNING id, mailbox, body, attempts, created,
+                       (SELECT url FROM webhooks w WHERE w.mailbox = webhook_deliveries.mailbox),
+                       (SELECT secret FROM webhooks w WHERE w.mailbox = webhook_deliveries.mailbox)",
+        )?
+        .query_map(params![now, lease_secs, max as i64], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
     let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        let (url, secret): (Option<String>, Option<String>) =
-            (r.try_get("url")?, r.try_get("secret")?);
-        let id: i64 = r.try_get("id")?;
+    for (id, mailbox, body, attempts, created, url, secret) in rows {
         let (Some(url), Some(secret)) = (url, secret) else {
             // The webhook went away: nothing to deliver.
-            sqlx::query("DELETE FROM webhook_deliveries WHERE id = ?")
-                .bind(id)
-                .execute(&mut *conn)
-                .await?;
+            conn.prepare_cached("DELETE FROM webhook_deliveries WHERE id = ?")?
+                .execute([id])?;
             continue;
         };
         out.push(WebhookDelivery {
             id,
-            mailbox: r.try_get("mailbox")?,
+            mailbox,
             url,
             secret,
-            body: r.try_get("body")?,
-            attempts: r.try_get::<i64, _>("attempts")? as u32,
-            created: r.try_get("created")?,
+            body,
+            attempts: attempts as u32,
+            created,
         });
     }
     out.sort_by_key(|d| d.id);
     Ok(out)
 }
 
-pub(super) async fn finish_webhook(
-    conn: &mut SqliteConnection,
+pub(super) fn finish_webhook(
+    conn: &Conn,
     id: i64,
     retry_at: Option<i64>,
-    error: String,
+    error: &str,
 ) -> Result<()> {
     match retry_at {
         Some(t) => {
-            sqlx::query(
+            conn.prepare_cached(
                 "UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt = ?,
                  lease_until = 0, last_error = ? WHERE id = ?",
-            )
-            .bind(t)
-            .bind(error)
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
+            )?
+            .execute(params![t, error, id])?;
         }
         None => {
-            sqlx::query("DELETE FROM webhook_deliveries WHERE id = ?")
-                .bind(id)
-                .execute(&mut *conn)
-                .await?;
+            conn.prepare_cached("DELETE FROM webhook_deliveries WHERE id = ?")?
+                .execute([id])?;
         }
     }
     Ok(())

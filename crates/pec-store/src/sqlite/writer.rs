@@ -4,20 +4,19 @@
 //! A caller hears back only once its group's `COMMIT` has returned, so the crate contract
 //! ("after `Ok`, all of it survives a crash") holds job by job while concurrent steps share
 //! the cost of a durable commit (group commit).
+//!
+//! Jobs are plain synchronous closures run on the writer thread: a job's statements never
+//! cross threads, only the job itself does (once in, once out).
 
+use super::db::{self, Conn};
 use crate::{Result, StoreError};
-use sqlx::Connection as _;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use std::any::Any;
-use std::future::Future;
-use std::pin::Pin;
-use tokio::sync::{mpsc, oneshot};
-
-/// The future a job returns: borrows the connection for the time of the job.
-pub(super) type JobFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'c>>;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use tokio::sync::oneshot;
 
 type Output = Box<dyn Any + Send>;
-type Job = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> JobFuture<'c, Output> + Send>;
+type Job = Box<dyn FnOnce(&Conn) -> Result<Output> + Send>;
 
 struct Pending {
     job: Job,
@@ -29,14 +28,13 @@ const MAX_GROUP: usize = 128;
 
 /// Handle to the writer thread; dropping the last handle ends the thread after the jobs
 /// already queued.
-#[derive(Debug)]
 pub(super) struct Writer {
-    jobs: mpsc::UnboundedSender<Pending>,
+    jobs: mpsc::Sender<Pending>,
 }
 
-impl std::fmt::Debug for Pending {
+impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Pending")
+        f.write_str("Writer")
     }
 }
 
@@ -44,41 +42,27 @@ impl Writer {
     /// Opens the write connection on a new thread, runs `init` on it (migrations), and
     /// returns once that is done.
     pub(super) async fn start(
-        options: SqliteConnectOptions,
-        init: impl for<'c> FnOnce(&'c mut SqliteConnection) -> JobFuture<'c, ()> + Send + 'static,
+        path: PathBuf,
+        init: impl FnOnce(&mut Conn) -> Result<()> + Send + 'static,
     ) -> Result<Writer> {
-        let (jobs, rx) = mpsc::unbounded_channel();
+        let (jobs, rx) = mpsc::channel();
         let (ready_tx, ready) = oneshot::channel::<Result<()>>();
         std::thread::Builder::new()
             .name("pec-sqlite-writer".into())
             .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
+                let mut conn = match db::open(&path, false) {
+                    Ok(c) => c,
                     Err(e) => {
-                        let _ = ready_tx.send(Err(StoreError::Write(format!(
-                            "cannot start the store writer: {e}"
-                        ))));
-                        return;
-                    }
-                };
-                rt.block_on(async move {
-                    let mut conn = match SqliteConnection::connect_with(&options).await {
-                        Ok(c) => c,
-                        Err(e) => {
-                            let _ = ready_tx.send(Err(e.into()));
-                            return;
-                        }
-                    };
-                    if let Err(e) = init(&mut conn).await {
                         let _ = ready_tx.send(Err(e));
                         return;
                     }
-                    let _ = ready_tx.send(Ok(()));
-                    serve(conn, rx).await;
-                });
+                };
+                if let Err(e) = init(&mut conn) {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+                let _ = ready_tx.send(Ok(()));
+                serve(&conn, &rx);
             })
             .map_err(|e| StoreError::Write(format!("cannot start the store writer: {e}")))?;
         ready
@@ -89,16 +73,13 @@ impl Writer {
 
     /// Runs `f` inside a write transaction shared with other concurrent jobs; returns its
     /// result once the transaction is committed. An `Err` from `f` rolls back `f`'s writes
-    /// only.
+    /// only. `f` must not begin or end transactions itself.
     pub(super) async fn run<T: Send + 'static>(
         &self,
-        f: impl for<'c> FnOnce(&'c mut SqliteConnection) -> JobFuture<'c, T> + Send + 'static,
+        f: impl FnOnce(&Conn) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
-            let fut = f(conn);
-            Box::pin(async move { fut.await.map(|v| Box::new(v) as Output) })
-        });
+        let job: Job = Box::new(move |conn| f(conn).map(|v| Box::new(v) as Output));
         self.jobs
             .send(Pending { job, reply })
             .map_err(|_| StoreError::Write("the store writer has stopped".into()))?;
@@ -112,8 +93,8 @@ impl Writer {
     }
 }
 
-async fn serve(mut conn: SqliteConnection, mut rx: mpsc::UnboundedReceiver<Pending>) {
-    while let Some(first) = rx.recv().await {
+fn serve(conn: &Conn, rx: &mpsc::Receiver<Pending>) {
+    while let Ok(first) = rx.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
             match rx.try_recv() {
@@ -121,18 +102,17 @@ async fn serve(mut conn: SqliteConnection, mut rx: mpsc::UnboundedReceiver<Pendi
                 Err(_) => break,
             }
         }
-        run_group(&mut conn, group).await;
+        run_group(conn, group);
     }
-    let _ = conn.close().await;
 }
 
-async fn exec(conn: &mut SqliteConnection, sql: &'static str) -> Result<()> {
-    sqlx::query(sql).execute(&mut *conn).await?;
+fn exec(conn: &Conn, sql: &'static str) -> Result<()> {
+    conn.prepare_cached(sql)?.execute([])?;
     Ok(())
 }
 
-async fn run_group(conn: &mut SqliteConnection, group: Vec<Pending>) {
-    if let Err(e) = exec(conn, "BEGIN IMMEDIATE").await {
+fn run_group(conn: &Conn, group: Vec<Pending>) {
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
         let text = e.to_string();
         for p in group {
             let _ = p.reply.send(Err(StoreError::Write(text.clone())));
@@ -147,19 +127,16 @@ async fn run_group(conn: &mut SqliteConnection, group: Vec<Pending>) {
             let _ = p.reply.send(Err(StoreError::Write(text.clone())));
             continue;
         }
-        if let Err(e) = exec(conn, "SAVEPOINT job").await {
+        if let Err(e) = exec(conn, "SAVEPOINT job") {
             broken = Some(e.to_string());
             let _ = p.reply.send(Err(e));
             continue;
         }
-        let out = (p.job)(conn).await;
+        let out = (p.job)(conn);
         let end = if out.is_ok() {
-            exec(conn, "RELEASE job").await
+            exec(conn, "RELEASE job")
         } else {
-            match exec(conn, "ROLLBACK TO job").await {
-                Ok(()) => exec(conn, "RELEASE job").await,
-                Err(e) => Err(e),
-            }
+            exec(conn, "ROLLBACK TO job").and_then(|()| exec(conn, "RELEASE job"))
         };
         if let Err(e) = end {
             broken = Some(e.to_string());
@@ -168,7 +145,7 @@ async fn run_group(conn: &mut SqliteConnection, group: Vec<Pending>) {
     }
     let committed = match broken {
         Some(text) => Err(text),
-        None => exec(conn, "COMMIT").await.map_err(|e| e.to_string()),
+        None => exec(conn, "COMMIT").map_err(|e| e.to_string()),
     };
     match committed {
         Ok(()) => {
@@ -177,7 +154,7 @@ async fn run_group(conn: &mut SqliteConnection, group: Vec<Pending>) {
             }
         }
         Err(text) => {
-            let _ = exec(conn, "ROLLBACK").await;
+            let _ = exec(conn, "ROLLBACK");
             for (reply, out) in done {
                 let _ = reply.send(match out {
                     Ok(_) => Err(StoreError::Write(format!(
@@ -200,17 +177,11 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failing_job_rolls_back_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = SqliteConnectOptions::new()
-            .filename(dir.path().join("t.sqlite"))
-            .create_if_missing(true);
+        let path = dir.path().join("t.sqlite");
         let w = Arc::new(
-            Writer::start(opts.clone(), |c| {
-                Box::pin(async move {
-                    sqlx::query("CREATE TABLE t (n INTEGER PRIMARY KEY)")
-                        .execute(&mut *c)
-                        .await?;
-                    Ok(())
-                })
+            Writer::start(path.clone(), |c| {
+                c.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)")?;
+                Ok(())
             })
             .await
             .unwrap(),
@@ -220,19 +191,12 @@ mod tests {
             let w = w.clone();
             tasks.push(tokio::spawn(async move {
                 w.run(move |c| {
-                    Box::pin(async move {
-                        sqlx::query("INSERT INTO t (n) VALUES (?)")
-                            .bind(n)
-                            .execute(&mut *c)
-                            .await?;
-                        if n % 7 == 0 {
-                            // Fails after a write: that write must disappear.
-                            sqlx::query("INSERT INTO nowhere VALUES (1)")
-                                .execute(&mut *c)
-                                .await?;
-                        }
-                        Ok(n)
-                    })
+                    c.execute("INSERT INTO t (n) VALUES (?)", [n])?;
+                    if n % 7 == 0 {
+                        // Fails after a write: that write must disappear.
+                        c.execute("INSERT INTO nowhere VALUES (1)", [])?;
+                    }
+                    Ok(n)
                 })
                 .await
             }));
@@ -251,10 +215,13 @@ mod tests {
             }
         }
         assert_eq!(ok, 50 - 8);
-        let mut conn = SqliteConnection::connect_with(&opts).await.unwrap();
-        let rows: Vec<i64> = sqlx::query_scalar("SELECT n FROM t ORDER BY n")
-            .fetch_all(&mut conn)
-            .await
+        let conn = db::open(&path, true).unwrap();
+        let rows: Vec<i64> = conn
+            .prepare("SELECT n FROM t ORDER BY n")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
             .unwrap();
         assert_eq!(rows, (0..50).filter(|n| n % 7 != 0).collect::<Vec<_>>());
     }
