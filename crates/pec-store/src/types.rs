@@ -484,6 +484,8 @@ pub struct PageQuery {
     pub identificativo: Option<String>,
     /// Only the message with this UID.
     pub uid: Option<u32>,
+    /// Only messages with a UID above this one.
+    pub after_uid: Option<u32>,
     /// Messages to skip (newest first).
     pub offset: u64,
     /// At most this many (0: none, only the total).

@@ -26,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post, put};
 use pec_gestore::{Gestore, GestoreError};
 use pec_message::classify::classify;
-use pec_store::Store;
+use pec_store::{PageQuery, Store};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -305,10 +305,20 @@ async fn messages<S: Store>(
 ) -> ApiResult<Json<Value>> {
     authorize(&st, &h)?;
     mailbox_exists(&st, &address).await?;
-    let mut list = st.g.store.messages(&address).await?;
-    if let Some(after) = q.after_uid {
-        list.retain(|m| m.folder == "INBOX" && m.uid > after);
-    }
+    let list = match q.after_uid {
+        // New arrivals only: read from the index, not the whole mailbox.
+        Some(after) => {
+            let q = PageQuery {
+                after_uid: Some(after),
+                limit: u64::from(u32::MAX),
+                ..Default::default()
+            };
+            let mut page = st.g.store.page(&address, "INBOX", &q).await?.messages;
+            page.reverse();
+            page.into_iter().map(|m| m.meta).collect()
+        }
+        None => st.g.store.messages(&address).await?,
+    };
     Ok(Json(json!(list)))
 }
 

@@ -108,6 +108,19 @@ pub(super) async fn pages_are_newest_first_and_filtered<S: Store>(s: &S) {
         .await
         .unwrap();
     assert_eq!(wildcard.total, 30, "% and _ are literal");
+    let newer = s
+        .page("pages@web.test", "INBOX", &q(&|q| q.after_uid = Some(27)))
+        .await
+        .unwrap();
+    assert_eq!(
+        newer
+            .messages
+            .iter()
+            .map(|m| m.meta.uid)
+            .collect::<Vec<_>>(),
+        [30, 29, 28],
+        "only UIDs above 27, newest first"
+    );
     let none = s
         .page(
             "pages@web.test",

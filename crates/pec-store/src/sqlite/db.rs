@@ -50,7 +50,13 @@ pub(super) fn open(path: &Path, read_only: bool) -> Result<Conn> {
                 path.display()
             )));
         }
-        conn.execute_batch("PRAGMA synchronous = FULL")?;
+        // Savepoint journals stay in memory (the writer runs every job in a savepoint), and
+        // the one writer keeps its pages: the write path then reads and creates no files
+        // beyond the WAL.
+        conn.execute_batch(
+            "PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536;
+             PRAGMA wal_autocheckpoint = 10000",
+        )?;
     }
     Ok(conn)
 }

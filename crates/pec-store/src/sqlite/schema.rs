@@ -179,4 +179,9 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt);
 CREATE INDEX messages_mailbox_identificativo ON messages (mailbox, identificativo);
 "#,
+    // 10: messages are only looked up by identificativo within a mailbox, which
+    // messages_mailbox_identificativo serves; one index less to update per stored message.
+    r#"
+DROP INDEX messages_identificativo;
+"#,
 ];

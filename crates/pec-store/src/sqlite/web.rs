@@ -99,6 +99,10 @@ impl SqliteStore {
             cond.push_str(" AND m.uid = ?");
             args.push(i64::from(uid).into());
         }
+        if let Some(uid) = q.after_uid {
+            cond.push_str(" AND m.uid > ?");
+            args.push(i64::from(uid).into());
+        }
         if let Some(s) = &q.sender {
             // A coarse filter in SQL; the `From:` field itself is checked below.
             cond.push_str(" AND (m.header IS NULL OR m.header LIKE ? ESCAPE '\\')");

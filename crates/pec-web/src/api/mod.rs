@@ -310,6 +310,7 @@ pub struct ListParams {
     since: Option<i64>,
     before: Option<i64>,
     identificativo: Option<String>,
+    after_uid: Option<u32>,
 }
 
 async fn list<S: Store>(
@@ -332,6 +333,7 @@ async fn list<S: Store>(
         before: p.before,
         identificativo: p.identificativo,
         uid: None,
+        after_uid: p.after_uid,
         offset: p.offset,
         limit,
     };

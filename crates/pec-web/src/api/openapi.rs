@@ -119,7 +119,8 @@ pub fn spec() -> Value {
                     query("subject", json!({"type": "string"}), "Text the subject contains."),
                     query("since", json!({"type": "integer"}), "Stored at or after (Unix seconds)."),
                     query("before", json!({"type": "integer"}), "Stored before (Unix seconds)."),
-                    query("identificativo", json!({"type": "string"}), "Only this transaction.")],
+                    query("identificativo", json!({"type": "string"}), "Only this transaction."),
+                    query("after_uid", json!({"type": "integer"}), "Only messages with a UID above this one (new arrivals since the last poll).")],
                 "responses": with(common(), json!({
                     "200": ok("The page.", json!({"$ref": "#/components/schemas/Page"})),
                     "400": err("Bad parameter.")

@@ -113,6 +113,7 @@ pub async fn folder<S: Store>(
         before: day(&q.until, "until", true)?,
         identificativo: None,
         uid: None,
+        after_uid: None,
         offset: (page_no - 1) * PER_PAGE,
         limit: PER_PAGE,
     };
