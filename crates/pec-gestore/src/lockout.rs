@@ -170,15 +170,28 @@ impl<S: Store> Gestore<S> {
         if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(GestoreError::Invalid("this reset link is not valid".into()));
         }
+        let spent = || {
+            GestoreError::Invalid(
+                "this reset link is not valid: it was used already, it expired, or it was replaced by a newer one".into(),
+            )
+        };
+        let token = sha256_hex(&token.to_ascii_lowercase());
+        // The link is checked before the new password is hashed: an unknown token, which
+        // anyone can send to this unauthenticated page, then costs one indexed read, not
+        // an argon2 hash. The reset below checks the token again in its own write.
+        if self
+            .store
+            .reset_token_owner(&token, self.clock.unix())
+            .await?
+            .is_none()
+        {
+            return Err(spent());
+        }
         let hash = hash_password(password).await?;
         self.store
-            .reset_password(&sha256_hex(&token.to_ascii_lowercase()), &hash, self.clock.unix())
+            .reset_password(&token, &hash, self.clock.unix())
             .await?
-            .ok_or_else(|| {
-                GestoreError::Invalid(
-                    "this reset link is not valid: it was used already, it expired, or it was replaced by a newer one".into(),
-                )
-            })
+            .ok_or_else(spent)
     }
 
     /// Sets a password chosen by the operator, unlocking the mailbox.

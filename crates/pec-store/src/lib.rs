@@ -235,6 +235,13 @@ pub trait Store: Send + Sync + 'static {
         mailbox: &str,
         since: i64,
     ) -> impl Future<Output = Result<u64>> + Send;
+    /// The mailbox holding a reset token (by its hex SHA-256) that is valid at `now`, without
+    /// spending it: a cheap check before the work of hashing a new password.
+    fn reset_token_owner(
+        &self,
+        token_sha256: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<Option<String>>> + Send;
     /// Spends a reset token (by its hex SHA-256) that is valid at `now`: sets the new password
     /// hash and unlocks the mailbox, in one write. Returns the mailbox, or `None` when no
     /// mailbox holds a valid token of that hash. A token works once.

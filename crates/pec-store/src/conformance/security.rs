@@ -90,6 +90,23 @@ pub(super) async fn spam_is_counted_and_a_lock_needs_a_reset<S: Store>(s: &S) {
 
     // A wrong or expired token does nothing; the right one works once.
     assert_eq!(
+        s.reset_token_owner(&"bb".repeat(32), 1_000).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        s.reset_token_owner(&"aa".repeat(32), 5_001).await.unwrap(),
+        None,
+        "expired"
+    );
+    assert_eq!(
+        s.reset_token_owner(&"aa".repeat(32), 4_000)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("spammer@sec.test"),
+        "looking does not spend the token"
+    );
+    assert_eq!(
         s.reset_password(&"bb".repeat(32), "new", 1_000)
             .await
             .unwrap(),
@@ -119,6 +136,11 @@ pub(super) async fn spam_is_counted_and_a_lock_needs_a_reset<S: Store>(s: &S) {
             .unwrap(),
         None,
         "a token works once"
+    );
+    assert_eq!(
+        s.reset_token_owner(&"aa".repeat(32), 4_000).await.unwrap(),
+        None,
+        "a spent token has no owner"
     );
 
     // The operator's password also unlocks.

@@ -663,6 +663,11 @@ impl Store for SqliteStore {
             .read(|c| security::outbound_spam_count(c, mailbox, since))
     }
 
+    async fn reset_token_owner(&self, token_sha256: &str, now: i64) -> Result<Option<String>> {
+        self.readers
+            .read(|c| security::reset_token_owner(c, token_sha256, now))
+    }
+
     async fn reset_password(
         &self,
         token_sha256: &str,

@@ -34,6 +34,20 @@ pub(super) fn outbound_spam_count(conn: &Conn, mailbox: &str, since: i64) -> Res
     Ok(n as u64)
 }
 
+/// The mailbox holding the reset token, if it has not expired.
+pub(super) fn reset_token_owner(
+    conn: &Conn,
+    token_sha256: &str,
+    now: i64,
+) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT address FROM mailboxes WHERE reset_token = ? AND reset_expires >= ?",
+        )?
+        .query_row(params![token_sha256, now], |r| r.get(0))
+        .optional()?)
+}
+
 /// Sets a new password on the mailbox holding the reset token, if it has not expired, and
 /// unlocks it; the token is spent. Returns the mailbox.
 pub(super) fn reset_password(
