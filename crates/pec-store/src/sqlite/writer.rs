@@ -132,7 +132,10 @@ fn run_group(conn: &Conn, group: Vec<Pending>) {
             let _ = p.reply.send(Err(e));
             continue;
         }
-        let out = (p.job)(conn);
+        // A job that panics fails alone, like a job that returns an error: the writer
+        // thread, which every later write needs, lives on.
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (p.job)(conn)))
+            .unwrap_or_else(|_| Err(StoreError::Write("a store write failed (panic)".into())));
         let end = if out.is_ok() {
             exec(conn, "RELEASE job")
         } else {
@@ -224,5 +227,33 @@ mod tests {
             .collect::<rusqlite::Result<_>>()
             .unwrap();
         assert_eq!(rows, (0..50).filter(|n| n % 7 != 0).collect::<Vec<_>>());
+    }
+
+    /// A job that panics is answered with an error and rolled back; the writer goes on.
+    #[tokio::test]
+    async fn a_panicking_job_does_not_stop_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = Writer::start(dir.path().join("t.sqlite"), |c| {
+            c.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)")?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let e = w
+            .run(|c| -> Result<()> {
+                c.execute("INSERT INTO t (n) VALUES (1)", [])?;
+                panic!("bug in a job")
+            })
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("panic"), "{e}");
+        let n = w
+            .run(|c| {
+                c.execute("INSERT INTO t (n) VALUES (2)", [])?;
+                Ok(c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(n, 1, "the panicking job's insert was rolled back");
     }
 }
