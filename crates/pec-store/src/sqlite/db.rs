@@ -7,7 +7,7 @@
 //! the writer and sees only committed transactions.
 
 use crate::{Result, StoreError};
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, Row};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -59,6 +59,18 @@ pub(super) fn open(path: &Path, read_only: bool) -> Result<Conn> {
         )?;
     }
     Ok(conn)
+}
+
+/// Every row of `sql` with `args`, mapped by `f`.
+pub(super) fn all<T, P: rusqlite::Params>(
+    c: &Conn,
+    sql: &str,
+    args: P,
+    f: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    Ok(c.prepare_cached(sql)?
+        .query_map(args, f)?
+        .collect::<rusqlite::Result<_>>()?)
 }
 
 /// Read-only connections, opened on demand and kept for reuse.

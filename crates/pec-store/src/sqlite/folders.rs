@@ -5,7 +5,7 @@
 //! Every change to a folder's messages takes the next modification sequence of that folder:
 //! `folders.highestmodseq` is raised and the changed message rows carry the new value.
 
-use super::db::Conn;
+use super::db::{Conn, all};
 use super::now;
 use crate::types::*;
 use crate::{Result, StoreError};
@@ -70,11 +70,12 @@ pub(super) fn delete(conn: &Conn, mailbox: &str, name: &str) -> Result<()> {
     if !exists(conn, mailbox, name)? {
         return Err(refused(FolderRefusal::Missing));
     }
-    let uids: Vec<u32> = conn
-        .prepare_cached("SELECT uid FROM messages WHERE mailbox = ? AND folder = ?")?
-        .query_map(params![mailbox, name], |r| r.get::<_, i64>(0))?
-        .map(|u| u.map(|u| u as u32))
-        .collect::<rusqlite::Result<_>>()?;
+    let uids = all(
+        conn,
+        "SELECT uid FROM messages WHERE mailbox = ? AND folder = ?",
+        params![mailbox, name],
+        |r| Ok(r.get::<_, i64>(0)? as u32),
+    )?;
     super::commit::delete(conn, mailbox, name, &uids)?;
     conn.prepare_cached("DELETE FROM folders WHERE mailbox = ? AND name = ?")?
         .execute(params![mailbox, name])?;
@@ -93,12 +94,12 @@ pub(super) fn rename(conn: &Conn, mailbox: &str, from: &str, to: &str) -> Result
     if exists(conn, mailbox, to)? {
         return Err(refused(FolderRefusal::Exists));
     }
-    let names: Vec<String> = conn
-        .prepare_cached(
-            "SELECT name FROM folders WHERE mailbox = ?1 AND (name = ?2 OR substr(name, 1, length(?2) + 1) = ?2 || '/')",
-        )?
-        .query_map(params![mailbox, from], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+    let names: Vec<String> = all(
+        conn,
+        "SELECT name FROM folders WHERE mailbox = ?1 AND (name = ?2 OR substr(name, 1, length(?2) + 1) = ?2 || '/')",
+        params![mailbox, from],
+        |r| r.get(0),
+    )?;
     for old in names {
         let new = format!("{to}{}", &old[from.len()..]);
         conn.prepare_cached(

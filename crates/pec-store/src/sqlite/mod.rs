@@ -16,7 +16,7 @@ use crate::blobs::Blobs;
 use crate::types::*;
 use crate::{Result, Store, StoreError};
 use commit::MessageBlob;
-use db::{Conn, Readers};
+use db::{Conn, Readers, all};
 use rusqlite::{OptionalExtension as _, Row, params};
 use std::path::Path;
 use std::sync::Arc;
@@ -116,18 +116,6 @@ pub(super) fn folder_row(r: &Row<'_>) -> rusqlite::Result<Folder> {
         unseen: r.get::<_, i64>("unseen")? as u32,
         subscribed: r.get::<_, i64>("subscribed")? != 0,
     })
-}
-
-/// Every row of `sql` with `args`, mapped by `f`.
-fn all<T, P: rusqlite::Params>(
-    c: &Conn,
-    sql: &str,
-    args: P,
-    f: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
-) -> Result<Vec<T>> {
-    Ok(c.prepare_cached(sql)?
-        .query_map(args, f)?
-        .collect::<rusqlite::Result<_>>()?)
 }
 
 impl SqliteStore {

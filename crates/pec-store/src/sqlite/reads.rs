@@ -2,7 +2,7 @@
 //! header only, many at once; folder indexes, their versions and the changes since a
 //! modification sequence; and the virus store listing.
 
-use super::db::Conn;
+use super::db::{Conn, all};
 use super::{SqliteStore, folder_row};
 use crate::types::*;
 use crate::{Result, StoreError};
@@ -26,16 +26,15 @@ impl SqliteStore {
         let list = serde_json::to_string(wanted).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let (mailbox_, folder_) = (mailbox.to_string(), folder.to_string());
         let read = move |c: &Conn| -> Result<Vec<WholeRow>> {
-            Ok(c.prepare_cached(
+            all(
+                c,
                 "SELECT m.uid, m.blob, b.bytes
                  FROM messages m LEFT JOIN blobs b ON b.hash = m.blob
                  WHERE m.mailbox = ? AND m.folder = ? AND m.uid IN (SELECT value FROM json_each(?))
                  ORDER BY m.uid",
-            )?
-            .query_map(params![mailbox_, folder_, list], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?
-            .collect::<rusqlite::Result<_>>()?)
+                params![mailbox_, folder_, list],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
         };
         let rows = match wanted.len() {
             1 => self.readers.read(read)?,
@@ -74,25 +73,23 @@ impl SqliteStore {
         let (mailbox_, folder_) = (mailbox.to_string(), folder.to_string());
         let read = move |c: &Conn| -> Result<Vec<(i64, Option<Vec<u8>>)>> {
             let pair = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?));
-            let rows = if dense {
-                c.prepare_cached(
+            if dense {
+                all(
+                    c,
                     "SELECT uid, header FROM messages
                      WHERE mailbox = ? AND folder = ? AND uid BETWEEN ? AND ? ORDER BY uid",
-                )?
-                .query_map(
                     params![mailbox_, folder_, i64::from(first), i64::from(last)],
                     pair,
-                )?
-                .collect::<rusqlite::Result<_>>()?
+                )
             } else {
-                c.prepare_cached(
+                all(
+                    c,
                     "SELECT uid, header FROM messages WHERE mailbox = ? AND folder = ?
                      AND uid IN (SELECT value FROM json_each(?)) ORDER BY uid",
-                )?
-                .query_map(params![mailbox_, folder_, list], pair)?
-                .collect::<rusqlite::Result<_>>()?
-            };
-            Ok(rows)
+                    params![mailbox_, folder_, list],
+                    pair,
+                )
+            }
         };
         let rows = match wanted.len() {
             1 => self.readers.read(read)?,
@@ -133,20 +130,21 @@ fn folder_head(c: &Conn, mailbox: &str, folder: &str) -> Result<Option<Folder>> 
 /// The index entries of a folder whose modification sequence is above `since`, by UID
 /// (every message has one of at least 1, so `since = 0` lists them all).
 fn entries_since(c: &Conn, mailbox: &str, folder: &str, since: u64) -> Result<Vec<IndexEntry>> {
-    Ok(c.prepare_cached(
+    all(
+        c,
         "SELECT uid, flags, modseq, size, date FROM messages
          WHERE mailbox = ? AND folder = ? AND modseq > ? ORDER BY uid",
-    )?
-    .query_map(params![mailbox, folder, since as i64], |r| {
-        Ok(IndexEntry {
-            uid: r.get::<_, i64>(0)? as u32,
-            flags: r.get(1)?,
-            modseq: r.get::<_, i64>(2)? as u64,
-            size: r.get::<_, i64>(3)? as u64,
-            date: r.get(4)?,
-        })
-    })?
-    .collect::<rusqlite::Result<_>>()?)
+        params![mailbox, folder, since as i64],
+        |r| {
+            Ok(IndexEntry {
+                uid: r.get::<_, i64>(0)? as u32,
+                flags: r.get(1)?,
+                modseq: r.get::<_, i64>(2)? as u64,
+                size: r.get::<_, i64>(3)? as u64,
+                date: r.get(4)?,
+            })
+        },
+    )
 }
 
 pub(super) fn folder_version(
@@ -204,22 +202,23 @@ pub(super) fn folder_index(
 }
 
 pub(super) fn quarantined(c: &Conn, since: i64) -> Result<Vec<Quarantined>> {
-    Ok(c.prepare_cached(
+    all(
+        c,
         "SELECT id, time, identificativo, sender, recipients, engine, threat, size
          FROM quarantine WHERE time >= ? ORDER BY id",
-    )?
-    .query_map([since], |r| {
-        let recipients: String = r.get(4)?;
-        Ok(Quarantined {
-            id: r.get(0)?,
-            time: r.get(1)?,
-            identificativo: r.get(2)?,
-            sender: r.get(3)?,
-            recipients: serde_json::from_str(&recipients).unwrap_or_default(),
-            engine: r.get(5)?,
-            threat: r.get(6)?,
-            size: r.get::<_, i64>(7)? as u64,
-        })
-    })?
-    .collect::<rusqlite::Result<_>>()?)
+        [since],
+        |r| {
+            let recipients: String = r.get(4)?;
+            Ok(Quarantined {
+                id: r.get(0)?,
+                time: r.get(1)?,
+                identificativo: r.get(2)?,
+                sender: r.get(3)?,
+                recipients: serde_json::from_str(&recipients).unwrap_or_default(),
+                engine: r.get(5)?,
+                threat: r.get(6)?,
+                size: r.get::<_, i64>(7)? as u64,
+            })
+        },
+    )
 }

@@ -1,7 +1,7 @@
 //! The SQLite side of the security services (product.md §4): mailbox settings, the outbound
 //! spam log, password resets after a lockout, and the virus store's retention purge.
 
-use super::db::Conn;
+use super::db::{Conn, all};
 use crate::Result;
 use crate::types::MailboxSettings;
 use rusqlite::{OptionalExtension as _, params};
@@ -80,10 +80,12 @@ pub(super) fn set_password(conn: &Conn, address: &str, password_hash: &str) -> R
 /// Removes the virus store's entries stored before `before`; returns how many went and the
 /// blob files no row names any more, for the caller to delete after the commit.
 pub(super) fn purge_quarantine(conn: &Conn, before: i64) -> Result<(u64, Vec<String>)> {
-    let blobs: Vec<String> = conn
-        .prepare_cached("DELETE FROM quarantine WHERE time < ? RETURNING blob")?
-        .query_map([before], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+    let blobs: Vec<String> = all(
+        conn,
+        "DELETE FROM quarantine WHERE time < ? RETURNING blob",
+        [before],
+        |r| r.get(0),
+    )?;
     let gone = blobs.len() as u64;
     let mut orphans = Vec::new();
     for b in blobs.into_iter().filter(|b| !b.is_empty()) {

@@ -2,7 +2,7 @@
 //! webmail and the REST API, API tokens, the TOTP secret, and webhooks with their durable
 //! delivery queue.
 
-use super::db::Conn;
+use super::db::{Conn, all};
 use super::{SqliteStore, rfc3339};
 use crate::Result;
 use crate::types::*;
@@ -45,10 +45,7 @@ fn contains(text: &str) -> String {
 
 /// The rows of `sql` with `args`, as listed messages.
 fn listed_rows(conn: &Conn, sql: &str, args: &[Value]) -> Result<Vec<(ListedMessage, bool)>> {
-    Ok(conn
-        .prepare_cached(sql)?
-        .query_map(params_from_iter(args), listed)?
-        .collect::<rusqlite::Result<_>>()?)
+    all(conn, sql, params_from_iter(args), listed)
 }
 
 impl SqliteStore {
@@ -275,16 +272,16 @@ pub(super) fn lease_webhooks(
     lease_secs: i64,
     max: usize,
 ) -> Result<Vec<WebhookDelivery>> {
-    let rows: Vec<DeliveryRow> = conn
-        .prepare_cached(
-            "UPDATE webhook_deliveries SET lease_until = ?1 + ?2
-             WHERE id IN (SELECT id FROM webhook_deliveries
-                          WHERE next_attempt <= ?1 AND lease_until <= ?1 ORDER BY id LIMIT ?3)
-             RETURNING id, mailbox, body, attempts, created,
-                       (SELECT url FROM webhooks w WHERE w.mailbox = webhook_deliveries.mailbox),
-                       (SELECT secret FROM webhooks w WHERE w.mailbox = webhook_deliveries.mailbox)",
-        )?
-        .query_map(params![now, lease_secs, max as i64], |r| {
+    let rows: Vec<DeliveryRow> = all(
+        conn,
+        "UPDATE webhook_deliveries SET lease_until = ?1 + ?2
+         WHERE id IN (SELECT id FROM webhook_deliveries
+                      WHERE next_attempt <= ?1 AND lease_until <= ?1 ORDER BY id LIMIT ?3)
+         RETURNING id, mailbox, body, attempts, created,
+                   (SELECT url FROM webhooks w WHERE w.mailbox = webhook_deliveries.mailbox),
+                   (SELECT secret FROM webhooks w WHERE w.mailbox = webhook_deliveries.mailbox)",
+        params![now, lease_secs, max as i64],
+        |r| {
             Ok((
                 r.get(0)?,
                 r.get(1)?,
@@ -294,8 +291,8 @@ pub(super) fn lease_webhooks(
                 r.get(5)?,
                 r.get(6)?,
             ))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
+        },
+    )?;
     let mut out = Vec::with_capacity(rows.len());
     for (id, mailbox, body, attempts, created, url, secret) in rows {
         let (Some(url), Some(secret)) = (url, secret) else {
