@@ -12,6 +12,7 @@ use crate::Gestore;
 use pec_message::TimeRef;
 use pec_message::smime::{SignatureCheck, TrustCheck, check_trust, cms_info, verify_detached};
 use pec_store::Store;
+use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -124,6 +125,7 @@ async fn export<S: Store>(
         }
         let mut by_file: Vec<(PathBuf, String)> = Vec::new();
         let today = day_of(g.clock.unix());
+        let mut sealed: HashMap<String, bool> = HashMap::new();
         for e in &events {
             let event = canonical(&e.json)?;
             let h = entry_hash(hash, e.seq, &event);
@@ -133,7 +135,10 @@ async fn export<S: Store>(
             );
             // Never append to a sealed day: late entries go to today's file.
             let mut day = day_of(e.time);
-            if seal_path(dir, &day).exists() {
+            let is_sealed = *sealed
+                .entry(day.clone())
+                .or_insert_with(|| seal_path(dir, &day).exists());
+            if is_sealed {
                 day = today.clone();
             }
             let path = dir.join(format!("events-{day}.jsonl"));
@@ -144,17 +149,26 @@ async fn export<S: Store>(
             *seq = e.seq;
             *hash = h;
         }
-        for (path, text) in by_file {
-            let mut f = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            f.write_all(text.as_bytes())
-                .and_then(|_| f.sync_data())
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-        }
+        // The appends and their fsync run on the blocking pool, not on a runtime thread.
+        tokio::task::spawn_blocking(move || append_all(by_file))
+            .await
+            .map_err(|e| e.to_string())??;
     }
+}
+
+/// Appends each text to its file, and syncs it.
+fn append_all(by_file: Vec<(PathBuf, String)>) -> Result<(), String> {
+    for (path, text) in by_file {
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        f.write_all(text.as_bytes())
+            .and_then(|_| f.sync_data())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// The text a seal signs.

@@ -11,7 +11,7 @@ use crate::mime::{Entity, canonical_crlf};
 use crate::original::OriginalHeaders;
 use crate::pki::{certificate_emails, certificate_sha1, subject_string};
 use crate::smime::{
-    SignatureCheck, TrustCheck, check_trust, cms_info, verify_detached, verify_opaque,
+    SignatureCheck, TrustCheck, check_detached, check_trust, cms_info, verify_opaque,
 };
 use openssl::x509::X509;
 use serde::Serialize;
@@ -217,7 +217,8 @@ pub fn verify_classified(raw: &[u8], c: &Classified<'_>, opts: &VerifyOptions<'_
             Some(Ok(der)) => {
                 sig.present = true;
                 let content = canonical_crlf(s.signed);
-                match cms_info(der) {
+                let (info, check) = check_detached(der, &content);
+                match info {
                     Ok(info) => {
                         sig.digest = Some(info.digest.clone());
                         sig.signing_time = info.signing_time.map(|t| t.to_rfc3339());
@@ -236,7 +237,7 @@ pub fn verify_classified(raw: &[u8], c: &Classified<'_>, opts: &VerifyOptions<'_
                     }
                     Err(e) => problems.push(e),
                 }
-                match verify_detached(der, &content) {
+                match check {
                     SignatureCheck::Valid => sig.valid = true,
                     SignatureCheck::Invalid(why) => problems.push(why),
                 }

@@ -6,6 +6,7 @@ mod cms_build;
 #[cfg(feature = "pkcs11")]
 mod pkcs11;
 mod signer;
+mod trust;
 mod verify;
 mod wrap;
 
@@ -13,8 +14,8 @@ pub use cms_build::signed_data;
 #[cfg(feature = "pkcs11")]
 pub use pkcs11::Pkcs11Signer;
 pub use signer::{SignError, SignatureAlgorithm, Signer, SoftwareSigner};
+pub use trust::{TrustCheck, check_trust, parse_certificate};
 pub use verify::{
-    CmsInfo, SignatureCheck, TrustCheck, check_trust, cms_info, parse_certificate, verify_detached,
-    verify_opaque,
+    CmsInfo, SignatureCheck, check_detached, cms_info, verify_detached, verify_opaque,
 };
 pub use wrap::{SignedParts, sign_entity, split_signed};

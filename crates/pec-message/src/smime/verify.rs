@@ -10,9 +10,8 @@ use const_oid::db::{rfc5911, rfc5912};
 use der::{Decode, Encode};
 use openssl::pkcs7::{Pkcs7, Pkcs7Flags};
 use openssl::stack::Stack;
+use openssl::x509::X509;
 use openssl::x509::store::X509StoreBuilder;
-use openssl::x509::verify::X509VerifyParam;
-use openssl::x509::{X509, X509PurposeId, X509StoreContext};
 
 /// Facts read from a CMS `SignedData` structure.
 #[derive(Debug, Clone, Default)]
@@ -38,15 +37,6 @@ pub enum SignatureCheck {
     Invalid(String),
 }
 
-/// The outcome of checking the signer chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TrustCheck {
-    /// The chain reaches a trust anchor and every certificate is valid at the time given.
-    Trusted,
-    /// It does not; the sentence says why.
-    Untrusted(String),
-}
-
 fn digest_name(oid: &const_oid::ObjectIdentifier) -> String {
     match *oid {
         rfc5912::ID_SHA_1 => "sha1".into(),
@@ -58,8 +48,8 @@ fn digest_name(oid: &const_oid::ObjectIdentifier) -> String {
     }
 }
 
-/// Reads the facts of a DER `ContentInfo` holding `SignedData`.
-pub fn cms_info(der: &[u8]) -> Result<CmsInfo, String> {
+/// Decodes a DER `ContentInfo` holding `SignedData`.
+fn decode(der: &[u8]) -> Result<SignedData, String> {
     let ci = ContentInfo::from_der(der)
         .map_err(|e| format!("the signature is not a CMS structure ({e})"))?;
     if ci.content_type != rfc5911::ID_SIGNED_DATA {
@@ -68,22 +58,45 @@ pub fn cms_info(der: &[u8]) -> Result<CmsInfo, String> {
             ci.content_type
         ));
     }
-    let sd: SignedData = ci
-        .content
+    ci.content
         .decode_as()
-        .map_err(|e| format!("the CMS signed-data structure is corrupt ({e})"))?;
+        .map_err(|e| format!("the CMS signed-data structure is corrupt ({e})"))
+}
+
+/// Reads the facts of a DER `ContentInfo` holding `SignedData`.
+pub fn cms_info(der: &[u8]) -> Result<CmsInfo, String> {
+    info_of(&decode(der)?)
+}
+
+/// Checks a detached signature over `content` (as [`verify_detached`]) and reads its facts
+/// (as [`cms_info`]), decoding the CMS structure once for both.
+pub fn check_detached(p7s: &[u8], content: &[u8]) -> (Result<CmsInfo, String>, SignatureCheck) {
+    let sd = decode(p7s);
+    let info = sd.as_ref().map_err(Clone::clone).and_then(info_of);
+    let check = match &sd {
+        Ok(sd) if verified_natively(sd, content) => SignatureCheck::Valid,
+        _ => verified_by_openssl(p7s, content),
+    };
+    (info, check)
+}
+
+fn info_of(sd: &SignedData) -> Result<CmsInfo, String> {
     let mut info = CmsInfo::default();
-    if let Some(set) = &sd.certificates {
-        for c in set.0.iter() {
-            if let cms::cert::CertificateChoices::Certificate(cert) = c {
-                info.certificates
-                    .push(cert.to_der().map_err(|e| e.to_string())?);
-            }
-        }
-    }
     let Some(si) = sd.signer_infos.0.iter().next() else {
         return Err("the CMS structure has no signer".into());
     };
+    for c in sd.certificates.iter().flat_map(|s| s.0.iter()) {
+        if let cms::cert::CertificateChoices::Certificate(cert) = c {
+            let der = cert.to_der().map_err(|e| e.to_string())?;
+            if let SignerIdentifier::IssuerAndSerialNumber(ias) = &si.sid
+                && cert.tbs_certificate.issuer == ias.issuer
+                && cert.tbs_certificate.serial_number == ias.serial_number
+            {
+                info.signer = Some(der.clone());
+            }
+            info.certificates.push(der);
+        }
+    }
     info.digest = digest_name(&si.digest_alg.oid);
     if let Some(attrs) = &si.signed_attrs {
         for a in attrs.iter() {
@@ -106,20 +119,10 @@ pub fn cms_info(der: &[u8]) -> Result<CmsInfo, String> {
             }
         }
     }
-    if let SignerIdentifier::IssuerAndSerialNumber(ias) = &si.sid {
-        for c in sd.certificates.iter().flat_map(|s| s.0.iter()) {
-            if let cms::cert::CertificateChoices::Certificate(cert) = c
-                && cert.tbs_certificate.issuer == ias.issuer
-                && cert.tbs_certificate.serial_number == ias.serial_number
-            {
-                info.signer = cert.to_der().ok();
-            }
-        }
-    }
     Ok(info)
 }
 
-fn describe(e: &openssl::error::ErrorStack) -> String {
+pub(super) fn describe(e: &openssl::error::ErrorStack) -> String {
     let reasons: Vec<String> = e
         .errors()
         .iter()
@@ -137,14 +140,9 @@ fn describe(e: &openssl::error::ErrorStack) -> String {
 /// messageDigest matches the content's SHA-1 or SHA-256, RSA PKCS #1 v1.5 of at least 2048
 /// bits). `true` only when the signature checks out; anything else, including an unusual
 /// but possibly valid structure, returns `false` and OpenSSL decides and explains.
-fn verified_natively(p7s: &[u8], content: &[u8]) -> bool {
+fn verified_natively(sd: &SignedData, content: &[u8]) -> bool {
     use aws_lc_rs::{digest, signature};
     let run = || -> Option<bool> {
-        let ci = ContentInfo::from_der(p7s).ok()?;
-        if ci.content_type != rfc5911::ID_SIGNED_DATA {
-            return None;
-        }
-        let sd: SignedData = ci.content.decode_as().ok()?;
         let mut signers = sd.signer_infos.0.iter();
         let si = signers.next()?;
         if signers.next().is_some() {
@@ -225,9 +223,14 @@ fn verified_natively(p7s: &[u8], content: &[u8]) -> bool {
 /// Checks a detached signature over `content`, which must already be the canonical CRLF
 /// form of the signed part.
 pub fn verify_detached(p7s: &[u8], content: &[u8]) -> SignatureCheck {
-    if verified_natively(p7s, content) {
-        return SignatureCheck::Valid;
+    match decode(p7s) {
+        Ok(sd) if verified_natively(&sd, content) => SignatureCheck::Valid,
+        _ => verified_by_openssl(p7s, content),
     }
+}
+
+/// OpenSSL's verdict on a detached signature, with its reason when it fails.
+fn verified_by_openssl(p7s: &[u8], content: &[u8]) -> SignatureCheck {
     let p7 = match Pkcs7::from_der(p7s) {
         Ok(p) => p,
         Err(e) => {
@@ -301,73 +304,6 @@ fn explain_failure(reason: &str) -> String {
     }
 }
 
-/// `der` parsed, from a small process-wide cache: the same few provider certificates sign
-/// every message, and OpenSSL 3 decodes a certificate (its public key above all) slowly
-/// enough to matter per message. Certificates are immutable, so sharing them is safe.
-pub fn parse_certificate(der: &[u8]) -> Result<X509, openssl::error::ErrorStack> {
-    use std::collections::HashMap;
-    use std::sync::{LazyLock, Mutex};
-    static CACHE: LazyLock<Mutex<HashMap<Vec<u8>, X509>>> = LazyLock::new(Mutex::default);
-    const MAX: usize = 512;
-    if let Some(c) = CACHE.lock().unwrap_or_else(|p| p.into_inner()).get(der) {
-        return Ok(c.clone());
-    }
-    let cert = X509::from_der(der)?;
-    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
-    if cache.len() >= MAX {
-        cache.clear();
-    }
-    cache.insert(der.to_vec(), cert.clone());
-    Ok(cert)
-}
-
-/// Checks that `signer` chains to one of `anchors` through `intermediates`, with every
-/// certificate valid at `at` (Unix seconds; now when `None`) and fit for S/MIME signing.
-pub fn check_trust(
-    signer: &[u8],
-    intermediates: &[Vec<u8>],
-    anchors: &[X509],
-    at: Option<i64>,
-) -> TrustCheck {
-    let run = || -> Result<TrustCheck, openssl::error::ErrorStack> {
-        let cert = parse_certificate(signer)?;
-        let mut builder = X509StoreBuilder::new()?;
-        for a in anchors {
-            builder.add_cert(a.clone())?;
-        }
-        let mut param = X509VerifyParam::new()?;
-        param.set_purpose(X509PurposeId::SMIME_SIGN)?;
-        // A provider certificate pinned by the Indice copy may be given as an anchor itself
-        // (pec.md §7.3: the local copy is authoritative), so a chain may end below a root.
-        param.set_flags(openssl::x509::verify::X509VerifyFlags::PARTIAL_CHAIN)?;
-        if let Some(t) = at {
-            param.set_time(t as _);
-        }
-        builder.set_param(&param)?;
-        let store = builder.build();
-        let mut chain = Stack::new()?;
-        for i in intermediates {
-            if let Ok(c) = parse_certificate(i) {
-                chain.push(c)?;
-            }
-        }
-        let mut ctx = X509StoreContext::new()?;
-        ctx.init(&store, &cert, &chain, |c| {
-            Ok(if c.verify_cert()? {
-                TrustCheck::Trusted
-            } else {
-                TrustCheck::Untrusted(format!(
-                    "the signer certificate is not trusted: {}",
-                    c.error().error_string()
-                ))
-            })
-        })
-    };
-    run().unwrap_or_else(|e| {
-        TrustCheck::Untrusted(format!("the chain could not be checked ({})", describe(&e)))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -393,11 +329,12 @@ mod tests {
     fn native_check_agrees_with_openssl() {
         let content = b"Content-Type: text/plain\r\n\r\nciao\r\n";
         let p7s = signature(content);
-        assert!(verified_natively(&p7s, content));
+        let sd = decode(&p7s).unwrap();
+        assert!(verified_natively(&sd, content));
         assert_eq!(verify_detached(&p7s, content), SignatureCheck::Valid);
 
         let altered = b"Content-Type: text/plain\r\n\r\nciaO\r\n";
-        assert!(!verified_natively(&p7s, altered));
+        assert!(!verified_natively(&sd, altered));
         assert!(matches!(
             verify_detached(&p7s, altered),
             SignatureCheck::Invalid(_)
@@ -406,7 +343,7 @@ mod tests {
         let mut broken = p7s.clone();
         let n = broken.len();
         broken[n - 10] ^= 1; // inside the signature value, the last field
-        assert!(!verified_natively(&broken, content));
+        assert!(!verified_natively(&decode(&broken).unwrap(), content));
         assert!(matches!(
             verify_detached(&broken, content),
             SignatureCheck::Invalid(_)
