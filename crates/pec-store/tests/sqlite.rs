@@ -46,6 +46,58 @@ async fn the_event_table_refuses_updates_and_deletes() {
     assert!(del.unwrap_err().to_string().contains("append-only"));
 }
 
+/// A message stored before migration 11 keeps its bytes in `blobs`: it still reads back
+/// (checked against its address), and deleting it drops that `blobs` entry.
+#[tokio::test]
+async fn messages_stored_in_blobs_before_bodies_still_read_and_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(dir.path()).await.unwrap();
+    s.create_mailbox(NewMailbox {
+        address: "old@a.test".into(),
+        password_hash: "h".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    drop(s);
+    let bytes = b"Subject: prima\r\n\r\nstored by an earlier version\r\n";
+    let hash = pec_store::blobs::address(bytes);
+    {
+        let c = rusqlite::Connection::open(dir.path().join("pec.sqlite")).unwrap();
+        c.execute(
+            "INSERT INTO blobs (hash, bytes) VALUES (?, ?)",
+            rusqlite::params![hash, &bytes[..]],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO messages (mailbox, folder, uid, blob, size, date, kind, flags, modseq)
+             VALUES ('old@a.test', 'INBOX', 1, ?, ?, 1700000000, 'ordinaria', '', 1)",
+            rusqlite::params![hash, bytes.len() as i64],
+        )
+        .unwrap();
+    }
+    let s = SqliteStore::open(dir.path()).await.unwrap();
+    assert_eq!(
+        s.message_bytes("old@a.test", "INBOX", 1)
+            .await
+            .unwrap()
+            .unwrap(),
+        bytes
+    );
+    assert_eq!(
+        s.delete_messages("old@a.test", "INBOX", &[1])
+            .await
+            .unwrap(),
+        1
+    );
+    drop(s);
+    let c = rusqlite::Connection::open(dir.path().join("pec.sqlite")).unwrap();
+    let left: i64 = c
+        .query_row("SELECT count(*) FROM blobs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0, "the unnamed blobs entry is gone");
+}
+
 /// A commit holding one log event.
 fn one_event() -> Commit {
     Commit {

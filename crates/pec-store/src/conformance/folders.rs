@@ -225,6 +225,20 @@ pub(super) async fn copy_move_and_append_keep_bytes_and_quota<S: Store>(s: &S) {
         "a moved message keeps its dedup key"
     );
     assert_eq!(
+        s.delete_messages("copy@b.test", "Trash", &[1])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.message_bytes("copy@b.test", "Drafts", 1)
+            .await
+            .unwrap()
+            .unwrap(),
+        [b'a'; 30],
+        "deleting a copy leaves the message it was copied from whole"
+    );
+    assert_eq!(
         refusal(
             s.copy_messages("copy@b.test", "INBOX", &[2], "Nope", false)
                 .await

@@ -10,15 +10,22 @@ use rusqlite::{OptionalExtension as _, params};
 /// Queue entries up to this size keep their bytes in the queue row instead of a blob file.
 pub(super) const QUEUE_INLINE_MAX: usize = 1 << 20;
 
-/// Message blobs up to this size are kept in the `blobs` table instead of a file.
+/// Message bodies up to this size are kept in the `bodies` table instead of a file.
 pub(super) const BLOB_INLINE_MAX: usize = 128 << 10;
 
 /// Where the blob of one message of a commit goes.
 pub(super) enum MessageBlob {
-    /// Into the `blobs` table (address computed, bytes written by [`apply`]).
+    /// Into the `bodies` table (address computed, bytes written by [`apply`]).
     Inline(String),
     /// Already written as a file at this address.
     File(String),
+}
+
+/// Stores `bytes` as a new row of `bodies`; returns its id.
+pub(super) fn insert_body(conn: &Conn, bytes: &[u8]) -> Result<i64> {
+    conn.prepare_cached("INSERT INTO bodies (bytes) VALUES (?)")?
+        .execute([bytes])?;
+    Ok(conn.last_insert_rowid())
 }
 
 /// Applies `c`; `blobs` are the blobs of `c.messages`, `queue_blobs` and `quarantine_blobs`
@@ -33,13 +40,9 @@ pub(super) fn apply(
     let mut out = Committed::default();
     let t = now();
     for (m, blob) in c.messages.iter().zip(blobs) {
-        let blob = match blob {
-            MessageBlob::File(hash) => hash,
-            MessageBlob::Inline(hash) => {
-                conn.prepare_cached("INSERT OR IGNORE INTO blobs (hash, bytes) VALUES (?, ?)")?
-                    .execute(params![hash, &m.bytes[..]])?;
-                hash
-            }
+        let (blob, body) = match blob {
+            MessageBlob::File(hash) => (hash, None),
+            MessageBlob::Inline(hash) => (hash, Some(insert_body(conn, &m.bytes)?)),
         };
         // One statement creates the folder or takes its next UID (a UID taken by a
         // duplicate below stays unused: UIDs only need to ascend, RFC 3501 §2.3.1.1).
@@ -54,8 +57,8 @@ pub(super) fn apply(
             })?;
         let done = conn
             .prepare_cached(
-                "INSERT INTO messages (mailbox, folder, uid, blob, size, date, subject, kind, identificativo, message_id, flags, modseq, header)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                "INSERT INTO messages (mailbox, folder, uid, blob, size, date, subject, kind, identificativo, message_id, flags, modseq, header, body)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             )?
             .execute(params![
                 &m.mailbox,
@@ -71,6 +74,7 @@ pub(super) fn apply(
                 &m.flags,
                 modseq,
                 crate::header_block(&m.bytes),
+                body,
             ])?;
         if done == 1 {
             conn.prepare_cached(
@@ -82,6 +86,10 @@ pub(super) fn apply(
                 super::web::record_webhook(conn, m, uid, t)?;
             }
         } else {
+            // A duplicate (pec.md §5.9): the body stored for it is nobody's.
+            if let Some(id) = body {
+                delete_body(conn, id)?;
+            }
             out.stored.push(None);
         }
     }
@@ -177,30 +185,41 @@ pub(super) fn apply(
     Ok(out)
 }
 
-/// Deletes messages by UID, shrinks the mailbox's usage, and drops in-database blobs no
-/// message names any more (files stay: they may be shared and are cheap to keep).
+/// Deletes messages by UID, shrinks the mailbox's usage, and drops their bodies and the
+/// in-database blobs no message names any more (files stay: they may be shared and are
+/// cheap to keep).
 pub(super) fn delete(conn: &Conn, mailbox: &str, folder: &str, uids: &[u32]) -> Result<u64> {
     let mut gone = 0;
     for &uid in uids {
-        let row: Option<(String, i64)> = conn
+        let row: Option<(String, i64, Option<i64>)> = conn
             .prepare_cached(
-                "DELETE FROM messages WHERE mailbox = ? AND folder = ? AND uid = ? RETURNING blob, size",
+                "DELETE FROM messages WHERE mailbox = ? AND folder = ? AND uid = ? RETURNING blob, size, body",
             )?
             .query_row(params![mailbox, folder, i64::from(uid)], |r| {
-                Ok((r.get(0)?, r.get(1)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
             .optional()?;
-        let Some((blob, size)) = row else { continue };
+        let Some((blob, size, body)) = row else {
+            continue;
+        };
         gone += 1;
         conn.prepare_cached(
             "UPDATE mailboxes SET used_bytes = max(used_bytes - ?, 0),
              message_count = max(message_count - 1, 0) WHERE address = ?",
         )?
         .execute(params![size, mailbox])?;
-        conn.prepare_cached(
-            "DELETE FROM blobs WHERE hash = ?1 AND NOT EXISTS (SELECT 1 FROM messages WHERE blob = ?1)",
-        )?
-        .execute([&blob])?;
+        match body {
+            // A body belongs to one message (a copy gets its own).
+            Some(id) => delete_body(conn, id)?,
+            // Stored before the `bodies` table: drop its `blobs` entry once unnamed.
+            None => {
+                conn.prepare_cached(
+                    "DELETE FROM blobs WHERE hash = ?1
+                     AND NOT EXISTS (SELECT 1 FROM messages WHERE blob = ?1 AND body IS NULL)",
+                )?
+                .execute([&blob])?;
+            }
+        }
     }
     if gone > 0 {
         // An expunge is a change of the folder (RFC 7162 §3.1.2).
@@ -210,4 +229,10 @@ pub(super) fn delete(conn: &Conn, mailbox: &str, folder: &str, uids: &[u32]) -> 
         .execute(params![mailbox, folder])?;
     }
     Ok(gone)
+}
+
+fn delete_body(conn: &Conn, id: i64) -> Result<()> {
+    conn.prepare_cached("DELETE FROM bodies WHERE id = ?")?
+        .execute([id])?;
+    Ok(())
 }

@@ -211,7 +211,7 @@ pub(super) fn set_flags(
     Ok(out)
 }
 
-/// blob, size, date, subject, kind, identificativo, flags, header.
+/// blob, size, date, subject, kind, identificativo, flags, header, body.
 type MessageRow = (
     String,
     i64,
@@ -221,6 +221,7 @@ type MessageRow = (
     Option<String>,
     String,
     Option<Vec<u8>>,
+    Option<i64>,
 );
 
 /// Copies (or moves) messages to another folder of the same mailbox; returns (source UID,
@@ -243,7 +244,7 @@ pub(super) fn copy(
     for &uid in uids {
         let row: Option<MessageRow> = conn
             .prepare_cached(
-                "SELECT blob, size, date, subject, kind, identificativo, flags, header FROM messages
+                "SELECT blob, size, date, subject, kind, identificativo, flags, header, body FROM messages
                  WHERE mailbox = ? AND folder = ? AND uid = ?",
             )?
             .query_row(params![mailbox, from, i64::from(uid)], |r| {
@@ -256,10 +257,12 @@ pub(super) fn copy(
                     r.get(5)?,
                     r.get(6)?,
                     r.get(7)?,
+                    r.get(8)?,
                 ))
             })
             .optional()?;
-        let Some((blob, size, date, subject, kind, identificativo, flags, header)) = row else {
+        let Some((blob, size, date, subject, kind, identificativo, flags, header, body)) = row
+        else {
             continue;
         };
         let (new_uid, modseq): (i64, i64) = conn
@@ -281,9 +284,20 @@ pub(super) fn copy(
             moved.push(uid);
         } else {
             // A copy is a new message without the dedup key: the delivered one keeps it.
+            // It gets its own body row, so that deleting either never touches the other.
+            let body = match body {
+                Some(id) => {
+                    conn.prepare_cached(
+                        "INSERT INTO bodies (bytes) SELECT bytes FROM bodies WHERE id = ?",
+                    )?
+                    .execute([id])?;
+                    Some(conn.last_insert_rowid())
+                }
+                None => None,
+            };
             conn.prepare_cached(
-                "INSERT INTO messages (mailbox, folder, uid, blob, size, date, subject, kind, identificativo, flags, modseq, header)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO messages (mailbox, folder, uid, blob, size, date, subject, kind, identificativo, flags, modseq, header, body)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )?
             .execute(params![
                 mailbox,
@@ -298,6 +312,7 @@ pub(super) fn copy(
                 &flags,
                 modseq,
                 &header,
+                body,
             ])?;
             added += size;
         }
@@ -327,14 +342,15 @@ fn over_quota(conn: &Conn, mailbox: &str, more: i64) -> Result<()> {
     Ok(())
 }
 
-/// Appends a message whose blob is already stored (address `blob`, bytes given when the
-/// blob lives in the database); returns (UIDVALIDITY, UID).
+/// Appends a message whose blob is already stored as a file (address `blob`) or, when
+/// `inline`, goes into `bodies` here; returns (UIDVALIDITY, UID).
 pub(super) fn append(conn: &Conn, a: &Append, blob: &str, inline: bool) -> Result<(u32, u32)> {
     over_quota(conn, &a.mailbox, a.bytes.len() as i64)?;
-    if inline {
-        conn.prepare_cached("INSERT OR IGNORE INTO blobs (hash, bytes) VALUES (?, ?)")?
-            .execute(params![blob, &a.bytes[..]])?;
-    }
+    // On a refusal below, the job's savepoint takes this row back too.
+    let body = match inline {
+        true => Some(super::commit::insert_body(conn, &a.bytes)?),
+        false => None,
+    };
     let row: Option<(i64, i64, i64)> = conn
         .prepare_cached(
             "UPDATE folders SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
@@ -348,8 +364,8 @@ pub(super) fn append(conn: &Conn, a: &Append, blob: &str, inline: bool) -> Resul
         return Err(refused(FolderRefusal::Missing));
     };
     conn.prepare_cached(
-        "INSERT INTO messages (mailbox, folder, uid, blob, size, date, subject, kind, flags, modseq, header)
-         VALUES (?, ?, ?, ?, ?, ?, ?, 'ordinaria', ?, ?, ?)",
+        "INSERT INTO messages (mailbox, folder, uid, blob, size, date, subject, kind, flags, modseq, header, body)
+         VALUES (?, ?, ?, ?, ?, ?, ?, 'ordinaria', ?, ?, ?, ?)",
     )?
     .execute(params![
         &a.mailbox,
@@ -362,6 +378,7 @@ pub(super) fn append(conn: &Conn, a: &Append, blob: &str, inline: bool) -> Resul
         &a.flags,
         modseq,
         crate::header_block(&a.bytes),
+        body,
     ])?;
     conn.prepare_cached(
         "UPDATE mailboxes SET used_bytes = used_bytes + ?, message_count = message_count + 1 WHERE address = ?",

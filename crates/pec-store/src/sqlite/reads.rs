@@ -8,7 +8,7 @@ use crate::types::*;
 use crate::{Result, StoreError};
 use rusqlite::{OptionalExtension as _, params};
 
-/// uid, blob address, the bytes when the blob lives in the database.
+/// uid, blob address, the bytes when they live in the database (`bodies` or `blobs`).
 type WholeRow = (i64, String, Option<Vec<u8>>);
 
 impl SqliteStore {
@@ -28,8 +28,9 @@ impl SqliteStore {
         let read = move |c: &Conn| -> Result<Vec<WholeRow>> {
             all(
                 c,
-                "SELECT m.uid, m.blob, b.bytes
-                 FROM messages m LEFT JOIN blobs b ON b.hash = m.blob
+                "SELECT m.uid, m.blob, coalesce(d.bytes, b.bytes)
+                 FROM messages m LEFT JOIN bodies d ON d.id = m.body
+                 LEFT JOIN blobs b ON m.body IS NULL AND b.hash = m.blob
                  WHERE m.mailbox = ? AND m.folder = ? AND m.uid IN (SELECT value FROM json_each(?))
                  ORDER BY m.uid",
                 params![mailbox_, folder_, list],

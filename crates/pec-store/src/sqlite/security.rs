@@ -92,7 +92,7 @@ pub(super) fn purge_quarantine(conn: &Conn, before: i64) -> Result<(u64, Vec<Str
         let named: i64 = conn
             .prepare_cached(
                 "SELECT (SELECT count(*) FROM quarantine WHERE blob = ?1)
-                      + (SELECT count(*) FROM messages WHERE blob = ?1)
+                      + (SELECT count(*) FROM messages WHERE blob = ?1 AND body IS NULL)
                       + (SELECT count(*) FROM queue WHERE blob = ?1)",
             )?
             .query_row([&b], |r| r.get(0))?;
