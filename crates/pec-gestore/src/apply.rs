@@ -125,9 +125,12 @@ impl<S: Store> Gestore<S> {
                 }),
             }
         }
-        self.store.commit(c).await?;
+        let committed = self.store.commit(c).await?;
         if queued {
             self.queued.notify_one();
+        }
+        if committed.webhooks > 0 {
+            self.webhooks_due.notify_one();
         }
         Ok(())
     }

@@ -123,6 +123,8 @@ pub struct Gestore<S: Store> {
     pub clock: Clock,
     /// Wakes the queue worker when something was queued.
     pub(crate) queued: Notify,
+    /// Wakes the webhook worker when a commit recorded a delivery.
+    pub(crate) webhooks_due: Notify,
     /// Failed-login counters of the access protocols.
     pub throttle: throttle::LoginThrottle,
     /// The security filters.
@@ -192,6 +194,7 @@ impl<S: Store> Gestore<S> {
             ids: Mutex::new(ids),
             clock,
             queued: Notify::new(),
+            webhooks_due: Notify::new(),
             throttle: throttle::LoginThrottle::default(),
             filters: Filters::default(),
             sessions: sessions::Sessions::default(),

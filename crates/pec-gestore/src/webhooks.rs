@@ -98,10 +98,9 @@ async fn deliver<S: Store>(g: &Gestore<S>, poster: &dyn Poster, d: WebhookDelive
     }
 }
 
-/// The worker: wakes when a mailbox changes or every few seconds, and sends what is due,
-/// several receivers at once.
+/// The worker: wakes when a commit recorded a delivery, or every few seconds for retries,
+/// and sends what is due, several receivers at once.
 pub(crate) async fn run<S: Store>(g: Arc<Gestore<S>>, poster: Arc<dyn Poster>) {
-    let mut changes = g.store.changes();
     loop {
         match g.store.lease_webhooks(g.clock.unix(), 60, 32).await {
             Ok(due) if !due.is_empty() => {
@@ -113,7 +112,7 @@ pub(crate) async fn run<S: Store>(g: Arc<Gestore<S>>, poster: Arc<dyn Poster>) {
             Err(e) => tracing::error!("webhooks: {e}"),
         }
         tokio::select! {
-            _ = changes.recv() => {}
+            _ = g.webhooks_due.notified() => {}
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
         }
     }

@@ -467,6 +467,8 @@ pub enum FolderRefusal {
 pub struct Committed {
     /// (mailbox, uid) per stored message; `None` where a copy existed already.
     pub stored: Vec<Option<u32>>,
+    /// Webhook deliveries recorded with the stored receipts.
+    pub webhooks: usize,
 }
 
 /// What a page of a folder's message list holds (the webmail list and the REST API).

@@ -301,38 +301,40 @@ pub(super) async fn receipts_raise_webhook_deliveries<S: Store>(s: &S) {
         s.webhook("HOOK@web.test").await.unwrap(),
         Some(("http://127.0.0.1:9/h".into(), "k1".into()))
     );
-    s.commit(Commit {
-        messages: vec![
-            stored("hook@web.test", "accettazione", "p", "A", "w1@web.test", 20),
-            stored(
-                "hook@web.test",
-                "posta-certificata",
-                "p",
-                "E",
-                "w2@web.test",
-                21,
-            ),
-            stored(
-                "nohook@web.test",
-                "accettazione",
-                "p",
-                "A",
-                "w3@web.test",
-                22,
-            ),
-            stored(
-                "hook@web.test",
-                "avvenuta-consegna",
-                "p",
-                "C",
-                "w1@web.test",
-                23,
-            ),
-        ],
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let committed = s
+        .commit(Commit {
+            messages: vec![
+                stored("hook@web.test", "accettazione", "p", "A", "w1@web.test", 20),
+                stored(
+                    "hook@web.test",
+                    "posta-certificata",
+                    "p",
+                    "E",
+                    "w2@web.test",
+                    21,
+                ),
+                stored(
+                    "nohook@web.test",
+                    "accettazione",
+                    "p",
+                    "A",
+                    "w3@web.test",
+                    22,
+                ),
+                stored(
+                    "hook@web.test",
+                    "avvenuta-consegna",
+                    "p",
+                    "C",
+                    "w1@web.test",
+                    23,
+                ),
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(committed.webhooks, 2, "the commit counts what it recorded");
     let leased = s.lease_webhooks(1_000, 60, 10).await.unwrap();
     assert_eq!(
         leased.len(),

@@ -83,7 +83,7 @@ pub(super) fn apply(
             .execute(params![m.bytes.len() as i64, &m.mailbox])?;
             out.stored.push(Some(uid as u32));
             if is_receipt_kind(&m.kind) {
-                super::web::record_webhook(conn, m, uid, t)?;
+                out.webhooks += super::web::record_webhook(conn, m, uid, t)?;
             }
         } else {
             // A duplicate (pec.md §5.9): the body stored for it is nobody's.

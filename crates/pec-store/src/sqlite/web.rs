@@ -195,7 +195,9 @@ impl SqliteStore {
 
 /// Records the webhook event of a receipt stored in the same transaction, when its mailbox
 /// has a webhook (the event is durable exactly when the receipt is); it is due at once.
-pub(super) fn record_webhook(conn: &Conn, m: &NewMessage, uid: i64, now: i64) -> Result<()> {
+/// Records the delivery of a stored receipt when its mailbox has a webhook; returns how
+/// many were recorded (0 or 1).
+pub(super) fn record_webhook(conn: &Conn, m: &NewMessage, uid: i64, now: i64) -> Result<usize> {
     let body = serde_json::json!({
         "event": "receipt",
         "mailbox": m.mailbox.to_ascii_lowercase(),
@@ -207,12 +209,12 @@ pub(super) fn record_webhook(conn: &Conn, m: &NewMessage, uid: i64, now: i64) ->
         "date": rfc3339(m.date),
     })
     .to_string();
-    conn.prepare_cached(
-        "INSERT INTO webhook_deliveries (mailbox, body, created, next_attempt)
-         SELECT mailbox, ?, ?, 0 FROM webhooks WHERE mailbox = ?",
-    )?
-    .execute(params![body, now, &m.mailbox])?;
-    Ok(())
+    Ok(conn
+        .prepare_cached(
+            "INSERT INTO webhook_deliveries (mailbox, body, created, next_attempt)
+             SELECT mailbox, ?, ?, 0 FROM webhooks WHERE mailbox = ?",
+        )?
+        .execute(params![body, now, &m.mailbox])?)
 }
 
 pub(super) fn create_token(
