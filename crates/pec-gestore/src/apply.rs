@@ -125,8 +125,15 @@ impl<S: Store> Gestore<S> {
                 }),
             }
         }
-        let committed = self.store.commit(c).await?;
-        if queued {
+        // With a queue worker running, new entries are leased in this commit and handed to
+        // it directly; otherwise the worker finds them in the store.
+        if queued && self.handoff.is_open() {
+            c.queue_lease_until = self.clock.unix() + crate::queue::LEASE_SECS;
+        }
+        let until = c.queue_lease_until;
+        let mut committed = self.store.commit(c).await?;
+        let leased = std::mem::take(&mut committed.leased);
+        if queued && !(until > 0 && self.handoff.send(leased, until)) {
             self.queued.notify_one();
         }
         if committed.webhooks > 0 {

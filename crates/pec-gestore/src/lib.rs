@@ -121,8 +121,10 @@ pub struct Gestore<S: Store> {
     ids: Mutex<IdGenerator>,
     /// The clock (with an offset that tests may move).
     pub clock: Clock,
-    /// Wakes the queue worker when something was queued.
+    /// Wakes the queue worker when something was queued for later.
     pub(crate) queued: Notify,
+    /// Hands entries leased at their commit to the queue worker.
+    pub(crate) handoff: queue::Handoff,
     /// Wakes the webhook worker when a commit recorded a delivery.
     pub(crate) webhooks_due: Notify,
     /// Failed-login counters of the access protocols.
@@ -194,6 +196,7 @@ impl<S: Store> Gestore<S> {
             ids: Mutex::new(ids),
             clock,
             queued: Notify::new(),
+            handoff: queue::Handoff::default(),
             webhooks_due: Notify::new(),
             throttle: throttle::LoginThrottle::default(),
             filters: Filters::default(),

@@ -1,7 +1,9 @@
-//! The outbound queue worker: leases due entries, routes local domains back through the
-//! receiving point (full PEC processing even inside one gestore, pec.md §5.9) and remote ones
-//! through a [`Transport`], retries temporary failures with backoff, and after at most 24 hours
-//! (pec.md §5.7) or on a permanent refusal returns an RFC 3464 DSN to the reverse-path.
+//! The outbound queue worker: takes the entries a commit leased as it created them (handed
+//! over in memory) and leases due ones (retries, and whatever a restart left), routes local
+//! domains back through the receiving point (full PEC processing even inside one gestore,
+//! pec.md §5.9) and remote ones through a [`Transport`], retries temporary failures with
+//! backoff, and after at most 24 hours (pec.md §5.7) or on a permanent refusal returns an
+//! RFC 3464 DSN to the reverse-path.
 
 use crate::{Gestore, GestoreError};
 use pec_engine::bounce::{Failure, dsn};
@@ -11,9 +13,55 @@ use pec_message::original::OriginalHeaders;
 use pec_store::{Commit, QueueEntry, Store};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+/// How long a lease lasts (seconds): an entry whose attempt has not finished by then goes
+/// back to the queue.
+pub(crate) const LEASE_SECS: i64 = 600;
+
+/// Entries taken in one go.
+const BATCH: usize = 32;
+
+/// How often due entries are leased from the store while handed-over ones keep coming.
+const LEASE_EVERY: Duration = Duration::from_millis(500);
+
+/// Queue entries leased by the commit that created them, on their way to the worker in
+/// memory: no second write to lease them, no read to get their bytes back. Open while a
+/// worker runs; an entry that never reaches it (a crash) is leased again from the store
+/// when its lease ends, or at once after a restart ([`pec_store::Store::release_leases`]).
+#[derive(Default)]
+pub(crate) struct Handoff {
+    tx: Mutex<Option<UnboundedSender<(QueueEntry, i64)>>>,
+}
+
+impl Handoff {
+    fn open(&self) -> UnboundedReceiver<(QueueEntry, i64)> {
+        let (tx, rx) = unbounded_channel();
+        *self.tx.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+        rx
+    }
+
+    /// Whether a worker takes handed-over entries.
+    pub(crate) fn is_open(&self) -> bool {
+        self.tx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|tx| !tx.is_closed())
+    }
+
+    /// Hands `entries`, leased until `until`, to the worker; false when none runs.
+    pub(crate) fn send(&self, entries: Vec<QueueEntry>, until: i64) -> bool {
+        let guard = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(tx) = guard.as_ref() else {
+            return false;
+        };
+        entries.into_iter().all(|e| tx.send((e, until)).is_ok())
+    }
+}
 
 /// One delivery attempt toward a remote domain.
 #[derive(Debug, Clone, Copy)]
@@ -67,22 +115,45 @@ const BACKOFF: [i64; 6] = [15, 60, 300, 600, 900, 1800];
 
 pub(crate) async fn run<S: Store>(g: Arc<Gestore<S>>, transport: Arc<dyn Transport>) {
     let slots = Arc::new(Semaphore::new(16));
+    let mut handed = g.handoff.open();
+    let mut ready: Vec<QueueEntry> = Vec::new();
+    let mut last_lease: Option<Instant> = None;
+    // A handed-over entry is taken only while its lease still has a minute to run; past
+    // that, the store's lease gives it out again.
+    let fresh = |g: &Gestore<S>, until: i64| g.clock.unix() < until - 60;
     loop {
-        let leased = match g.store.lease_queue(g.clock.unix(), 600, 32).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!("queue lease failed: {e}");
-                Vec::new()
+        while ready.len() < BATCH {
+            match handed.try_recv() {
+                Ok((e, until)) if fresh(&g, until) => ready.push(e),
+                Ok(_) => {}
+                Err(_) => break,
             }
-        };
-        if leased.is_empty() {
+        }
+        // Due entries from the store too: when nothing was handed over, and regularly
+        // while entries keep coming, so that retries are never starved.
+        if ready.is_empty() || last_lease.is_none_or(|t| t.elapsed() >= LEASE_EVERY) {
+            last_lease = Some(Instant::now());
+            match g.store.lease_queue(g.clock.unix(), LEASE_SECS, BATCH).await {
+                Ok(l) => ready.extend(l),
+                Err(e) => tracing::error!("queue lease failed: {e}"),
+            }
+        }
+        if ready.is_empty() {
             tokio::select! {
+                h = handed.recv() => match h {
+                    Some((e, until)) if fresh(&g, until) => ready.push(e),
+                    _ => {}
+                },
                 _ = g.queued.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = tokio::time::sleep(LEASE_EVERY) => {}
+            }
+            // A handed-over entry goes out at once, without a lease read first.
+            if !ready.is_empty() {
+                last_lease = Some(Instant::now());
             }
             continue;
         }
-        for entry in leased {
+        for entry in std::mem::take(&mut ready) {
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 return;
             };

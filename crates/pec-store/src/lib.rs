@@ -180,7 +180,9 @@ pub trait Store: Send + Sync + 'static {
         mailbox: &str,
         message_id: &str,
     ) -> impl Future<Output = Result<bool>> + Send;
-    /// Applies one step atomically.
+    /// Applies one step atomically. With [`Commit::queue_lease_until`] set, the new queue
+    /// entries are leased in the same transaction (their first attempt counted) and
+    /// returned; no [`Store::lease_queue`] hands them out before that lease ends.
     fn commit(&self, c: Commit) -> impl Future<Output = Result<Committed>> + Send;
     /// Leases up to `max` queue entries due at `now` until `now + lease_secs`.
     fn lease_queue(

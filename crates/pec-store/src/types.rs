@@ -268,6 +268,10 @@ pub struct Commit {
     pub outbound_spam: Vec<NewSpamRecord>,
     /// Mailboxes to lock.
     pub locks: Vec<NewLock>,
+    /// When non-zero, the entries of `queue` are created already leased until this time
+    /// (Unix seconds, as [`crate::Store::lease_queue`] leases them) and come back in
+    /// [`Committed::leased`]: the committer delivers them at once, without a lease write.
+    pub queue_lease_until: i64,
 }
 
 /// An infected message for the virus store, kept 30 months and never delivered (pec.md
@@ -469,6 +473,8 @@ pub struct Committed {
     pub stored: Vec<Option<u32>>,
     /// Webhook deliveries recorded with the stored receipts.
     pub webhooks: usize,
+    /// The entries of `queue`, in order, when [`Commit::queue_lease_until`] leased them.
+    pub leased: Vec<QueueEntry>,
 }
 
 /// What a page of a folder's message list holds (the webmail list and the REST API).

@@ -13,6 +13,7 @@ use const_oid::db::{rfc5911, rfc5912};
 use der::asn1::{OctetString, SetOfVec, UtcTime};
 use der::{Any, Decode, Encode};
 use spki::AlgorithmIdentifierOwned;
+use std::sync::{Arc, Mutex};
 use x509_cert::Certificate;
 use x509_cert::attr::Attribute;
 
@@ -27,11 +28,60 @@ fn attribute(oid: const_oid::ObjectIdentifier, value: Any) -> Result<Attribute, 
     })
 }
 
+/// What a signer's certificates contribute to every signature: the signer identifier and
+/// the `certificates` set.
+struct SignerCerts {
+    sid: SignerIdentifier,
+    set: CertificateSet,
+}
+
+/// The signer's certificates decoded, from a small process-wide cache matched on their DER
+/// (a gestore signs every receipt with the same certificate, and decoding it per signature
+/// was a measurable share of building one).
+fn signer_certs(signer: &dyn Signer) -> Result<Arc<SignerCerts>, SignError> {
+    type Entry = (Vec<u8>, Vec<Vec<u8>>, Arc<SignerCerts>);
+    static CACHE: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+    const MAX: usize = 16;
+    let hit = CACHE
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .find(|(cert, chain, _)| cert == signer.certificate() && chain == signer.chain())
+        .map(|(_, _, c)| c.clone());
+    if let Some(c) = hit {
+        return Ok(c);
+    }
+    let parse =
+        |der: &[u8]| Certificate::from_der(der).map_err(|e| SignError::Certificate(e.to_string()));
+    let cert = parse(signer.certificate())?;
+    let sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
+        issuer: cert.tbs_certificate.issuer.clone(),
+        serial_number: cert.tbs_certificate.serial_number.clone(),
+    });
+    let mut certs = vec![CertificateChoices::Certificate(cert)];
+    for der in signer.chain() {
+        certs.push(CertificateChoices::Certificate(parse(der)?));
+    }
+    let parsed = Arc::new(SignerCerts {
+        sid,
+        set: CertificateSet(SetOfVec::try_from(certs).map_err(enc)?),
+    });
+    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    if cache.len() >= MAX {
+        cache.clear();
+    }
+    cache.push((
+        signer.certificate().to_vec(),
+        signer.chain().to_vec(),
+        parsed.clone(),
+    ));
+    Ok(parsed)
+}
+
 /// Makes the DER `ContentInfo` of a detached signature over `content` (already canonical CRLF),
 /// with `signingTime` = `at`.
 pub fn signed_data(signer: &dyn Signer, content: &[u8], at: TimeRef) -> Result<Vec<u8>, SignError> {
-    let cert = Certificate::from_der(signer.certificate())
-        .map_err(|e| SignError::Certificate(e.to_string()))?;
+    let certs = signer_certs(signer)?;
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, content);
     let sha256 = AlgorithmIdentifierOwned {
         oid: rfc5912::ID_SHA_256,
@@ -71,25 +121,15 @@ pub fn signed_data(signer: &dyn Signer, content: &[u8], at: TimeRef) -> Result<V
             parameters: None,
         },
     };
-    let sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
-        issuer: cert.tbs_certificate.issuer.clone(),
-        serial_number: cert.tbs_certificate.serial_number.clone(),
-    });
     let signer_info = SignerInfo {
         version: CmsVersion::V1,
-        sid,
+        sid: certs.sid.clone(),
         digest_alg: sha256.clone(),
         signed_attrs: Some(signed_attrs),
         signature_algorithm,
         signature: OctetString::new(signature).map_err(enc)?,
         unsigned_attrs: None,
     };
-    let mut certs = vec![CertificateChoices::Certificate(cert)];
-    for der in signer.chain() {
-        certs.push(CertificateChoices::Certificate(
-            Certificate::from_der(der).map_err(|e| SignError::Certificate(e.to_string()))?,
-        ));
-    }
     let signed = SignedData {
         version: CmsVersion::V1,
         digest_algorithms: SetOfVec::try_from(vec![sha256]).map_err(enc)?,
@@ -97,7 +137,7 @@ pub fn signed_data(signer: &dyn Signer, content: &[u8], at: TimeRef) -> Result<V
             econtent_type: rfc5911::ID_DATA,
             econtent: None,
         },
-        certificates: Some(CertificateSet(SetOfVec::try_from(certs).map_err(enc)?)),
+        certificates: Some(certs.set.clone()),
         crls: None,
         signer_infos: SignerInfos(SetOfVec::try_from(vec![signer_info]).map_err(enc)?),
     };

@@ -47,6 +47,7 @@ pub async fn run<S: Store>(s: &S) {
     messages_keep_their_bytes_and_get_increasing_uids(s).await;
     a_second_copy_is_not_stored(s).await;
     queue_entries_are_leased_and_come_back(s).await;
+    queue_entries_leased_by_their_commit_come_back_when_the_lease_ends(s).await;
     queue_entries_of_any_size_keep_their_bytes(s).await;
     deadlines_are_leased_and_finished(s).await;
     progress_is_recorded_once(s).await;
@@ -248,6 +249,48 @@ async fn queue_entries_are_leased_and_come_back<S: Store>(s: &S) {
     .unwrap();
     assert_eq!(s.queue_len().await.unwrap(), 0);
     assert!(s.lease_queue(10_000, 60, 10).await.unwrap().is_empty());
+}
+
+async fn queue_entries_leased_by_their_commit_come_back_when_the_lease_ends<S: Store>(s: &S) {
+    let entry = |domain: &str| NewQueueEntry {
+        mail_from: "a@a.test".into(),
+        rcpt_to: vec![format!("x@{domain}")],
+        domain: domain.into(),
+        bytes: format!("for {domain}").into_bytes(),
+        not_before: 1_000,
+    };
+    let committed = s
+        .commit(Commit {
+            queue: vec![entry("d.test"), entry("e.test")],
+            queue_lease_until: 1_600,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let leased = committed.leased;
+    assert_eq!(leased.len(), 2, "every new entry comes back, in order");
+    assert_eq!(
+        (leased[0].domain.as_str(), leased[1].domain.as_str()),
+        ("d.test", "e.test")
+    );
+    assert_eq!(leased[1].bytes, b"for e.test");
+    assert_eq!((leased[0].attempts, leased[0].created), (1, 1_000));
+    assert_ne!(leased[0].id, leased[1].id);
+    assert!(
+        s.lease_queue(1_599, 60, 10).await.unwrap().is_empty(),
+        "nobody else gets them while the commit's lease lasts"
+    );
+    let back = s.lease_queue(1_600, 60, 10).await.unwrap();
+    assert_eq!(back.len(), 2, "a lapsed lease gives them back");
+    assert_eq!(back[0].id, leased[0].id);
+    assert_eq!(back[0].attempts, 2, "the first attempt was counted");
+    s.commit(Commit {
+        queue_done: back.iter().map(|e| e.id).collect(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert!(s.commit(Commit::default()).await.unwrap().leased.is_empty());
 }
 
 /// Small and large queue entries and messages (a backend may keep them in different places)

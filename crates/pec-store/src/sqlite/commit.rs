@@ -93,9 +93,11 @@ pub(super) fn apply(
             out.stored.push(None);
         }
     }
+    let leased = c.queue_lease_until > 0;
     for (q, blob) in c.queue.iter().zip(queue_blobs) {
         conn.prepare_cached(
-            "INSERT INTO queue (mail_from, rcpt_to, domain, blob, bytes, created, next_attempt) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO queue (mail_from, rcpt_to, domain, blob, bytes, created, next_attempt, lease_until, attempts)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )?
         .execute(params![
             &q.mail_from,
@@ -105,7 +107,21 @@ pub(super) fn apply(
             blob.is_none().then_some(&q.bytes[..]),
             q.not_before,
             q.not_before,
+            c.queue_lease_until,
+            i64::from(leased),
         ])?;
+        if leased {
+            out.leased.push(QueueEntry {
+                id: conn.last_insert_rowid(),
+                mail_from: q.mail_from.clone(),
+                rcpt_to: q.rcpt_to.clone(),
+                domain: q.domain.clone(),
+                bytes: q.bytes.clone(),
+                created: q.not_before,
+                attempts: 1,
+                last_error: None,
+            });
+        }
     }
     for (q, blob) in c.quarantine.iter().zip(quarantine_blobs) {
         conn.prepare_cached(
