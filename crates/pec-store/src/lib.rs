@@ -1,5 +1,6 @@
 //! Storage of a PEC gestore: the contracts every backend honours, and the embedded default
-//! backend (SQLite in WAL mode for metadata, immutable content-addressed files for blobs).
+//! backend (SQLite in WAL mode for metadata and small bodies, immutable content-addressed files
+//! for large ones).
 //!
 //! # The contract
 //!
@@ -8,8 +9,13 @@
 //!   queue entries and deadlines) atomically: after it returns `Ok`, all of it survives a crash;
 //!   after an `Err` or a crash before it returns, none of it is visible. Blobs are written before
 //!   the metadata that names them, so a committed row never points to a missing blob.
-//! - **Blobs are immutable.** A message is a metadata row plus a blob addressed by the SHA-256
-//!   of its bytes; a blob is never rewritten. Flags, folders and receipt links live in metadata.
+//! - **Bodies are immutable.** A message is a metadata row plus its bytes, which are never
+//!   rewritten: each message's own body row, or a blob addressed by the SHA-256 of its bytes
+//!   (large messages, and rows stored before migration 11). Flags, folders and receipt links live
+//!   in metadata.
+//! - **Leased at birth.** A commit with [`Commit::queue_lease_until`] set inserts its queue
+//!   entries already leased until then and returns them in [`Committed::leased`], so the caller
+//!   can work on them without leasing them again; they come back like any other lease.
 //! - **No second copy.** A message whose `message_id` is already in the same mailbox is not
 //!   stored again (pec.md §5.9); the commit still succeeds.
 //! - **Leases.** Queue entries and deadlines are handed out with a lease: an entry leased until
