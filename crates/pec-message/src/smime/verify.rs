@@ -73,11 +73,7 @@ pub fn cms_info(der: &[u8]) -> Result<CmsInfo, String> {
 pub fn check_detached(p7s: &[u8], content: &[u8]) -> (Result<CmsInfo, String>, SignatureCheck) {
     let sd = decode(p7s);
     let info = sd.as_ref().map_err(Clone::clone).and_then(info_of);
-    let check = match &sd {
-        Ok(sd) if verified_natively(sd, content) => SignatureCheck::Valid,
-        _ => verified_by_openssl(p7s, content),
-    };
-    (info, check)
+    (info, check(sd.as_ref().ok(), p7s, content))
 }
 
 fn info_of(sd: &SignedData) -> Result<CmsInfo, String> {
@@ -223,8 +219,13 @@ fn verified_natively(sd: &SignedData, content: &[u8]) -> bool {
 /// Checks a detached signature over `content`, which must already be the canonical CRLF
 /// form of the signed part.
 pub fn verify_detached(p7s: &[u8], content: &[u8]) -> SignatureCheck {
-    match decode(p7s) {
-        Ok(sd) if verified_natively(&sd, content) => SignatureCheck::Valid,
+    check(decode(p7s).ok().as_ref(), p7s, content)
+}
+
+/// The native check when the structure decoded (`sd`) and passes it; OpenSSL otherwise.
+fn check(sd: Option<&SignedData>, p7s: &[u8], content: &[u8]) -> SignatureCheck {
+    match sd {
+        Some(sd) if verified_natively(sd, content) => SignatureCheck::Valid,
         _ => verified_by_openssl(p7s, content),
     }
 }

@@ -28,6 +28,13 @@ pub(super) fn insert_body(conn: &Conn, bytes: &[u8]) -> Result<i64> {
     Ok(conn.last_insert_rowid())
 }
 
+/// Stores a copy of body `id` as a new row of `bodies`; returns the copy's id.
+pub(super) fn copy_body(conn: &Conn, id: i64) -> Result<i64> {
+    conn.prepare_cached("INSERT INTO bodies (bytes) SELECT bytes FROM bodies WHERE id = ?")?
+        .execute([id])?;
+    Ok(conn.last_insert_rowid())
+}
+
 /// Applies `c`; `blobs` are the blobs of `c.messages`, `queue_blobs` and `quarantine_blobs`
 /// the addresses of the queue entries and quarantined messages too large to keep inline.
 pub(super) fn apply(

@@ -285,16 +285,9 @@ pub(super) fn copy(
         } else {
             // A copy is a new message without the dedup key: the delivered one keeps it.
             // It gets its own body row, so that deleting either never touches the other.
-            let body = match body {
-                Some(id) => {
-                    conn.prepare_cached(
-                        "INSERT INTO bodies (bytes) SELECT bytes FROM bodies WHERE id = ?",
-                    )?
-                    .execute([id])?;
-                    Some(conn.last_insert_rowid())
-                }
-                None => None,
-            };
+            let body = body
+                .map(|id| super::commit::copy_body(conn, id))
+                .transpose()?;
             conn.prepare_cached(
                 "INSERT INTO messages (mailbox, folder, uid, blob, size, date, subject, kind, identificativo, flags, modseq, header, body)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -347,9 +340,10 @@ fn over_quota(conn: &Conn, mailbox: &str, more: i64) -> Result<()> {
 pub(super) fn append(conn: &Conn, a: &Append, blob: &str, inline: bool) -> Result<(u32, u32)> {
     over_quota(conn, &a.mailbox, a.bytes.len() as i64)?;
     // On a refusal below, the job's savepoint takes this row back too.
-    let body = match inline {
-        true => Some(super::commit::insert_body(conn, &a.bytes)?),
-        false => None,
+    let body = if inline {
+        Some(super::commit::insert_body(conn, &a.bytes)?)
+    } else {
+        None
     };
     let row: Option<(i64, i64, i64)> = conn
         .prepare_cached(

@@ -195,8 +195,7 @@ impl SqliteStore {
 
 /// Records the webhook event of a receipt stored in the same transaction, when its mailbox
 /// has a webhook (the event is durable exactly when the receipt is); it is due at once.
-/// Records the delivery of a stored receipt when its mailbox has a webhook; returns how
-/// many were recorded (0 or 1).
+/// Returns how many were recorded (0 or 1).
 pub(super) fn record_webhook(conn: &Conn, m: &NewMessage, uid: i64, now: i64) -> Result<usize> {
     let body = serde_json::json!({
         "event": "receipt",
