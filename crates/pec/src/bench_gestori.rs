@@ -2,7 +2,9 @@
 //! concurrent submitters on A for T seconds; certified transactions per second measured from
 //! submission to the delivery receipt stored in the sender's mailbox, p50 / p99 latency, and
 //! OpenSSL's RSA-2048 sign/s in the same run. Ceiling: cores × sign/s ÷ 4 signatures per
-//! transaction (acceptance, envelope, presa in carico, delivery receipt).
+//! transaction (acceptance, envelope, presa in carico, delivery receipt). Machine CPU per
+//! transaction is set beside the CPU Postfix spends to relay one plain message between two
+//! instances in the same run (`bench_postfix`), when Postfix is installed.
 
 use crate::admin::{Client, segment};
 use anyhow::{Context, Result, bail};
@@ -60,11 +62,34 @@ async fn expect(r: &mut (impl AsyncBufReadExt + Unpin), code: &str) -> Result<()
 
 type Sent = Arc<Mutex<HashMap<String, Instant>>>;
 
-async fn submitter(user: String, rcpt: String, until: Instant, sent: Sent) -> Result<u64> {
+/// Where a submitter sends: an implicit-TLS submission port, with or without AUTH PLAIN.
+#[derive(Clone, Copy)]
+pub(crate) struct Target {
+    pub addr: &'static str,
+    pub server_name: &'static str,
+    pub auth: bool,
+}
+
+/// Gestore A's submissions port.
+const GESTORE_A: Target = Target {
+    addr: "127.0.0.8:4650",
+    server_name: "mx.a.bench",
+    auth: true,
+};
+
+/// Sends one small message after another on one connection until `until`; records each
+/// subject's send time in `sent` when given. Returns how many were answered 250.
+pub(crate) async fn submitter(
+    target: Target,
+    user: String,
+    rcpt: String,
+    until: Instant,
+    sent: Option<Sent>,
+) -> Result<u64> {
     let tls = pec_smtp::tls::client_config(false, &[]).map_err(anyhow::Error::msg)?;
-    let tcp = tokio::net::TcpStream::connect("127.0.0.8:4650").await?;
+    let tcp = tokio::net::TcpStream::connect(target.addr).await?;
     tcp.set_nodelay(true)?;
-    let name = rustls::pki_types::ServerName::try_from("mx.a.bench")?;
+    let name = rustls::pki_types::ServerName::try_from(target.server_name)?;
     let s = tokio_rustls::TlsConnector::from(tls)
         .connect(name, tcp)
         .await?;
@@ -72,12 +97,14 @@ async fn submitter(user: String, rcpt: String, until: Instant, sent: Sent) -> Re
     expect(&mut io, "220").await?;
     io.get_mut().write_all(b"EHLO bench\r\n").await?;
     expect(&mut io, "250").await?;
-    let auth =
-        base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0bench-password"));
-    io.get_mut()
-        .write_all(format!("AUTH PLAIN {auth}\r\n").as_bytes())
-        .await?;
-    expect(&mut io, "235").await?;
+    if target.auth {
+        let auth =
+            base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0bench-password"));
+        io.get_mut()
+            .write_all(format!("AUTH PLAIN {auth}\r\n").as_bytes())
+            .await?;
+        expect(&mut io, "235").await?;
+    }
     let mut n = 0u64;
     while Instant::now() < until {
         let subject = format!("bench {user} {n}");
@@ -91,15 +118,62 @@ async fn submitter(user: String, rcpt: String, until: Instant, sent: Sent) -> Re
         expect(&mut io, "250").await?;
         expect(&mut io, "250").await?;
         expect(&mut io, "354").await?;
-        sent.lock()
-            .map_err(|_| anyhow::anyhow!("lock"))?
-            .insert(format!("CONSEGNA: {subject}"), Instant::now());
+        if let Some(sent) = &sent {
+            sent.lock()
+                .map_err(|_| anyhow::anyhow!("lock"))?
+                .insert(format!("CONSEGNA: {subject}"), Instant::now());
+        }
         io.get_mut().write_all(msg.as_bytes()).await?;
         expect(&mut io, "250").await?;
         n += 1;
     }
     let _ = io.get_mut().write_all(b"QUIT\r\n").await;
     Ok(n)
+}
+
+/// CPU time used on the whole machine and by this process, in clock ticks (`/proc/stat` and
+/// `/proc/self/stat` both count in USER_HZ).
+pub(crate) struct CpuTicks {
+    system: u64,
+    own: u64,
+}
+
+impl CpuTicks {
+    pub(crate) fn now() -> Result<CpuTicks> {
+        let stat = std::fs::read_to_string("/proc/stat")?;
+        // cpu  user nice system idle iowait irq softirq steal guest guest_nice: busy is
+        // everything but idle and iowait (guest time is already inside user).
+        let v: Vec<u64> = stat
+            .lines()
+            .next()
+            .context("empty /proc/stat")?
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .map(|x| x.parse().unwrap_or(0))
+            .collect();
+        let system = v.iter().sum::<u64>() - v.get(3).unwrap_or(&0) - v.get(4).unwrap_or(&0);
+        let me = std::fs::read_to_string("/proc/self/stat")?;
+        // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+        let after = me.rsplit_once(')').map(|(_, a)| a).unwrap_or("");
+        let f: Vec<u64> = after
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .map(|x| x.parse().unwrap_or(0))
+            .collect();
+        Ok(CpuTicks {
+            system,
+            own: f.iter().sum(),
+        })
+    }
+
+    /// Seconds of CPU the rest of the machine used since `self` (this process excluded).
+    pub(crate) fn others_since(&self) -> Result<f64> {
+        let now = CpuTicks::now()?;
+        let ticks = (now.system - self.system).saturating_sub(now.own - self.own);
+        Ok(ticks as f64 / 100.0)
+    }
 }
 
 /// What one run of the two gestori measured.
@@ -113,10 +187,20 @@ pub(crate) struct Figures {
     /// Latency percentiles, in milliseconds.
     pub p50: f64,
     pub p99: f64,
+    /// CPU used by everything but the load generator (both gestori), in milliseconds per
+    /// completed transaction.
+    pub cpu_ms: f64,
 }
 
 pub fn run(seconds: u64, clients: usize, write: Option<&Path>) -> Result<()> {
     let f = measure(seconds, clients, &Default::default())?;
+    let reference = match crate::bench_postfix::unavailable() {
+        None => Some(crate::bench_postfix::measure(seconds, clients)?),
+        Some(why) => {
+            eprintln!("Postfix reference skipped: {why}");
+            None
+        }
+    };
     eprintln!("measuring openssl speed rsa2048...");
     let sign = crate::bench::openssl_rsa2048(3)?;
     let cores = std::thread::available_parallelism()
@@ -124,28 +208,54 @@ pub fn run(seconds: u64, clients: usize, write: Option<&Path>) -> Result<()> {
         .unwrap_or(1) as f64;
     let ceiling = cores * sign / 4.0;
     let date = chrono::Utc::now().format("%Y-%m-%d");
+    let postfix = match &reference {
+        Some(r) => format!(
+            "| Postfix {v} reference: plain messages relayed X → Y and delivered | {n} |\n\
+| Postfix messages per second | {rate:.1} |\n\
+| Postfix CPU per message (machine, load generator excluded) | {cpu:.2} ms |\n\
+| one certified transaction costs, in Postfix relayed messages | {ratio:.2} |\n",
+            v = r.version,
+            n = r.delivered,
+            rate = r.rate,
+            cpu = r.cpu_ms,
+            ratio = f.cpu_ms / r.cpu_ms,
+        ),
+        None => String::new(),
+    };
     let section = format!(
         "\n## Two gestori on loopback ({date})\n\n\
 Machine: {cores:.0} cores. Command: `pec bench --gestori --seconds {seconds} --clients {clients}` (release build). \
 Gestore A on 127.0.0.8 and B on 127.0.0.9, each a `pec serve` process with the embedded store (SQLite, \
 synchronous=FULL); {clients} submitters on one TLS connection each; a transaction counts when its delivery \
 receipt is stored in the sender's mailbox at A (acceptance, envelope, presa in carico and delivery receipt \
-signed: 4 signatures).\n\n\
+signed: 4 signatures). CPU is the whole machine's busy time from the first submission to the last receipt, \
+less the load generator's own.{reference}\n\n\
 | measurement | value |\n|---|---:|\n\
 | submissions accepted | {total} |\n\
 | transactions completed (delivery receipt stored) | {done} |\n\
 | certified transactions per second | {tps:.1} |\n\
 | latency p50 (submission → receipt stored) | {p50:.0} ms |\n\
 | latency p99 | {p99:.0} ms |\n\
+| CPU per certified transaction (both gestori) | {cpu:.2} ms |\n\
+{postfix}\
 | `openssl speed rsa2048` sign/s (one core) | {sign:.0} |\n\
 | ceiling: cores × sign/s ÷ 4 | {ceiling:.0} |\n\
 | share of the ceiling | {share:.1}% |\n\n\
 Goal: at least 60% of the ceiling: {verdict}.\n",
+        reference = if reference.is_some() {
+            " Postfix reference, same run and same submitters: two Postfix instances (X on \
+127.0.0.17, Y on 127.0.0.18, Debian's master.cf without chroot, durable queue), each message \
+submitted to X over implicit TLS, relayed to Y over STARTTLS and delivered into a maildir; \
+CPU measured the same way until Y has delivered every message."
+        } else {
+            ""
+        },
         total = f.total,
         done = f.done,
         tps = f.tps,
         p50 = f.p50,
         p99 = f.p99,
+        cpu = f.cpu_ms,
         share = f.tps / ceiling * 100.0,
         verdict = if f.tps >= 0.6 * ceiling {
             "met"
@@ -228,16 +338,18 @@ pub(crate) fn measure(
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let cpu = CpuTicks::now()?;
     let start_t = Instant::now();
     let until = start_t + Duration::from_secs(seconds);
     let tasks: Vec<_> = users
         .iter()
         .map(|u| {
             rt.spawn(submitter(
+                GESTORE_A,
                 u.clone(),
                 "dest@b.bench".into(),
                 until,
-                sent.clone(),
+                Some(sent.clone()),
             ))
         })
         .collect();
@@ -284,6 +396,7 @@ pub(crate) fn measure(
             break;
         }
     }
+    let cpu_s = cpu.others_since()?;
     let mut total = 0;
     for t in tasks {
         total += rt.block_on(t).context("submitter panicked")??;
@@ -304,5 +417,6 @@ pub(crate) fn measure(
         tps,
         p50: pct(0.5),
         p99: pct(0.99),
+        cpu_ms: cpu_s * 1000.0 / latencies.len().max(1) as f64,
     })
 }

@@ -6,6 +6,7 @@ mod admin;
 mod bench;
 mod bench_gestori;
 mod bench_imap;
+mod bench_postfix;
 mod bench_scan;
 mod bench_web;
 mod config;
