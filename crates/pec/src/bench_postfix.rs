@@ -94,11 +94,9 @@ maillog_file = {d}/maillog\n"
     )
 }
 
-/// Debian's master.cf without chroot, with `smtpd` on `ip`:2525 (and implicit-TLS
+/// Debian's master.cf (`base`) without chroot, with `smtpd` on `ip`:2525 (and implicit-TLS
 /// submissions on `ip`:4650 when `submissions`).
-fn master_cf(ip: &str, submissions: bool) -> Result<String> {
-    let base = std::fs::read_to_string("/etc/postfix/master.cf")
-        .context("cannot read /etc/postfix/master.cf")?;
+fn master_cf(base: &str, ip: &str, submissions: bool) -> String {
     let mut out = String::new();
     for line in base.lines() {
         let fields: Vec<&str> = line.split_whitespace().collect();
@@ -118,7 +116,7 @@ fn master_cf(ip: &str, submissions: bool) -> Result<String> {
         }
         out.push('\n');
     }
-    Ok(out)
+    out
 }
 
 fn start(config: &Path) -> Result<Instance> {
@@ -198,8 +196,16 @@ virtual_uid_maps = static:{uid}\nvirtual_gid_maps = static:{gid}\n",
         );
     std::fs::write(x.join("etc/main.cf"), x_cf)?;
     std::fs::write(y.join("etc/main.cf"), y_cf)?;
-    std::fs::write(x.join("etc/master.cf"), master_cf("127.0.0.17", true)?)?;
-    std::fs::write(y.join("etc/master.cf"), master_cf("127.0.0.18", false)?)?;
+    let base = std::fs::read_to_string("/etc/postfix/master.cf")
+        .context("cannot read /etc/postfix/master.cf")?;
+    std::fs::write(
+        x.join("etc/master.cf"),
+        master_cf(&base, "127.0.0.17", true),
+    )?;
+    std::fs::write(
+        y.join("etc/master.cf"),
+        master_cf(&base, "127.0.0.18", false),
+    )?;
     let _y = start(&y.join("etc"))?;
     let _x = start(&x.join("etc"))?;
     let version = Command::new("postconf")
@@ -255,4 +261,30 @@ virtual_uid_maps = static:{uid}\nvirtual_gid_maps = static:{gid}\n",
         rate: delivered as f64 / elapsed,
         cpu_ms: cpu_s * 1000.0 / delivered.max(1) as f64,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::master_cf;
+
+    #[test]
+    fn master_cf_binds_smtpd_to_the_instance_and_drops_chroot() {
+        let base = "# comment\n\
+smtp      inet  n       -       y       -       -       smtpd\n\
+#submission inet n       -       y       -       -       smtpd\n\
+cleanup   unix  n       -       y       -       0       cleanup\n\
+pipe      unix  -       n       n       -       -       pipe\n  flags=F user=x argv=/bin/true\n";
+        let out = master_cf(base, "127.0.0.17", true);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "# comment");
+        assert_eq!(lines[1], "127.0.0.17:2525 inet n - n - - smtpd");
+        assert_eq!(
+            lines[2],
+            "127.0.0.17:4650 inet n - n - - smtpd -o smtpd_tls_wrappermode=yes"
+        );
+        assert!(lines[3].starts_with("#submission"));
+        assert_eq!(lines[4], "cleanup unix n - n - 0 cleanup");
+        assert_eq!(lines[6], "  flags=F user=x argv=/bin/true");
+        assert!(!master_cf(base, "127.0.0.18", false).contains("4650"));
+    }
 }
