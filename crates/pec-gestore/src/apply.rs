@@ -133,7 +133,8 @@ impl<S: Store> Gestore<S> {
         let until = c.queue_lease_until;
         let mut committed = self.store.commit(c).await?;
         let leased = std::mem::take(&mut committed.leased);
-        if queued && !(until > 0 && self.handoff.send(leased, until)) {
+        let handed = until > 0 && self.handoff.send(leased, until);
+        if queued && !handed {
             self.queued.notify_one();
         }
         if committed.webhooks > 0 {

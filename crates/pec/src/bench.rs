@@ -25,6 +25,17 @@ fn rate(seconds: u64, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
     Ok(n as f64 / start.elapsed().as_secs_f64())
 }
 
+/// Whether this process runs as root (the references that start system daemons need it).
+pub(crate) fn running_as_root() -> bool {
+    // "Uid:" is followed by the real, effective, saved and filesystem user ids.
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().nth(1))
+            == Some("0")
+    })
+}
+
 pub fn openssl_rsa2048(seconds: u64) -> Result<f64> {
     let out = std::process::Command::new("openssl")
         .args(["speed", "-seconds", &seconds.to_string(), "rsa2048"])

@@ -289,8 +289,7 @@ async fn idle_cost(port: u16, pid: u32) -> Result<(f64, f64)> {
 }
 
 pub fn run(count: usize, write: Option<&Path>) -> Result<()> {
-    let uid = Command::new("id").arg("-u").output()?;
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+    if !crate::bench::running_as_root() {
         bail!("pec bench --imap starts Dovecot, which must run as root (it switches to nobody)");
     }
     if !Path::new("/usr/sbin/dovecot").exists() {

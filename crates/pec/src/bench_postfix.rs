@@ -36,8 +36,7 @@ pub(crate) fn unavailable() -> Option<String> {
     if !Path::new(POSTFIX).exists() {
         return Some("Postfix is not installed (apt-get install postfix)".into());
     }
-    let uid = Command::new("id").arg("-u").output().ok()?;
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+    if !crate::bench::running_as_root() {
         return Some("Postfix instances must be started as root".into());
     }
     None
