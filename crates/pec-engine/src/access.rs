@@ -34,6 +34,9 @@ impl Default for Limits {
 /// One authenticated SMTP (or web) submission.
 #[derive(Debug, Clone, Copy)]
 pub struct Submission<'a> {
+    /// The authenticated account's own address: a non-acceptance goes here when the
+    /// reverse-path is not an address the account may use (pec.md §5.3).
+    pub account: &'a str,
     /// Addresses the authenticated account may send as (pec.md §5.3).
     pub allowed_senders: &'a [String],
     /// SMTP reverse-path.
@@ -49,6 +52,10 @@ pub struct Submission<'a> {
 /// A formal check that failed (pec.md §5.1). The text goes into the non-acceptance notice.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FormalError {
+    /// The message is not valid RFC 5322: a field that may occur at most once occurs more
+    /// often (RFC 5322 §3.6), so the certified data and what a client shows could differ.
+    #[error("il campo {0} compare più volte (RFC 5322 §3.6)")]
+    Repeated(String),
     /// Check 1.
     #[error("il campo From deve contenere un solo indirizzo valido")]
     From,
@@ -83,6 +90,11 @@ pub fn formal_checks(
     h: &OriginalHeaders,
     limits: &Limits,
 ) -> Result<(), FormalError> {
+    // The message must be valid RFC 5322: no single-occurrence field twice (a second From
+    // would be certified under the first one's name).
+    if let Some(name) = &h.repeated {
+        return Err(FormalError::Repeated(name.clone()));
+    }
     // 1. One From address.
     let [from] = h.from.as_slice() else {
         return Err(FormalError::From);
@@ -169,16 +181,35 @@ pub fn submit(
     let mut effects = Vec::new();
 
     if let Err(e) = formal_checks(sub, &h, limits) {
-        // pec.md §2.4: the notice goes to the authenticated sender (MAIL FROM).
+        // pec.md §2.1, §2.4: the notice goes to the reverse-path, when it is an address the
+        // authenticated account may use; otherwise (another user's address, a foreign or a
+        // null one) to the account that submitted, never to a third party.
+        let owned = sub
+            .allowed_senders
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(sub.mail_from));
+        let to = if owned { sub.mail_from } else { sub.account };
         let mut tx = tx;
-        tx.sender = sub.mail_from.to_string();
+        tx.sender = to.to_string();
+        if tx.recipients.is_empty() {
+            // No To or Cc address to state: daticert.xml still needs one `destinatari`
+            // (daticert.dtd), so the notice names the SMTP recipients.
+            tx.recipients = sub
+                .rcpt_to
+                .iter()
+                .map(|a| pec_message::daticert::Destinatario {
+                    tipo: ctx.classify_recipient(a),
+                    address: a.clone(),
+                })
+                .collect();
+        }
         let (id, bytes) = ctx.make(
             &Artefact::NonAccettazione {
                 reason: e.to_string(),
             },
             &tx,
         )?;
-        effects.push(store(sub.mail_from, bytes, "non-accettazione", &tx, &id));
+        effects.push(store(to, bytes, "non-accettazione", &tx, &id));
         effects.push(Effect::Log(
             event(ctx, &tx, EventKind::NonAccettazione, &provider)
                 .related([id])
@@ -320,6 +351,7 @@ mod tests {
 
     fn sub<'a>(allowed: &'a [String], rcpt: &'a [String], msg: &'a [u8]) -> Submission<'a> {
         Submission {
+            account: "mario@a.test",
             allowed_senders: allowed,
             mail_from: "mario@a.test",
             rcpt_to: rcpt,
@@ -491,6 +523,62 @@ mod tests {
                 .iter()
                 .any(|e| matches!(e, Effect::Relay { .. }))
         );
+    }
+
+    /// RFC 5322 §3.6 (pec.md §5.1 "valid RFC 5322"): a second From is not certified under
+    /// the first one's name.
+    #[test]
+    fn a_repeated_single_field_is_refused() {
+        let allowed = strings(&["mario@a.test"]);
+        let rcpt = strings(&["anna@b.test"]);
+        let m = b"From: boss@a.test\r\nTo: anna@b.test\r\nFrom: mario@a.test\r\n\r\nx\r\n";
+        assert_eq!(
+            formal_checks(
+                &sub(&allowed, &rcpt, m),
+                &OriginalHeaders::parse(m),
+                &Limits::default()
+            ),
+            Err(FormalError::Repeated("From".into()))
+        );
+    }
+
+    /// pec.md §2.1, §5.3: the notice for a reverse-path the account may not use goes to the
+    /// account that submitted, not to the address it named; and with no To or Cc at all the
+    /// notice's daticert.xml names the SMTP recipients (daticert.dtd: `destinatari+`).
+    #[test]
+    fn a_notice_never_goes_to_an_address_the_submitter_does_not_own() {
+        let mut f = Fixture::new();
+        let allowed = strings(&["mario@a.test"]);
+        let rcpt = strings(&["anna@b.test"]);
+        for mail_from in ["luca@a.test", "x@gmail.test", ""] {
+            let m = format!("From: {mail_from}\r\nTo: anna@b.test\r\nSubject: s\r\n\r\nx\r\n");
+            let s = Submission {
+                mail_from,
+                ..sub(&allowed, &rcpt, m.as_bytes())
+            };
+            let out = submit(&s, &Limits::default(), &mut f.ctx()).unwrap();
+            assert!(out.refused.is_some(), "{mail_from}");
+            let Effect::Store { mailbox, kind, .. } = &out.effects[0] else {
+                panic!("expected the stored notice");
+            };
+            assert_eq!(
+                (mailbox.as_str(), kind.as_str()),
+                ("mario@a.test", "non-accettazione")
+            );
+        }
+
+        let m = b"From: mario@a.test\r\nSubject: s\r\n\r\nx\r\n";
+        let out = submit(&sub(&allowed, &rcpt, m), &Limits::default(), &mut f.ctx()).unwrap();
+        assert_eq!(out.refused, Some(Refusal::Formal(FormalError::To)));
+        let Effect::Store { message, .. } = &out.effects[0] else {
+            panic!("expected the stored notice");
+        };
+        let report = f.verify(message);
+        assert_eq!(report.kind, "non-accettazione");
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        let d = report.daticert.expect("a readable daticert.xml");
+        assert_eq!(d.destinatari.len(), 1);
+        assert_eq!(d.destinatari[0].address, "anna@b.test");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! receipts come back.
 
 use crate::access::event;
+use crate::bounce::Failure;
 use crate::delivery::{Undeliverable, receipt_kind};
 use crate::{
     Context, Effect, EngineError, EventKind, Folder, Progress, Spam, Threat, transaction_of,
@@ -107,6 +108,13 @@ pub struct Received {
     pub reply: Reply,
     /// The effects to commit (empty when refused).
     pub effects: Vec<Effect>,
+    /// Recipients the message could not reach although the transaction was accepted for
+    /// others (no such mailbox, disabled, ordinary mail refused by policy). SMTP cannot
+    /// answer one recipient after DATA, so the runtime returns them to the reverse-path in a
+    /// DSN (pec.md §1.3 PC step 5: "if delivery fails, only the SMTP DSN applies"; §5.6).
+    /// Always empty when refused, and for a transport envelope, whose undeliverable
+    /// recipients get an errore-consegna instead (pec.md §2.13).
+    pub undelivered: Vec<Failure>,
 }
 
 /// The key a mailbox uses to drop a second copy: the `Message-ID` without brackets. For a
@@ -146,7 +154,7 @@ pub fn receive(inbound: &Inbound<'_>, ctx: &mut Context<'_>) -> Result<Received,
         Some(Ok((d, _))) => Some(d.clone()),
         _ => None,
     };
-    let effects = match (report.treat_as.as_str(), c.kind, daticert) {
+    let (effects, undelivered) = match (report.treat_as.as_str(), c.kind, daticert) {
         ("pec", Kind::Pec(Tipo::PostaCertificata), Some(d)) => {
             let mail_receipt = report
                 .signature
@@ -154,17 +162,20 @@ pub fn receive(inbound: &Inbound<'_>, ctx: &mut Context<'_>) -> Result<Received,
                 .as_deref()
                 .and_then(|h| ctx.directory.by_certificate_hash(h))
                 .map(|e| e.mail_receipt);
-            envelope(
+            let effects = envelope(
                 inbound,
                 &d,
                 c.postacert,
                 c.requested_receipt,
                 mail_receipt,
                 ctx,
-            )?
+            )?;
+            (effects, Vec::new())
         }
-        ("pec", Kind::Pec(tipo), Some(d)) => notice(inbound, tipo, &d, ctx)?,
-        ("pec", _, _) => notice_unchecked(inbound, ctx),
+        ("pec", Kind::Pec(tipo), Some(d)) => {
+            (notice(inbound, tipo, &d, ctx)?, unreachable(inbound))
+        }
+        ("pec", _, _) => (notice_unchecked(inbound, ctx), unreachable(inbound)),
         (treat, _, _) => {
             let mandatory = treat == "anomalia";
             let reason = if mandatory {
@@ -181,11 +192,39 @@ pub fn receive(inbound: &Inbound<'_>, ctx: &mut Context<'_>) -> Result<Received,
             return ordinary(inbound, mandatory, &reason, report.treat_as, ctx);
         }
     };
-    Ok(finish(report.treat_as, effects, inbound))
+    Ok(finish(report.treat_as, effects, inbound, undelivered))
 }
 
-/// A transaction is refused when nothing was stored, relayed or quarantined for anyone.
-fn finish(treat_as: String, effects: Vec<Effect>, inbound: &Inbound<'_>) -> Received {
+/// The recipients of a transaction that is not a transport envelope which have no mailbox
+/// to take it.
+fn unreachable(inbound: &Inbound<'_>) -> Vec<Failure> {
+    inbound
+        .recipients
+        .iter()
+        .filter(|r| !r.has_copy)
+        .filter_map(|r| {
+            let (status, diagnostic) = match r.state {
+                MailboxState::Active { .. } => return None,
+                MailboxState::Unknown => ("5.1.1", "Destinatario sconosciuto / no such mailbox"),
+                MailboxState::Disabled => ("5.2.1", "Casella disabilitata / mailbox disabled"),
+            };
+            Some(Failure {
+                recipient: r.address.clone(),
+                status: status.into(),
+                diagnostic: diagnostic.into(),
+            })
+        })
+        .collect()
+}
+
+/// A transaction is refused when nothing was stored, relayed or quarantined for anyone;
+/// otherwise accepted, with `undelivered` to be returned in a DSN.
+fn finish(
+    treat_as: String,
+    effects: Vec<Effect>,
+    inbound: &Inbound<'_>,
+    undelivered: Vec<Failure>,
+) -> Received {
     let acted = effects.iter().any(|e| {
         matches!(
             e,
@@ -198,6 +237,7 @@ fn finish(treat_as: String, effects: Vec<Effect>, inbound: &Inbound<'_>) -> Rece
             treat_as,
             reply: Reply::Accepted,
             effects,
+            undelivered,
         };
     }
     Received {
@@ -206,6 +246,7 @@ fn finish(treat_as: String, effects: Vec<Effect>, inbound: &Inbound<'_>) -> Rece
             text: "5.1.1 Destinatario sconosciuto".into(),
         },
         effects: Vec::new(),
+        undelivered: Vec::new(),
     }
 }
 
@@ -511,9 +552,11 @@ fn ordinary(
             treat_as,
             reply: Reply::Accepted,
             effects,
+            undelivered: Vec::new(),
         });
     }
     let mut wrapped: Option<(String, Vec<u8>)> = None;
+    let mut undelivered = unreachable(inbound);
     let mut refused = false;
     let mut deleted = false;
     for r in inbound.recipients.iter().filter(|r| !r.has_copy) {
@@ -543,6 +586,11 @@ fn ordinary(
             effects.push(Effect::Log(
                 event(ctx, &tx, EventKind::Rifiuto, &provider).detail(r.address.clone()),
             ));
+            undelivered.push(Failure {
+                recipient: r.address.clone(),
+                status: "5.7.1".into(),
+                diagnostic: REFUSED_ORDINARY.into(),
+            });
             continue;
         }
         // product.md §4: ordinary spam goes to the junk folder or is deleted, as the owner
@@ -618,15 +666,16 @@ fn ordinary(
             treat_as,
             reply: Reply::Accepted,
             effects,
+            undelivered,
         });
     }
     if !stored && refused {
         return Ok(Received {
             treat_as,
             reply: Reply::Refused {
-                text: "5.7.1 Questa casella di posta certificata non accetta posta ordinaria"
-                    .into(),
+                text: format!("5.7.1 {REFUSED_ORDINARY}"),
             },
+            undelivered: Vec::new(),
             // The refusal is logged even though nothing is stored.
             effects: effects
                 .into_iter()
@@ -634,8 +683,11 @@ fn ordinary(
                 .collect(),
         });
     }
-    Ok(finish(treat_as, effects, inbound))
+    Ok(finish(treat_as, effects, inbound, undelivered))
 }
+
+/// Why a mailbox that refuses ordinary mail did not take it (pec.md §5.6).
+const REFUSED_ORDINARY: &str = "Questa casella di posta certificata non accetta posta ordinaria";
 
 #[cfg(test)]
 #[path = "receiving_tests.rs"]

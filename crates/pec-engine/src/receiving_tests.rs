@@ -32,6 +32,7 @@ fn envelope_from_a(f: &mut Fixture, original: &[u8]) -> Vec<u8> {
     let rcpts = h.recipients();
     let out = submit(
         &Submission {
+            account: "mario@a.test",
             allowed_senders: &allowed,
             mail_from: "mario@a.test",
             rcpt_to: &rcpts,
@@ -240,6 +241,100 @@ fn ordinary_mail_is_wrapped_or_refused_by_policy() {
     .unwrap();
     assert!(matches!(out.reply, Reply::Refused { .. }));
     assert!(stores(&out.effects).is_empty());
+}
+
+/// pec.md §1.3 PC step 5, §5.6: when ordinary mail or a notice reaches some recipients and
+/// not others, the transaction is accepted and the others are returned in a DSN; nothing is
+/// dropped in silence. An envelope's undeliverable recipients get an errore-consegna instead.
+#[test]
+fn recipients_left_out_of_an_accepted_transaction_are_returned() {
+    let mut f = Fixture::new();
+    let refuse = MailboxState::Active {
+        ordinary: OrdinaryPolicy::Refuse,
+        spam: SpamPolicy::Junk,
+        service: false,
+        full: false,
+    };
+    let plain = b"From: x@gmail.test\r\nTo: anna@b.test, bob@b.test, gone@b.test, off@b.test\r\nSubject: ciao\r\nMessage-ID: <o2@gmail.test>\r\n\r\nhello\r\n";
+    let recipients = [
+        rcpt("anna@b.test", active()),
+        rcpt("bob@b.test", refuse),
+        rcpt("gone@b.test", MailboxState::Unknown),
+        rcpt("off@b.test", MailboxState::Disabled),
+    ];
+    let out = deliver("x@gmail.test", &recipients, plain, &mut f.ctx_b());
+    assert_eq!(out.reply, Reply::Accepted);
+    assert_eq!(stores(&out.effects).len(), 1);
+    let back: Vec<(&str, &str)> = out
+        .undelivered
+        .iter()
+        .map(|u| (u.recipient.as_str(), u.status.as_str()))
+        .collect();
+    assert_eq!(
+        back,
+        vec![
+            ("gone@b.test", "5.1.1"),
+            ("off@b.test", "5.2.1"),
+            ("bob@b.test", "5.7.1")
+        ]
+    );
+
+    // Refused for everyone: the SMTP answer says it, no DSN on top.
+    let out = deliver(
+        "x@gmail.test",
+        &[
+            rcpt("bob@b.test", refuse),
+            rcpt("gone@b.test", MailboxState::Unknown),
+        ],
+        plain,
+        &mut f.ctx_b(),
+    );
+    assert!(matches!(out.reply, Reply::Refused { .. }));
+    assert!(out.undelivered.is_empty());
+
+    // A notice for a known and an unknown mailbox.
+    let env = envelope_from_a(&mut f, ORIGINAL);
+    let at_b = deliver(
+        "mario@a.test",
+        &[
+            rcpt("anna@b.test", active()),
+            rcpt("carla@b.test", active()),
+        ],
+        &env,
+        &mut f.ctx_b(),
+    );
+    let receipt = relays(&at_b.effects)
+        .into_iter()
+        .find(|r| r.1 == "mario@a.test")
+        .unwrap()
+        .2
+        .to_vec();
+    let out = deliver(
+        "posta-certificata@b.test",
+        &[
+            rcpt("mario@a.test", active()),
+            rcpt("ghost@a.test", MailboxState::Unknown),
+        ],
+        &receipt,
+        &mut f.ctx(),
+    );
+    assert_eq!(out.treat_as, "pec");
+    assert_eq!(out.reply, Reply::Accepted);
+    assert_eq!(out.undelivered.len(), 1);
+    assert_eq!(out.undelivered[0].recipient, "ghost@a.test");
+
+    // An envelope: the unknown recipient gets an errore-consegna, not a DSN.
+    let out = deliver(
+        "mario@a.test",
+        &[
+            rcpt("anna@b.test", active()),
+            rcpt("carla@b.test", MailboxState::Unknown),
+        ],
+        &env,
+        &mut f.ctx_b(),
+    );
+    assert_eq!(out.reply, Reply::Accepted);
+    assert!(out.undelivered.is_empty());
 }
 
 #[test]

@@ -133,7 +133,12 @@ pub struct Gestore<S: Store> {
     pub filters: Filters,
     /// Open client connections, to end a locked mailbox's sessions.
     pub sessions: sessions::Sessions,
+    /// Turns of the receiving point, striped by Message-ID (see [`Gestore::receive_step`]).
+    same_message: Vec<tokio::sync::Mutex<()>>,
 }
+
+/// Stripes of [`Gestore::same_message`]: unrelated messages rarely share one.
+const SAME_MESSAGE_STRIPES: usize = 256;
 
 /// The Indice with every trust anchor in force: the configured ones, then the provider
 /// certificates the Indice copy lists, each an anchor of its own (pec.md §7.3). Built once
@@ -201,6 +206,9 @@ impl<S: Store> Gestore<S> {
             throttle: throttle::LoginThrottle::default(),
             filters: Filters::default(),
             sessions: sessions::Sessions::default(),
+            same_message: (0..SAME_MESSAGE_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
         }
     }
 
@@ -273,12 +281,14 @@ impl<S: Store> Gestore<S> {
         let this = self.clone();
         let threat = findings.threat.clone();
         let allowed = vec![account.address.clone()];
+        let account_address = account.address.clone();
         let mail_from = mail_from.to_string();
         let rcpt_to = rcpt_to.to_vec();
         let (out, message) = tokio::task::spawn_blocking(move || {
             let out = this.with_context(now, |ctx| {
                 access::submit(
                     &Submission {
+                        account: &account_address,
                         allowed_senders: &allowed,
                         mail_from: &mail_from,
                         rcpt_to: &rcpt_to,
@@ -410,12 +420,25 @@ impl<S: Store> Gestore<S> {
         queue_done: Option<i64>,
         findings: Findings,
     ) -> Result<Reply, GestoreError> {
+        // pec.md §5.9, DM art. 6: one copy and one receipt per recipient. Two transactions
+        // with the same Message-ID (a retry overlapping the first attempt) take turns from the
+        // duplicate check to the commit, so the second sees the first one's copy.
+        let turn = match receiving::dedup_key(&message) {
+            Some(key) => {
+                use std::hash::{Hash as _, Hasher as _};
+                let mut h = std::hash::DefaultHasher::new();
+                key.hash(&mut h);
+                let stripe = (h.finish() % SAME_MESSAGE_STRIPES as u64) as usize;
+                Some(self.same_message[stripe].lock().await)
+            }
+            None => None,
+        };
         let recipients = self.local_recipients(rcpt_to, &message).await?;
         let now = self.clock.now();
         let this = self.clone();
         let mail_from = mail_from.to_string();
-        let out = tokio::task::spawn_blocking(move || {
-            this.with_context(now, |ctx| {
+        let (out, message, mail_from) = tokio::task::spawn_blocking(move || {
+            let out = this.with_context(now, |ctx| {
                 receiving::receive(
                     &Inbound {
                         mail_from: &mail_from,
@@ -426,15 +449,34 @@ impl<S: Store> Gestore<S> {
                     },
                     ctx,
                 )
-            })
+            });
+            (out, message, mail_from)
         })
         .await
-        .map_err(|e| GestoreError::Internal(e.to_string()))??;
+        .map_err(|e| GestoreError::Internal(e.to_string()))?;
+        let mut out = out?;
+        // Recipients the accepted transaction could not reach go back in a DSN, committed
+        // with the rest (pec.md §1.3 PC step 5).
+        let tag = if out.undelivered.is_empty() {
+            String::new()
+        } else {
+            // A fresh identifier's left part: unique for this gestore.
+            let id = SharedIds(&self.ids).next_id(now);
+            id.split('@').next().unwrap_or_default().to_string()
+        };
+        out.effects.extend(queue::bounce(
+            self,
+            &mail_from,
+            &message,
+            &tag,
+            &out.undelivered,
+        ));
         let base = pec_store::Commit {
             queue_done: queue_done.into_iter().collect(),
             ..Default::default()
         };
         self.commit(now, out.effects, base).await?;
+        drop(turn);
         Ok(out.reply)
     }
 

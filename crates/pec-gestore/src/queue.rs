@@ -327,31 +327,49 @@ fn dsn_effects<S: Store>(g: &Gestore<S>, e: &QueueEntry, failures: &[Failure]) -
             .collect::<Vec<_>>()
             .join("; "),
     ))];
-    // Never answer a null reverse-path (a DSN of a DSN).
-    if !e.mail_from.is_empty() {
-        let now = g.clock.now();
-        let id = format!(
-            "dsn.{}.{}@{}",
-            now.compact(),
-            e.id,
-            g.settings.provider.service_domain
-        );
-        let bytes = dsn(
-            &g.settings.hostname,
-            &format!("postmaster@{}", g.settings.provider.service_domain),
-            &e.mail_from,
-            failures,
-            &e.bytes,
-            now,
-            &id,
-        );
-        effects.push(Effect::Relay {
-            mail_from: String::new(),
-            rcpt_to: vec![e.mail_from.clone()],
-            message: bytes,
-        });
-    }
+    effects.extend(bounce(
+        g,
+        &e.mail_from,
+        &e.bytes,
+        &e.id.to_string(),
+        failures,
+    ));
     effects
+}
+
+/// The DSN (RFC 3464) returning `failures` of `original` to `mail_from`, relayed from the
+/// null reverse-path; nothing when `mail_from` is itself null (never a DSN of a DSN).
+/// `tag` makes the DSN's Message-ID unique among those made in the same second.
+pub(crate) fn bounce<S: Store>(
+    g: &Gestore<S>,
+    mail_from: &str,
+    original: &[u8],
+    tag: &str,
+    failures: &[Failure],
+) -> Option<Effect> {
+    if mail_from.is_empty() || failures.is_empty() {
+        return None;
+    }
+    let now = g.clock.now();
+    let id = format!(
+        "dsn.{}.{tag}@{}",
+        now.compact(),
+        g.settings.provider.service_domain
+    );
+    let bytes = dsn(
+        &g.settings.hostname,
+        &format!("postmaster@{}", g.settings.provider.service_domain),
+        mail_from,
+        failures,
+        original,
+        now,
+        &id,
+    );
+    Some(Effect::Relay {
+        mail_from: String::new(),
+        rcpt_to: vec![mail_from.to_string()],
+        message: bytes,
+    })
 }
 
 async fn give_up<S: Store>(

@@ -24,7 +24,24 @@ pub struct OriginalHeaders {
     pub message_id: Option<String>,
     /// The raw `X-TipoRicevuta` value (pec.md §2.6, case-insensitive name).
     pub tipo_ricevuta: Option<String>,
+    /// The first field that RFC 5322 §3.6 allows at most once and that occurs more often.
+    pub repeated: Option<String>,
 }
+
+/// The fields RFC 5322 §3.6 allows at most once in a message.
+const SINGLE_FIELDS: [&str; 11] = [
+    "Date",
+    "From",
+    "Sender",
+    "Reply-To",
+    "To",
+    "Cc",
+    "Bcc",
+    "Message-ID",
+    "In-Reply-To",
+    "References",
+    "Subject",
+];
 
 impl OriginalHeaders {
     /// Reads the header facts of a message.
@@ -63,6 +80,10 @@ impl OriginalHeaders {
             subject,
             message_id: entity.header_value("Message-ID").filter(|v| !v.is_empty()),
             tipo_ricevuta: entity.header_value("X-TipoRicevuta"),
+            repeated: SINGLE_FIELDS
+                .iter()
+                .find(|name| entity.headers_named(name).nth(1).is_some())
+                .map(|name| name.to_string()),
         }
     }
 
@@ -111,5 +132,24 @@ mod tests {
         assert!(h.is_primary("A@pec.example.it"));
         assert!(!h.is_primary("c@pec.example.it"));
         assert!(h.is_primary("unknown@x.it"));
+        assert_eq!(h.repeated, None);
+    }
+
+    /// RFC 5322 §3.6: a second From (or To, Subject...) is found whatever its case.
+    #[test]
+    fn finds_a_repeated_single_field() {
+        let raw =
+            b"From: boss@other.test\r\nTo: a@pec.example.it\r\nfrom: mario@pec.example.it\r\n\r\nx";
+        assert_eq!(
+            OriginalHeaders::parse(raw).repeated.as_deref(),
+            Some("From")
+        );
+        let raw = b"From: m@p.it\r\nTo: a@p.it\r\nSubject: a\r\nSubject: b\r\n\r\nx";
+        assert_eq!(
+            OriginalHeaders::parse(raw).repeated.as_deref(),
+            Some("Subject")
+        );
+        let raw = b"From: m@p.it\r\nTo: a@p.it\r\nReceived: x\r\nReceived: y\r\n\r\nx";
+        assert_eq!(OriginalHeaders::parse(raw).repeated, None);
     }
 }

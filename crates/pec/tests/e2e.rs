@@ -59,6 +59,7 @@ fn two_gestori_exchange_certified_mail_with_every_receipt() {
     b.add_mailbox("anna@b.test", &[]);
     b.add_mailbox("carla@b.test", &[]);
     b.add_mailbox("dario@b.test", &["--ordinary-mail", "refuse"]);
+    b.add_mailbox("elena@b.test", &[]);
 
     // One PEC: To anna@b.test and luca@a.test, Cc carla@b.test, plus an external address.
     let msg = original(
@@ -193,6 +194,43 @@ fn two_gestori_exchange_certified_mail_with_every_receipt() {
         assert!(e["time"].as_str().is_some() && e["provider"].as_str().is_some());
     }
 
+    // The same envelope twice at once, as a retry overlapping the first attempt: one copy,
+    // one presa in carico and one delivery receipt for the new recipient (pec.md §5.9).
+    let sends: Vec<_> = (0..2)
+        .map(|_| {
+            let env = env_anna.clone();
+            let dir = root.path().to_path_buf();
+            std::thread::spawn(move || {
+                send_plain(
+                    "127.0.0.3",
+                    2525,
+                    "mario@a.test",
+                    &["elena@b.test"],
+                    &env,
+                    &dir,
+                )
+            })
+        })
+        .collect();
+    for s in sends {
+        let (ok, err) = s.join().unwrap();
+        assert!(ok, "{err}");
+    }
+    let evs: Vec<String> = b
+        .log(Some(&identificativo))
+        .iter()
+        .filter(|e| {
+            e["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("elena@b.test"))
+        })
+        .map(|e| e["event"].as_str().unwrap().to_string())
+        .collect();
+    for ev in ["presa-in-carico", "avvenuta-consegna"] {
+        assert_eq!(evs.iter().filter(|e| *e == ev).count(), 1, "{evs:?}");
+    }
+    assert_eq!(count(&b.messages("elena@b.test"), "posta-certificata"), 1);
+
     // X-TipoRicevuta: breve.
     let msg = original(
         "Ricevuta breve",
@@ -235,6 +273,52 @@ fn two_gestori_exchange_certified_mail_with_every_receipt() {
     assert!(!ok, "ordinary mail to a refusing mailbox was accepted");
     assert!(err.contains("< 550 5.7.1"), "{err}");
     assert!(b.messages("dario@b.test").is_empty());
+
+    // Taken for one mailbox and not for another: the transaction is accepted and the other
+    // recipient goes back to the sender in a DSN (pec.md §1.3 PC step 5), here through A's
+    // route for ext.test to the sink.
+    let plain = b"From: someone@ext.test\r\nTo: luca@a.test, nobody@a.test\r\nSubject: Posta ordinaria\r\nMessage-ID: <ord3@ext.test>\r\n\r\nciao\r\n";
+    let (ok, err) = send_plain(
+        "127.0.0.2",
+        2525,
+        "someone@ext.test",
+        &["luca@a.test", "nobody@a.test"],
+        plain,
+        root.path(),
+    );
+    assert!(ok, "{err}");
+    a.wait_for("luca@a.test", "the anomaly envelope", |m| {
+        count(m, "anomalia") == 1
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let dsn = loop {
+        let found = sink
+            .received
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(rcpts, _)| rcpts == &["someone@ext.test".to_string()])
+            .cloned();
+        if let Some(d) = found {
+            break d.1;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no DSN reached the sender"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let dsn = String::from_utf8_lossy(&dsn);
+    assert!(dsn.contains("report-type=delivery-status"), "{dsn}");
+    assert!(
+        dsn.contains("Final-Recipient: rfc822; nobody@a.test"),
+        "{dsn}"
+    );
+    assert!(dsn.contains("Status: 5.1.1"), "{dsn}");
+    assert!(
+        !dsn.contains("Final-Recipient: rfc822; luca@a.test"),
+        "{dsn}"
+    );
 
     // Bcc: non-accettazione, nothing relayed.
     let bcc = b"From: mario@a.test\r\nTo: anna@b.test\r\nBcc: carla@b.test\r\nSubject: Con Bcc\r\n\r\nx\r\n";
