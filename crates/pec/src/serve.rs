@@ -187,7 +187,7 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
         role,
         hostname: cfg.hostname.clone(),
         max_message_bytes: cfg.max_message_bytes,
-        max_recipients: cfg.max_recipients,
+        max_recipients: smtp_recipients(role, cfg.max_recipients),
         starttls: true,
         tls: false,
         peer: cfg.listen_ip,
@@ -431,4 +431,16 @@ async fn scanner_status(g: &pec_gestore::Filters) -> Vec<String> {
         );
     }
     out
+}
+
+/// The RCPT cap of an SMTP session. pec.md §5.1: too many recipients is a formal check,
+/// answered with a non-accettazione, not an SMTP refusal (only a size beyond the hard limit
+/// is refused in SMTP); so the submission ports take more RCPTs than `limit` and let the
+/// access point refuse them, and only a number far past it (an abuse, not a mistake) gets
+/// `452` (RFC 5321 §4.5.3.1.8). The MX keeps `limit`.
+fn smtp_recipients(role: Role, limit: usize) -> usize {
+    match role {
+        Role::Submission => limit.saturating_mul(4).max(1000),
+        _ => limit,
+    }
 }

@@ -332,6 +332,19 @@ fn two_gestori_exchange_certified_mail_with_every_receipt() {
         count(m, "non-accettazione") == 1
     });
 
+    // More recipients than the limit (100) is a formal check: the submission port takes
+    // every RCPT and the access point answers with a non-accettazione (pec.md §5.1).
+    let many: Vec<String> = (0..101).map(|i| format!("r{i}@b.test")).collect();
+    let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+    let msg = format!(
+        "From: mario@a.test\r\nTo: {}\r\nSubject: Troppi destinatari\r\n\r\nx\r\n",
+        many.join(", ")
+    );
+    assert!(submit(&a, "mario@a.test", &refs, msg.as_bytes()));
+    a.wait_for("mario@a.test", "the non-accettazione", |m| {
+        count(m, "non-accettazione") == 2
+    });
+
     // Unknown recipient at B: errore-consegna no-dest.
     let msg = original("Destinatario ignoto", "nessuno@b.test", None, "");
     assert!(submit(&a, "mario@a.test", &["nessuno@b.test"], &msg));
