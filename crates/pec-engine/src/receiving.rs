@@ -233,11 +233,14 @@ fn finish(
     });
     let duplicate = inbound.recipients.iter().any(|r| r.has_copy);
     if acted || duplicate {
+        // A DSN comes only from the transaction that delivered the message: a replay of one
+        // already delivered (each mailbox that takes it holds its copy) adds nothing.
+        let stored = effects.iter().any(|e| matches!(e, Effect::Store { .. }));
         return Received {
             treat_as,
             reply: Reply::Accepted,
             effects,
-            undelivered,
+            undelivered: if stored { undelivered } else { Vec::new() },
         };
     }
     Received {
@@ -666,10 +669,13 @@ fn ordinary(
             treat_as,
             reply: Reply::Accepted,
             effects,
-            undelivered,
+            undelivered: Vec::new(),
         });
     }
-    if !stored && refused {
+    // A retry of a message some mailbox already holds is not refused: the sender would
+    // hear that it failed although it was delivered.
+    let duplicate = inbound.recipients.iter().any(|r| r.has_copy);
+    if !stored && refused && !duplicate {
         return Ok(Received {
             treat_as,
             reply: Reply::Refused {
@@ -682,6 +688,11 @@ fn ordinary(
                 .filter(|e| matches!(e, Effect::Log(_)))
                 .collect(),
         });
+    }
+    if inbound.spam.is_some() {
+        // Spam names a forged sender more often than not: returning it would send mail to
+        // a third party (backscatter). The refusals are logged above.
+        undelivered.clear();
     }
     Ok(finish(treat_as, effects, inbound, undelivered))
 }

@@ -279,6 +279,33 @@ fn recipients_left_out_of_an_accepted_transaction_are_returned() {
         ]
     );
 
+    // Spam: nothing goes back to a sender that is most likely forged (backscatter).
+    let spam = Spam {
+        engine: "rspamd".into(),
+        detail: "score 20".into(),
+    };
+    let out = receive(
+        &Inbound {
+            mail_from: "x@gmail.test",
+            recipients: &recipients,
+            message: plain,
+            threat: None,
+            spam: Some(&spam),
+        },
+        &mut f.ctx_b(),
+    )
+    .unwrap();
+    assert_eq!(out.reply, Reply::Accepted);
+    assert!(out.undelivered.is_empty());
+
+    // A replay once anna holds her copy: accepted (not refused for bob), and no second DSN.
+    let mut again = recipients.clone();
+    again[0].has_copy = true;
+    let out = deliver("x@gmail.test", &again, plain, &mut f.ctx_b());
+    assert_eq!(out.reply, Reply::Accepted);
+    assert!(stores(&out.effects).is_empty());
+    assert!(out.undelivered.is_empty());
+
     // Refused for everyone: the SMTP answer says it, no DSN on top.
     let out = deliver(
         "x@gmail.test",
@@ -322,6 +349,16 @@ fn recipients_left_out_of_an_accepted_transaction_are_returned() {
     assert_eq!(out.reply, Reply::Accepted);
     assert_eq!(out.undelivered.len(), 1);
     assert_eq!(out.undelivered[0].recipient, "ghost@a.test");
+    let mut held = rcpt("mario@a.test", active());
+    held.has_copy = true;
+    let out = deliver(
+        "posta-certificata@b.test",
+        &[held, rcpt("ghost@a.test", MailboxState::Unknown)],
+        &receipt,
+        &mut f.ctx(),
+    );
+    assert_eq!(out.reply, Reply::Accepted);
+    assert!(out.undelivered.is_empty(), "a replay sends no second DSN");
 
     // An envelope: the unknown recipient gets an errore-consegna, not a DSN.
     let out = deliver(

@@ -301,12 +301,24 @@ fn relay_event<S: Store>(
     rcpts: &[String],
     detail: String,
 ) -> Event {
-    let h = OriginalHeaders::parse(&e.bytes);
+    message_event(g, &e.mail_from, &e.bytes, kind, rcpts, detail)
+}
+
+/// An event about `message` from `mail_from`, tied to its Message-ID.
+fn message_event<S: Store>(
+    g: &Gestore<S>,
+    mail_from: &str,
+    message: &[u8],
+    kind: EventKind,
+    rcpts: &[String],
+    detail: String,
+) -> Event {
+    let h = OriginalHeaders::parse(message);
     Event::new(
         g.clock.now(),
-        &dedup_key(&e.bytes).unwrap_or_default(),
+        &dedup_key(message).unwrap_or_default(),
         kind,
-        &e.mail_from,
+        mail_from,
         rcpts.to_vec(),
         h.subject,
         &g.settings.provider.name,
@@ -315,10 +327,28 @@ fn relay_event<S: Store>(
 }
 
 fn dsn_effects<S: Store>(g: &Gestore<S>, e: &QueueEntry, failures: &[Failure]) -> Vec<Effect> {
+    bounce(g, &e.mail_from, &e.bytes, &e.id.to_string(), failures)
+}
+
+/// The effects that return `failures` of `original` to `mail_from`: the event (`mancato
+/// inoltro`, pec.md §6) and, unless `mail_from` is the null reverse-path (never a DSN of a
+/// DSN), the RFC 3464 DSN relayed from `<>`. `tag` makes the DSN's Message-ID unique among
+/// those made in the same second.
+pub(crate) fn bounce<S: Store>(
+    g: &Gestore<S>,
+    mail_from: &str,
+    original: &[u8],
+    tag: &str,
+    failures: &[Failure],
+) -> Vec<Effect> {
+    if failures.is_empty() {
+        return Vec::new();
+    }
     let rcpts: Vec<String> = failures.iter().map(|f| f.recipient.clone()).collect();
-    let mut effects = vec![Effect::Log(relay_event(
+    let mut effects = vec![Effect::Log(message_event(
         g,
-        e,
+        mail_from,
+        original,
         EventKind::MancatoInoltro,
         &rcpts,
         failures
@@ -327,28 +357,8 @@ fn dsn_effects<S: Store>(g: &Gestore<S>, e: &QueueEntry, failures: &[Failure]) -
             .collect::<Vec<_>>()
             .join("; "),
     ))];
-    effects.extend(bounce(
-        g,
-        &e.mail_from,
-        &e.bytes,
-        &e.id.to_string(),
-        failures,
-    ));
-    effects
-}
-
-/// The DSN (RFC 3464) returning `failures` of `original` to `mail_from`, relayed from the
-/// null reverse-path; nothing when `mail_from` is itself null (never a DSN of a DSN).
-/// `tag` makes the DSN's Message-ID unique among those made in the same second.
-pub(crate) fn bounce<S: Store>(
-    g: &Gestore<S>,
-    mail_from: &str,
-    original: &[u8],
-    tag: &str,
-    failures: &[Failure],
-) -> Option<Effect> {
-    if mail_from.is_empty() || failures.is_empty() {
-        return None;
+    if mail_from.is_empty() {
+        return effects;
     }
     let now = g.clock.now();
     let id = format!(
@@ -365,11 +375,12 @@ pub(crate) fn bounce<S: Store>(
         now,
         &id,
     );
-    Some(Effect::Relay {
+    effects.push(Effect::Relay {
         mail_from: String::new(),
         rcpt_to: vec![mail_from.to_string()],
         message: bytes,
-    })
+    });
+    effects
 }
 
 async fn give_up<S: Store>(
