@@ -356,12 +356,14 @@ impl<S: Store> Gestore<S> {
         self.is_local_domain(pec_engine::domain_of(rcpt))
     }
 
+    /// Each recipient's mailbox state, and whether it already holds the message whose
+    /// [`receiving::dedup_key`] is `key`.
     async fn local_recipients(
         &self,
         rcpt_to: &[String],
         message: &[u8],
+        key: Option<&str>,
     ) -> Result<Vec<LocalRecipient>, GestoreError> {
-        let key = receiving::dedup_key(message);
         let mut out = Vec::with_capacity(rcpt_to.len());
         for r in rcpt_to {
             let state = match self.store.mailbox(r).await? {
@@ -381,7 +383,7 @@ impl<S: Store> Gestore<S> {
                     full: m.quota_bytes > 0 && m.used_bytes + message.len() as u64 > m.quota_bytes,
                 },
             };
-            let has_copy = match &key {
+            let has_copy = match key {
                 Some(k) => self.store.has_message_id(r, k).await?,
                 None => false,
             };
@@ -423,7 +425,8 @@ impl<S: Store> Gestore<S> {
         // pec.md §5.9, DM art. 6: one copy and one receipt per recipient. Two transactions
         // with the same Message-ID (a retry overlapping the first attempt) take turns from the
         // duplicate check to the commit, so the second sees the first one's copy.
-        let turn = match receiving::dedup_key(&message) {
+        let key = receiving::dedup_key(&message);
+        let turn = match &key {
             Some(key) => {
                 use std::hash::{Hash as _, Hasher as _};
                 let mut h = std::hash::DefaultHasher::new();
@@ -433,7 +436,9 @@ impl<S: Store> Gestore<S> {
             }
             None => None,
         };
-        let recipients = self.local_recipients(rcpt_to, &message).await?;
+        let recipients = self
+            .local_recipients(rcpt_to, &message, key.as_deref())
+            .await?;
         let now = self.clock.now();
         let this = self.clone();
         let mail_from = mail_from.to_string();

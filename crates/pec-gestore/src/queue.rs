@@ -326,10 +326,6 @@ fn message_event<S: Store>(
     .detail(detail)
 }
 
-fn dsn_effects<S: Store>(g: &Gestore<S>, e: &QueueEntry, failures: &[Failure]) -> Vec<Effect> {
-    bounce(g, &e.mail_from, &e.bytes, &e.id.to_string(), failures)
-}
-
 /// The effects that return `failures` of `original` to `mail_from`: the event (`mancato
 /// inoltro`, pec.md §6) and, unless `mail_from` is the null reverse-path (never a DSN of a
 /// DSN), the RFC 3464 DSN relayed from `<>`. `tag` makes the DSN's Message-ID unique among
@@ -392,8 +388,12 @@ async fn give_up<S: Store>(
         queue_done: vec![e.id],
         ..Default::default()
     };
-    g.commit(g.clock.now(), dsn_effects(g, e, failures), base)
-        .await
+    g.commit(
+        g.clock.now(),
+        bounce(g, &e.mail_from, &e.bytes, &e.id.to_string(), failures),
+        base,
+    )
+    .await
 }
 
 async fn bounce_only<S: Store>(
@@ -403,7 +403,7 @@ async fn bounce_only<S: Store>(
 ) -> Result<(), GestoreError> {
     g.commit(
         g.clock.now(),
-        dsn_effects(g, e, failures),
+        bounce(g, &e.mail_from, &e.bytes, &e.id.to_string(), failures),
         Commit::default(),
     )
     .await
