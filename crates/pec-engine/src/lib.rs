@@ -79,6 +79,9 @@ pub struct Context<'a> {
     pub directory: &'a dyn Directory,
     /// Trust anchors for signature checks at the receiving point (pec.md §4.4).
     pub anchors: &'a [openssl::x509::X509],
+    /// CRLs for the revocation check of the receiving point (pec.md §4.4 step 3); `None`
+    /// skips it.
+    pub crls: Option<&'a pec_message::smime::Crls>,
 }
 
 /// Why a rule could not produce its effects. Every variant is an internal error: the input

@@ -148,6 +148,7 @@ pub fn receive(inbound: &Inbound<'_>, ctx: &mut Context<'_>) -> Result<Received,
             anchors: ctx.anchors.to_vec(),
             at: ctx.now,
             directory: Some(directory),
+            crls: ctx.crls,
         },
     );
     let daticert = match &c.daticert {

@@ -396,6 +396,41 @@ fn altered_envelope_is_ordinary_and_wrapped() {
     assert!(relays(&out.effects).is_empty());
 }
 
+/// pec.md §4.4 step 3: a revoked sender certificate makes the envelope untrusted (wrapped
+/// in an anomaly, no presa in carico); an unknown status counts only when a CRL is required.
+#[test]
+fn the_sender_certificate_is_checked_against_the_crl() {
+    let mut f = Fixture::new();
+    let env = envelope_from_a(&mut f, ORIGINAL);
+    let verdict = |f: &mut Fixture, crls: &pec_message::smime::Crls, id: &str| {
+        let out = deliver(
+            "mario@a.test",
+            &[rcpt(&format!("{id}@b.test"), active())],
+            &env,
+            &mut f.ctx_b_with(crls),
+        );
+        let kinds: Vec<String> = stores(&out.effects)
+            .iter()
+            .map(|s| s.1.to_string())
+            .collect();
+        (out.treat_as, kinds, relays(&out.effects).len())
+    };
+    let good = f.crls(false, true);
+    assert_eq!(
+        verdict(&mut f, &good, "anna"),
+        ("pec".into(), vec!["posta-certificata".into()], 2)
+    );
+    let revoked = f.crls(true, false);
+    assert_eq!(
+        verdict(&mut f, &revoked, "carla"),
+        ("ordinaria".into(), vec!["anomalia".into()], 0)
+    );
+    let unknown = pec_message::smime::Crls::new(false);
+    assert_eq!(verdict(&mut f, &unknown, "dario").0, "pec");
+    let required = pec_message::smime::Crls::new(true);
+    assert_eq!(verdict(&mut f, &required, "elena").0, "ordinaria");
+}
+
 #[test]
 fn receipts_coming_back_move_the_sender_side_on() {
     let mut f = Fixture::new();

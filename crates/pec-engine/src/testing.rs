@@ -4,10 +4,15 @@
 use crate::{Context, Directory, Ids};
 use pec_message::TimeRef;
 use pec_message::build::Provider;
-use pec_message::pki::{Issued, certificate_sha1, issue_signing_cert, make_ca};
+use pec_message::pki::{
+    Issued, certificate_sha1, issue_signing_cert, issue_signing_cert_with_crl, make_ca, make_crl,
+};
 use pec_message::report::{DirectoryEntry, ProviderDirectory, Report, VerifyOptions, verify};
-use pec_message::smime::SoftwareSigner;
-use std::sync::OnceLock;
+use pec_message::smime::{Crls, FetchedCrl, SoftwareSigner};
+use std::sync::{Arc, OnceLock};
+
+/// The CRL distribution point of gestore A's certificate.
+pub(crate) const A_CRL_URL: &str = "http://crl.test/ca.crl";
 
 struct Keys {
     ca: Issued,
@@ -20,7 +25,16 @@ fn keys() -> &'static Keys {
     K.get_or_init(|| {
         let nb = 1_700_000_000;
         let ca = make_ca("Test CA", nb, 3650).unwrap();
-        let a = issue_signing_cert(&ca, "Gestore A", "a.test", None, nb, 3650).unwrap();
+        let a = issue_signing_cert_with_crl(
+            &ca,
+            "Gestore A",
+            "a.test",
+            None,
+            nb,
+            3650,
+            Some(A_CRL_URL),
+        )
+        .unwrap();
         let b = issue_signing_cert(&ca, "Gestore B", "b.test", None, nb, 3650).unwrap();
         Keys { ca, a, b }
     })
@@ -122,6 +136,32 @@ impl Fixture {
         Self::party_ctx(&mut self.b, self.now, &self.anchors)
     }
 
+    /// The context of gestore B checking revocation against `crls`.
+    pub fn ctx_b_with<'a>(&'a mut self, crls: &'a Crls) -> Context<'a> {
+        let mut ctx = Self::party_ctx(&mut self.b, self.now, &self.anchors);
+        ctx.crls = Some(crls);
+        ctx
+    }
+
+    /// CRLs with `required` policy holding the CA's current CRL at A's distribution point,
+    /// listing A's certificate as revoked an hour ago when `revoke_a`.
+    pub fn crls(&self, revoke_a: bool, required: bool) -> Crls {
+        let k = keys();
+        let now = self.now.utc().timestamp();
+        let revoked: Vec<(&openssl::x509::X509Ref, i64)> = if revoke_a {
+            vec![(&k.a.cert, now - 3600)]
+        } else {
+            Vec::new()
+        };
+        let crl = make_crl(&k.ca, &revoked, now - 3600, now + 86_400).unwrap();
+        let mut crls = Crls::new(required);
+        crls.insert(
+            A_CRL_URL,
+            Arc::new(FetchedCrl::parse(&crl.to_der().unwrap(), now).unwrap()),
+        );
+        crls
+    }
+
     fn party_ctx<'a>(
         p: &'a mut Party,
         now: TimeRef,
@@ -134,6 +174,7 @@ impl Fixture {
             ids: &mut p.ids,
             directory: &p.dir,
             anchors,
+            crls: None,
         }
     }
 
@@ -144,6 +185,7 @@ impl Fixture {
                 anchors: self.anchors.clone(),
                 at: self.now,
                 directory: Some(&self.a.dir),
+                crls: None,
             },
         )
     }

@@ -9,6 +9,7 @@
 mod accounts;
 mod apply;
 pub mod clock;
+pub mod crl;
 mod deadlines;
 mod directory;
 pub mod eventlog;
@@ -25,6 +26,7 @@ pub mod webhooks;
 
 pub use accounts::{Account, Login, hash_password};
 pub use clock::Clock;
+pub use crl::{FetchFuture, Fetcher};
 pub use directory::LocalDirectory;
 pub use filters::{Client, Filters, Findings};
 pub use queue::{DeliverFuture, Delivery, RcptOutcome, Transport, TransportError};
@@ -40,7 +42,7 @@ use pec_index::Index;
 use pec_message::TimeRef;
 use pec_message::build::Provider;
 use pec_message::ident::IdGenerator;
-use pec_message::smime::Signer;
+use pec_message::smime::{Crls, Signer};
 use pec_store::{Store, StoreError};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
@@ -98,6 +100,11 @@ pub struct Settings {
     pub queue_lifetime_secs: i64,
     /// The HTTPS address users reach (`https://host:port`), for links in mail.
     pub public_url: String,
+    /// How often each CRL is fetched again, at most (seconds; sooner when its nextUpdate
+    /// comes first).
+    pub crl_refresh_secs: i64,
+    /// Whether a signer certificate with no current CRL is refused (see [`Crls::required`]).
+    pub crl_required: bool,
 }
 
 /// The result of a submission.
@@ -118,6 +125,8 @@ pub struct Gestore<S: Store> {
     signer: Box<dyn Signer>,
     anchors: Vec<openssl::x509::X509>,
     index: RwLock<Arc<(Index, Vec<openssl::x509::X509>)>>,
+    /// The CRLs in force (see [`crl`]).
+    crls: RwLock<Arc<Crls>>,
     ids: Mutex<IdGenerator>,
     /// The clock (with an offset that tests may move).
     pub clock: Clock,
@@ -192,11 +201,13 @@ impl<S: Store> Gestore<S> {
             &settings.provider.service_domain,
             0,
         );
+        let crl_required = settings.crl_required;
         Gestore {
             settings,
             store,
             signer,
             index: RwLock::new(Arc::new(pinned(index, &anchors))),
+            crls: RwLock::new(Arc::new(Crls::new(crl_required))),
             anchors,
             ids: Mutex::new(ids),
             clock,
@@ -248,6 +259,7 @@ impl<S: Store> Gestore<S> {
     /// Runs `f` with an engine context at time `now`.
     fn with_context<T>(&self, now: TimeRef, f: impl FnOnce(&mut Context<'_>) -> T) -> T {
         let indexed = self.indexed();
+        let crls = self.crls();
         let dir = LocalDirectory {
             index: &indexed.0,
             local: &self.settings.domains,
@@ -260,6 +272,7 @@ impl<S: Store> Gestore<S> {
             ids: &mut ids,
             directory: &dir,
             anchors: &indexed.1,
+            crls: Some(&crls),
         };
         f(&mut ctx)
     }

@@ -122,6 +122,7 @@ impl<S: Store> Gestore<S> {
     /// Indice copy, at the current time (what `pec verify` says).
     pub fn verify_stored(&self, raw: &[u8]) -> Report {
         let indexed = self.indexed();
+        let crls = self.crls();
         let dir = LocalDirectory {
             index: &indexed.0,
             local: &self.settings.domains,
@@ -132,6 +133,7 @@ impl<S: Store> Gestore<S> {
                 anchors: indexed.1.clone(),
                 at: self.clock.now(),
                 directory: Some(&dir),
+                crls: Some(&crls),
             },
         )
     }

@@ -2,7 +2,7 @@
 //! the profile of pec.md §4.2, plus a checker for that profile. Real deployments get their
 //! certificate from AgID (pec.md §4.3); this is for labs, tests and `pec samples`.
 
-use openssl::asn1::{Asn1Integer, Asn1Time};
+use openssl::asn1::{Asn1Integer, Asn1Object, Asn1OctetString, Asn1Time};
 use openssl::bn::{BigNum, MsbOption};
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
@@ -12,7 +12,10 @@ use openssl::x509::extension::{
     AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
     SubjectKeyIdentifier,
 };
-use openssl::x509::{X509, X509Builder, X509NameBuilder};
+use openssl::x509::{
+    X509, X509Builder, X509Crl, X509CrlBuilder, X509Extension, X509NameBuilder, X509NameRef,
+    X509Ref, X509Revoked,
+};
 
 /// A PKI failure (OpenSSL error text).
 #[derive(Debug, thiserror::Error)]
@@ -121,11 +124,40 @@ pub fn issue_signing_cert(
     not_before: i64,
     days: u32,
 ) -> Result<Issued, PkiError> {
+    issue_signing_cert_with_crl(
+        ca,
+        provider_name,
+        service_domain,
+        key,
+        not_before,
+        days,
+        None,
+    )
+}
+
+/// [`issue_signing_cert`] with a cRLDistributionPoints extension naming `crl_url`, where
+/// peers fetch the CA's CRL to check this certificate (pec.md §4.4 step 3).
+pub fn issue_signing_cert_with_crl(
+    ca: &Issued,
+    provider_name: &str,
+    service_domain: &str,
+    key: Option<PKey<Private>>,
+    not_before: i64,
+    days: u32,
+    crl_url: Option<&str>,
+) -> Result<Issued, PkiError> {
     let key = match key {
         Some(k) => k,
         None => rsa_key()?,
     };
-    let cert = issue_for_public_key(ca, provider_name, service_domain, &key, not_before, days)?;
+    let cert = signing_cert(
+        ca,
+        provider_name,
+        service_domain,
+        &key,
+        (not_before, days),
+        crl_url,
+    )?;
     Ok(Issued { cert, key })
 }
 
@@ -137,6 +169,25 @@ pub fn issue_for_public_key<T: openssl::pkey::HasPublic>(
     public: &openssl::pkey::PKeyRef<T>,
     not_before: i64,
     days: u32,
+) -> Result<X509, PkiError> {
+    signing_cert(
+        ca,
+        provider_name,
+        service_domain,
+        public,
+        (not_before, days),
+        None,
+    )
+}
+
+/// The signing certificate of pec.md §4.2 for `public`, valid from `.0` for `.1` days.
+fn signing_cert<T: openssl::pkey::HasPublic>(
+    ca: &Issued,
+    provider_name: &str,
+    service_domain: &str,
+    public: &openssl::pkey::PKeyRef<T>,
+    (not_before, days): (i64, u32),
+    crl_url: Option<&str>,
 ) -> Result<X509, PkiError> {
     let mut name = X509NameBuilder::new()?;
     name.append_entry_by_nid(Nid::COUNTRYNAME, "IT")?;
@@ -161,8 +212,94 @@ pub fn issue_for_public_key<T: openssl::pkey::HasPublic>(
     b.append_extension(ski)?;
     b.append_extension(aki)?;
     b.append_extension(san)?;
+    if let Some(url) = crl_url {
+        b.append_extension(crl_distribution_point(url)?)?;
+    }
     b.sign(&ca.key, MessageDigest::sha256())?;
     Ok(b.build())
+}
+
+/// A DER tag-length-value.
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let n = content.len();
+    if n < 0x80 {
+        out.push(n as u8);
+    } else {
+        let bytes = n.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// A DER INTEGER from a big-endian magnitude (a zero byte is prepended when the top bit is
+/// set, so the value stays positive).
+fn der_integer(magnitude: &[u8]) -> Vec<u8> {
+    let trimmed: Vec<u8> = magnitude.iter().copied().skip_while(|b| *b == 0).collect();
+    let mut v = if trimmed.is_empty() { vec![0] } else { trimmed };
+    if v[0] & 0x80 != 0 {
+        v.insert(0, 0);
+    }
+    tlv(0x02, &v)
+}
+
+fn extension(oid: &str, der: &[u8]) -> Result<X509Extension, PkiError> {
+    Ok(X509Extension::new_from_der(
+        &*Asn1Object::from_str(oid)?,
+        false,
+        &*Asn1OctetString::new_from_bytes(der)?,
+    )?)
+}
+
+/// The cRLDistributionPoints extension with one distribution point whose fullName is the
+/// URI `url` (RFC 5280 §4.2.1.13).
+fn crl_distribution_point(url: &str) -> Result<X509Extension, PkiError> {
+    let full_name = tlv(0xA0, &tlv(0x86, url.as_bytes()));
+    let point = tlv(0x30, &tlv(0xA0, &full_name));
+    extension("2.5.29.31", &tlv(0x30, &point))
+}
+
+/// A version-2 CRL of `ca` (SHA-256), issued at `this_update` and due again at
+/// `next_update` (Unix seconds), listing each certificate of `revoked` with its revocation
+/// time; its CRL number is `this_update`, so later lists have larger numbers (RFC 5280 §5.2.3).
+pub fn make_crl(
+    ca: &Issued,
+    revoked: &[(&X509Ref, i64)],
+    this_update: i64,
+    next_update: i64,
+) -> Result<X509Crl, PkiError> {
+    let mut b = X509CrlBuilder::new()?;
+    b.set_issuer_name(ca.cert.subject_name())?;
+    b.set_last_update(&*Asn1Time::from_unix(this_update as _)?)?;
+    b.set_next_update(&*Asn1Time::from_unix(next_update as _)?)?;
+    for (cert, when) in revoked {
+        let serial = der_integer(&cert.serial_number().to_bn()?.to_vec());
+        // UTCTime (RFC 5280 §5.1.2.6: dates through 2049).
+        let time = chrono::DateTime::from_timestamp(*when, 0)
+            .ok_or_else(|| PkiError(format!("revocation time {when} is out of range")))?
+            .format("%y%m%d%H%M%SZ")
+            .to_string();
+        let entry = tlv(0x30, &[serial, tlv(0x17, time.as_bytes())].concat());
+        b.add_revoked(X509Revoked::from_der(&entry)?)?;
+    }
+    let key_id = ca
+        .cert
+        .subject_key_id()
+        .ok_or_else(|| PkiError("the CA certificate has no subjectKeyIdentifier".into()))?;
+    b.append_extension(extension(
+        "2.5.29.35",
+        &tlv(0x30, &tlv(0x80, key_id.as_slice())),
+    )?)?;
+    b.append_extension(extension(
+        "2.5.29.20",
+        &der_integer(&this_update.max(0).to_be_bytes()),
+    )?)?;
+    b.sort()?;
+    b.sign(&ca.key, MessageDigest::sha256())?;
+    Ok(b.build()?)
 }
 
 /// Issues a TLS server certificate (serverAuth) for the DNS names and IP addresses given, for
@@ -284,8 +421,12 @@ pub fn certificate_emails(cert: &X509) -> Vec<String> {
 
 /// The subject DN as `C=IT, O=..., CN=...`.
 pub fn subject_string(cert: &X509) -> String {
-    cert.subject_name()
-        .entries()
+    name_string(cert.subject_name())
+}
+
+/// A distinguished name as `C=IT, O=..., CN=...` (OpenSSL short names, in DN order).
+pub fn name_string(name: &X509NameRef) -> String {
+    name.entries()
         .map(|e| {
             let key = e.object().nid().short_name().unwrap_or("?");
             let value = e.data().to_string().unwrap_or_default();

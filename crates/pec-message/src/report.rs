@@ -11,7 +11,8 @@ use crate::mime::{Entity, canonical_crlf};
 use crate::original::OriginalHeaders;
 use crate::pki::{certificate_emails, certificate_sha1, subject_string};
 use crate::smime::{
-    SignatureCheck, TrustCheck, check_detached, check_trust, cms_info, verify_opaque,
+    Crls, Revocation, RevocationStatus, SignatureCheck, TrustCheck, check_detached,
+    check_revocation, check_trust, cms_info, verify_opaque,
 };
 use openssl::x509::X509;
 use serde::Serialize;
@@ -43,6 +44,9 @@ pub struct VerifyOptions<'a> {
     pub at: TimeRef,
     /// The Indice; when absent, `in_index` is not reported.
     pub directory: Option<&'a dyn ProviderDirectory>,
+    /// CRLs fetched from the distribution points of provider certificates (pec.md §4.4
+    /// step 3); when absent, `revocation` is not reported.
+    pub crls: Option<&'a Crls>,
 }
 
 /// The signature facts of a report.
@@ -162,6 +166,9 @@ pub struct Report {
     pub in_index: Option<bool>,
     /// The provider the Indice names for the signer certificate.
     pub provider: Option<String>,
+    /// The signer certificate's revocation status (null when no CRLs were given or there is
+    /// no signer certificate).
+    pub revocation: Option<Revocation>,
     /// How a receiving point must treat it (pec.md §4.4): `pec`, `anomalia` or `ordinaria`.
     pub treat_as: String,
     /// Every problem found, one sentence each.
@@ -292,6 +299,39 @@ pub fn verify_classified(raw: &[u8], c: &Classified<'_>, opts: &VerifyOptions<'_
         trusted = Some(ok);
     }
 
+    // Revocation (pec.md §4.4 step 3: "check the CRL").
+    let revocation = match (opts.crls, &signer_x509) {
+        (Some(crls), Some(x)) => Some(check_revocation(
+            x,
+            &opts.anchors,
+            &chain,
+            crls,
+            opts.at.utc().timestamp(),
+        )),
+        _ => None,
+    };
+    let mut revoked = false;
+    if let (Some(r), Some(crls)) = (&revocation, opts.crls) {
+        let detail = r.detail.as_deref().unwrap_or("");
+        match r.status {
+            RevocationStatus::Revoked => {
+                problems.push(format!("the signer certificate is revoked: {detail}"));
+                revoked = true;
+            }
+            RevocationStatus::Unknown if crls.required => {
+                problems.push(format!(
+                    "the revocation status of the signer certificate is unknown and a CRL is \
+                     required: {detail}"
+                ));
+                revoked = true;
+            }
+            _ => {}
+        }
+        if revoked && trusted.is_some() {
+            trusted = Some(false);
+        }
+    }
+
     let headers = OriginalHeaders::parse(raw);
     let from = headers.from.first().cloned().unwrap_or_default();
 
@@ -350,8 +390,11 @@ pub fn verify_classified(raw: &[u8], c: &Classified<'_>, opts: &VerifyOptions<'_
         Some(Ok((d, dtd))) => Some(DaticertReport::new(d, dtd.is_empty())),
         _ => None,
     };
-    let signature_ok =
-        sig.valid && trusted != Some(false) && in_index != Some(false) && !origin_failed;
+    let signature_ok = sig.valid
+        && trusted != Some(false)
+        && !revoked
+        && in_index != Some(false)
+        && !origin_failed;
     // pec.md §4.4, §5.4: signed by a listed provider but not in a PEC format is an anomaly.
     let listed_signer = signature_ok && in_index == Some(true);
     if c.kind == Kind::Ordinaria && listed_signer {
@@ -377,6 +420,7 @@ pub fn verify_classified(raw: &[u8], c: &Classified<'_>, opts: &VerifyOptions<'_
         trusted,
         in_index,
         provider,
+        revocation,
         treat_as: treat_as.to_string(),
         problems,
     }

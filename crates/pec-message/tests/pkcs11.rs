@@ -168,6 +168,7 @@ fn sign_in_token() {
             anchors: vec![ca_cert.clone()],
             at,
             directory: None,
+            crls: None,
         },
     );
     assert!(report.ok, "{report:#?}");

@@ -1,8 +1,10 @@
-//! The HTTP/1.1 client the webhook worker posts with ([`pec_gestore::Poster`]): `http://`
-//! and `https://` URLs (TLS with rustls, server certificates checked against the roots the
-//! gestore is configured with), one request per connection, the status line read back.
+//! The HTTP client of the gestore's workers: the webhook worker posts with it
+//! ([`pec_gestore::Poster`], HTTP/1.1, the status line read back) and the CRL refresher
+//! fetches with it ([`pec_gestore::Fetcher`], HTTP/1.0 GET so the body is never chunked,
+//! redirects followed). `http://` and `https://` URLs (TLS with rustls, server certificates
+//! checked against the roots the gestore is configured with), one request per connection.
 
-use pec_gestore::{PostFuture, Poster};
+use pec_gestore::{FetchFuture, Fetcher, PostFuture, Poster};
 use rustls_pki_types::ServerName;
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,7 +65,76 @@ pub fn parse_url(url: &str) -> Result<Target, String> {
     })
 }
 
-/// Posts over HTTP/1.1.
+/// The largest body a GET reads (CRLs of accredited CAs are far smaller).
+const MAX_BODY: usize = 64 << 20;
+/// Redirects a GET follows.
+const MAX_REDIRECTS: usize = 3;
+
+/// A whole HTTP answer, as far as a GET needs it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Answer {
+    /// The status code.
+    pub status: u16,
+    /// The `Location` header.
+    pub location: Option<String>,
+    /// The body (up to `Content-Length` when there is one).
+    pub body: Vec<u8>,
+}
+
+/// Reads an HTTP/1.x answer, complete because the server closed the connection after it.
+pub fn parse_answer(raw: &[u8]) -> Result<Answer, String> {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("the answer has no complete header")?;
+    let head = String::from_utf8_lossy(&raw[..end]);
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .filter(|_| status_line.starts_with("HTTP/1."))
+        .ok_or("the answer is not HTTP")?;
+    let mut location = None;
+    let mut length = None;
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("location") {
+            location = Some(value.to_string());
+        } else if name.eq_ignore_ascii_case("content-length") {
+            length = Some(
+                value
+                    .parse::<usize>()
+                    .map_err(|_| format!("bad Content-Length {value:?}"))?,
+            );
+        } else if name.eq_ignore_ascii_case("transfer-encoding")
+            && !value.eq_ignore_ascii_case("identity")
+        {
+            return Err(format!("unsupported Transfer-Encoding {value}"));
+        }
+    }
+    let mut body = raw[end + 4..].to_vec();
+    if let Some(n) = length {
+        if body.len() < n {
+            return Err(format!(
+                "the body was cut short: {} of {n} bytes",
+                body.len()
+            ));
+        }
+        body.truncate(n);
+    }
+    Ok(Answer {
+        status,
+        location,
+        body,
+    })
+}
+
+/// Posts and fetches over HTTP.
 pub struct HttpPoster {
     tls: Arc<rustls::ClientConfig>,
 }
@@ -99,30 +170,8 @@ impl HttpPoster {
         Ok(status)
     }
 
-    async fn send(
-        &self,
-        url: &str,
-        headers: &[(String, String)],
-        body: &[u8],
-    ) -> Result<u16, String> {
-        let t = parse_url(url)?;
-        let host_header = if t.host.contains(':') {
-            format!("[{}]:{}", t.host, t.port)
-        } else {
-            format!("{}:{}", t.host, t.port)
-        };
-        let mut req = format!(
-            "POST {} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: pec-webhooks\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-            t.path,
-            body.len()
-        );
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        req.push_str("\r\n");
-        let mut request = req.into_bytes();
-        request.extend_from_slice(body);
+    /// Opens a connection to `t`, through TLS for an `https://` URL.
+    async fn connect(&self, t: &Target) -> Result<Connection, String> {
         let tcp = tokio::time::timeout(
             Duration::from_secs(10),
             TcpStream::connect((t.host.as_str(), t.port)),
@@ -136,10 +185,115 @@ impl HttpPoster {
                 .connect(name, tcp)
                 .await
                 .map_err(|e| format!("TLS: {e}"))?;
-            Self::exchange(tls, &request).await
+            Ok(Connection::Tls(Box::new(tls)))
         } else {
-            Self::exchange(tcp, &request).await
+            Ok(Connection::Plain(tcp))
         }
+    }
+
+    /// Reads everything until the server closes, up to [`MAX_BODY`] and a header.
+    async fn read_all<T: AsyncRead + Unpin>(mut io: T) -> Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let n = io.read(&mut buf).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Ok(out);
+            }
+            out.extend_from_slice(&buf[..n]);
+            if out.len() > MAX_BODY + 65_536 {
+                return Err(format!("the answer is larger than {} MiB", MAX_BODY >> 20));
+            }
+        }
+    }
+
+    /// GETs `url`, following redirects, and returns the body of a `200`.
+    async fn fetch(&self, url: &str) -> Result<Vec<u8>, String> {
+        let mut url = url.to_string();
+        for _ in 0..=MAX_REDIRECTS {
+            let t = parse_url(&url)?;
+            let request = format!(
+                "GET {} HTTP/1.0\r\nHost: {}\r\nUser-Agent: pec-crl\r\n\
+                 Accept: application/pkix-crl, */*\r\n\r\n",
+                t.path,
+                host_header(&t)
+            );
+            let raw = match self.connect(&t).await? {
+                Connection::Plain(mut io) => {
+                    io.write_all(request.as_bytes())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Self::read_all(io).await?
+                }
+                Connection::Tls(mut io) => {
+                    io.write_all(request.as_bytes())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Self::read_all(io).await?
+                }
+            };
+            let answer = parse_answer(&raw)?;
+            match (answer.status, answer.location) {
+                (200, _) => return Ok(answer.body),
+                (301 | 302 | 303 | 307 | 308, Some(to)) => {
+                    url = if to.starts_with('/') {
+                        let scheme = if t.tls { "https" } else { "http" };
+                        format!("{scheme}://{}{to}", host_header(&t))
+                    } else {
+                        to
+                    };
+                }
+                (status, _) => return Err(format!("HTTP status {status}")),
+            }
+        }
+        Err(format!("more than {MAX_REDIRECTS} redirects"))
+    }
+
+    async fn send(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<u16, String> {
+        let t = parse_url(url)?;
+        let mut req = format!(
+            "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: pec-webhooks\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+            t.path,
+            host_header(&t),
+            body.len()
+        );
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        let mut request = req.into_bytes();
+        request.extend_from_slice(body);
+        match self.connect(&t).await? {
+            Connection::Plain(io) => Self::exchange(io, &request).await,
+            Connection::Tls(io) => Self::exchange(io, &request).await,
+        }
+    }
+}
+
+/// An open connection.
+enum Connection {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+/// The `Host` header of `t`.
+fn host_header(t: &Target) -> String {
+    if t.host.contains(':') {
+        format!("[{}]:{}", t.host, t.port)
+    } else {
+        format!("{}:{}", t.host, t.port)
+    }
+}
+
+impl Fetcher for HttpPoster {
+    fn get<'a>(&'a self, url: &'a str) -> FetchFuture<'a> {
+        Box::pin(self.fetch(url))
     }
 }
 
@@ -158,6 +312,29 @@ impl Poster for HttpPoster {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn answers_are_read_with_their_length_and_redirects() {
+        let a = parse_answer(
+            b"HTTP/1.0 200 OK\r\nContent-Type: application/pkix-crl\r\nContent-Length: 3\r\n\r\nabcdef",
+        )
+        .unwrap();
+        assert_eq!((a.status, a.body.as_slice()), (200, &b"abc"[..]));
+        let a = parse_answer(b"HTTP/1.1 302 Found\r\nLocation: /new.crl\r\n\r\n").unwrap();
+        assert_eq!((a.status, a.location.as_deref()), (302, Some("/new.crl")));
+        let a = parse_answer(b"HTTP/1.0 200 OK\r\n\r\nto the end").unwrap();
+        assert_eq!(a.body, b"to the end");
+        assert!(
+            parse_answer(b"HTTP/1.0 200 OK\r\nContent-Length: 9\r\n\r\nabc")
+                .unwrap_err()
+                .contains("cut short")
+        );
+        assert!(
+            parse_answer(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc").is_err()
+        );
+        assert!(parse_answer(b"SSH-2.0-OpenSSH\r\n\r\n").is_err());
+        assert!(parse_answer(b"HTTP/1.0 200 OK\r\n").is_err());
+    }
 
     #[test]
     fn urls_are_parsed_or_refused_with_a_sentence() {

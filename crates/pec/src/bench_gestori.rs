@@ -286,6 +286,7 @@ pub(crate) fn measure(
             listen_ip: ip,
             standard_ports: false,
             routes: &[route],
+            crl_url: None,
             scanners: scanners.clone(),
         })
     };

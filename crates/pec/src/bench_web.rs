@@ -156,6 +156,7 @@ pub fn run(seconds: u64, clients: usize, count: usize, write: Option<&Path>) -> 
         listen_ip: IP,
         standard_ports: false,
         routes: &[],
+        crl_url: None,
         scanners: Default::default(),
     })?;
     let _pec = crate::bench_gestori::start(&data)?;

@@ -32,6 +32,10 @@ pub struct Config {
     pub signing_chain: Vec<PathBuf>,
     pub anchors: Vec<PathBuf>,
     pub index: PathBuf,
+    /// `trust.crl_refresh_secs`: how often each CRL is fetched again, at most.
+    pub crl_refresh_secs: i64,
+    /// `trust.crl_required`: refuse a signer whose CRL is not at hand.
+    pub crl_required: bool,
     pub max_message_bytes: u64,
     pub max_size_x_recipients: u64,
     pub max_recipients: usize,
@@ -284,13 +288,26 @@ impl Config {
             .into_iter()
             .map(|p| dir.join(p))
             .collect();
-        let tr = r.section(&root, "trust", &["anchors", "index"]);
+        let tr = r.section(
+            &root,
+            "trust",
+            &["anchors", "index", "crl_refresh_secs", "crl_required"],
+        );
         let anchors = r
             .strings(tr, "trust.anchors", &["pki/ca.pem"])
             .into_iter()
             .map(|p| dir.join(p))
             .collect();
         let index = r.path(dir, tr, "trust.index", "index.ldif");
+        let crl_refresh_secs = r.int(
+            tr,
+            "trust.crl_refresh_secs",
+            4 * 3600,
+            1,
+            86_400,
+            " (pec.md §4.4: often enough to keep the data current)",
+        );
+        let crl_required = r.boolean(tr, "trust.crl_required", false);
 
         let li = r.section(
             &root,
@@ -474,6 +491,8 @@ impl Config {
             signing_chain,
             anchors,
             index,
+            crl_refresh_secs,
+            crl_required,
             max_message_bytes,
             max_size_x_recipients,
             max_recipients,

@@ -5,7 +5,7 @@
 use crate::config::valid_host_port;
 use anyhow::{Context, Result, bail};
 use pec_index::{Index, ProviderRecord};
-use pec_message::pki::{issue_signing_cert, issue_tls_cert, make_ca};
+use pec_message::pki::{issue_signing_cert_with_crl, issue_tls_cert, make_ca, make_crl};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -17,6 +17,8 @@ pub struct InitOptions<'a> {
     pub listen_ip: &'a str,
     pub standard_ports: bool,
     pub routes: &'a [String],
+    /// The CRL distribution point of the signing certificate (pec.md §4.4 step 3).
+    pub crl_url: Option<&'a str>,
     pub scanners: Scanners,
 }
 
@@ -95,6 +97,11 @@ pub fn run(o: &InitOptions<'_>) -> Result<()> {
         routes.push((d.to_ascii_lowercase(), hp.to_string()));
     }
     o.scanners.check()?;
+    if let Some(url) = o.crl_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        bail!("--crl-url {url:?} must be an http:// or https:// URL");
+    }
     let toml_path = o.data.join("pec.toml");
     if toml_path.exists() {
         bail!(
@@ -107,7 +114,7 @@ pub fn run(o: &InitOptions<'_>) -> Result<()> {
 
     let now = chrono::Utc::now().timestamp() - 3600;
     let ca = make_ca(&format!("{} CA (sviluppo)", o.name), now, 3650)?;
-    let signing = issue_signing_cert(&ca, o.name, &domain, None, now, 825)?;
+    let signing = issue_signing_cert_with_crl(&ca, o.name, &domain, None, now, 825, o.crl_url)?;
     let hostname = format!("mx.{domain}");
     let ip_text = ip.to_string();
     let tls = issue_tls_cert(
@@ -120,6 +127,11 @@ pub fn run(o: &InitOptions<'_>) -> Result<()> {
     )?;
     std::fs::write(pki.join("ca.pem"), ca.cert.to_pem()?)?;
     write_private(&pki.join("ca.key"), &ca.key.private_key_to_pem_pkcs8()?)?;
+    if o.crl_url.is_some() {
+        // The CA's first CRL, empty, due again in 30 days: publish it at --crl-url.
+        let crl = make_crl(&ca, &[], now, now + 30 * 86_400)?;
+        std::fs::write(pki.join("ca.crl"), crl.to_der()?)?;
+    }
     std::fs::write(pki.join("signing.pem"), signing.cert.to_pem()?)?;
     write_private(
         &pki.join("signing.key"),
@@ -173,7 +185,11 @@ pub fn run(o: &InitOptions<'_>) -> Result<()> {
     )?;
     writeln!(
         t,
-        "\n[trust]\nanchors = [\"pki/ca.pem\"]\nindex = \"index.ldif\""
+        "\n[trust]\nanchors = [\"pki/ca.pem\"]\nindex = \"index.ldif\"\n\
+         # CRLs of the Indice certificates are fetched again this often (seconds) at most.\n\
+         crl_refresh_secs = 14400\n\
+         # true: mail signed by a certificate whose CRL cannot be had is not trusted.\n\
+         crl_required = false"
     )?;
     writeln!(t, "\n[policy]\nordinary_mail = \"anomalia\"")?;
     writeln!(t, "\n[relay]")?;

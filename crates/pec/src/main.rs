@@ -91,6 +91,10 @@ enum Command {
         /// rspamd antispam: http://HOST:PORT (written to [scan]).
         #[arg(long, value_name = "URL")]
         rspamd: Option<String>,
+        /// Where peers fetch the development CA's CRL: written into the signing
+        /// certificate's cRLDistributionPoints; the first CRL is pki/ca.crl.
+        #[arg(long, value_name = "URL")]
+        crl_url: Option<String>,
     },
     /// Run the gestore. Without --data, a demo gestore for pec.localhost in ./pec-data.
     Serve {
@@ -583,6 +587,7 @@ fn main() -> ExitCode {
             clamd,
             icap,
             rspamd,
+            crl_url,
         } => init::run(&init::InitOptions {
             data: &data,
             domain: &domain,
@@ -590,6 +595,7 @@ fn main() -> ExitCode {
             listen_ip: &listen_ip,
             standard_ports: ports == "standard",
             routes: &routes,
+            crl_url: crl_url.as_deref(),
             scanners: init::Scanners {
                 clamd,
                 icap,

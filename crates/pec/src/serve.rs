@@ -86,6 +86,7 @@ pub fn run(data: Option<&Path>) -> Result<()> {
             listen_ip: "127.0.0.1",
             standard_ports: false,
             routes: &[],
+            crl_url: None,
             scanners: Default::default(),
         })?;
     }
@@ -130,6 +131,8 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
         index_path: cfg.index.clone(),
         queue_lifetime_secs: cfg.queue_lifetime_hours * 3600,
         public_url: public_url(&cfg),
+        crl_refresh_secs: cfg.crl_refresh_secs,
+        crl_required: cfg.crl_required,
     };
     let g = Arc::new(
         Gestore::new(
@@ -143,6 +146,7 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
         .with_filters(filters(&cfg)?),
     );
     g.ensure_service_mailbox().await?;
+    g.load_crl_cache();
     // The embedded store has one user: whatever a crashed predecessor had leased resumes now.
     g.store.release_leases().await?;
     let mut demo_password = None;
@@ -170,10 +174,12 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
         source: (!cfg.listen_ip.is_unspecified()).then_some(cfg.listen_ip),
     });
     g.spawn_workers(Arc::new(relay));
-    // Webhooks of the REST API trust the same roots as the relay.
-    g.spawn_webhooks(Arc::new(pec_web::poster::HttpPoster::new(
+    // Webhooks of the REST API and CRL fetches trust the same roots as the relay.
+    let http = Arc::new(pec_web::poster::HttpPoster::new(
         pec_smtp::tls::client_config(cfg.tls_verify, &cfg.ca_files).map_err(anyhow::Error::msg)?,
-    )));
+    ));
+    g.spawn_webhooks(http.clone());
+    g.spawn_crl_refresher(http);
 
     let tls = tokio_rustls::TlsAcceptor::from(
         pec_smtp::tls::server_config(&cfg.tls_cert, &cfg.tls_key).map_err(anyhow::Error::msg)?,

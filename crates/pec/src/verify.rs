@@ -29,10 +29,12 @@ pub fn run(
     };
     let mut ca = ca.to_vec();
     let mut index = index.map(Path::to_path_buf);
+    let mut crl_required = None;
     if let Some(dir) = data {
         let cfg = crate::config::Config::load(dir).map_err(anyhow::Error::msg)?;
         ca.extend(cfg.anchors.iter().cloned());
         index.get_or_insert(cfg.index.clone());
+        crl_required = Some(cfg.crl_required);
     }
     let mut anchors = Vec::new();
     for path in &ca {
@@ -75,12 +77,20 @@ pub fn run(
                 .filter_map(|d| openssl::x509::X509::from_der(d).ok()),
         );
     }
+    // With a data directory, the CRLs that gestore has fetched (pec.md §4.4 step 3).
+    let crls = match (data, &index, crl_required) {
+        (Some(dir), Some(i), Some(required)) => {
+            Some(pec_gestore::crl::load_cached(dir, i, required))
+        }
+        _ => None,
+    };
     let opts = VerifyOptions {
         anchors,
         at,
         directory: index
             .as_ref()
             .map(|i| i as &dyn pec_message::report::ProviderDirectory),
+        crls: crls.as_ref(),
     };
     let report = verify(&raw, &opts);
     if json {
@@ -133,6 +143,19 @@ fn print_text(r: &Report) {
     }
     if let Some(t) = r.trusted {
         println!("trusted:       {}", yes_no(t));
+    }
+    if let Some(v) = &r.revocation {
+        let status = serde_json::to_value(v.status)
+            .ok()
+            .and_then(|s| s.as_str().map(str::to_string))
+            .unwrap_or_default();
+        println!(
+            "revocation:    {status}{}",
+            v.detail
+                .as_ref()
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default()
+        );
     }
     if let Some(i) = r.in_index {
         println!(

@@ -573,3 +573,177 @@ fn a_crash_during_a_burst_loses_nothing_and_duplicates_nothing() {
     }
     b.kill();
 }
+
+/// A web server for CRLs: Python's http.server over a directory, stopped on drop.
+struct CrlServer(std::process::Child);
+
+impl CrlServer {
+    fn start(dir: &std::path::Path, ip: &str, port: u16) -> CrlServer {
+        let child = std::process::Command::new("python3")
+            .args(["-m", "http.server", &port.to_string(), "--bind", ip])
+            .arg("--directory")
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect((ip, port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the CRL web server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        CrlServer(child)
+    }
+}
+
+impl Drop for CrlServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `g`'s server log without terminal colours.
+fn plain_log(g: &Gestore) -> String {
+    let log = g.server_log();
+    let mut out = String::with_capacity(log.len());
+    let mut rest = log.as_str();
+    while let Some(i) = rest.find('\x1b') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        rest = rest.find('m').map_or("", |m| &rest[m + 1..]);
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Waits until `g`'s server log holds `needle`.
+fn wait_log(g: &Gestore, needle: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !plain_log(g).contains(needle) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}: no {needle:?} in the server log:\n{}",
+            g.domain,
+            g.server_log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// pec.md §4.4 step 3: B fetches the CRL that A's signing certificate names; while it does
+/// not list A's certificate A's mail is PEC, and once it does, A's mail is no longer trusted
+/// (an anomaly envelope for the recipient, no presa in carico for A).
+#[test]
+fn a_revoked_provider_certificate_is_no_longer_trusted() {
+    tools();
+    require("python3");
+    let root = tempfile::tempdir().unwrap();
+    let www = root.path().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    let url = "http://127.0.0.27:8080/ra.crl";
+    let mut a = Gestore::init_with(
+        root.path(),
+        "ra.test",
+        "Gestore A",
+        "127.0.0.25",
+        &["rb.test=127.0.0.26:2525".to_string()],
+        &["--crl-url", url],
+    );
+    let mut b = Gestore::init(
+        root.path(),
+        "rb.test",
+        "Gestore B",
+        "127.0.0.26",
+        &["ra.test=127.0.0.25:2525".to_string()],
+    );
+    // B fetches CRLs every second instead of every 4 hours.
+    let toml = b.dir.join("pec.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    assert!(text.contains("crl_refresh_secs = 14400"));
+    std::fs::write(
+        &toml,
+        text.replace("crl_refresh_secs = 14400", "crl_refresh_secs = 1"),
+    )
+    .unwrap();
+    a.peer(&b);
+    b.peer(&a);
+    std::fs::copy(a.dir.join("pki/ca.crl"), www.join("ra.crl")).unwrap();
+    let _web = CrlServer::start(&www, "127.0.0.27", 8080);
+    a.start();
+    b.start();
+    a.add_mailbox("mario@ra.test", &[]);
+    b.add_mailbox("anna@rb.test", &[]);
+    wait_log(&b, "CRL fetched");
+
+    let message = |subject: &str| {
+        format!(
+            "From: mario@ra.test\r\nTo: anna@rb.test\r\nSubject: {subject}\r\nMessage-ID: \
+             <{subject}@client.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n\
+             Testo.\r\n"
+        )
+        .into_bytes()
+    };
+    // The CRL does not list A's certificate: certified mail as usual.
+    assert!(submit(
+        &a,
+        "mario@ra.test",
+        &["anna@rb.test"],
+        &message("prima")
+    ));
+    let anna = b.wait_for("anna@rb.test", "the envelope", |m| {
+        count(m, "posta-certificata") == 1
+    });
+    let envelope = b.message("anna@rb.test", anna[0]["uid"].as_u64().unwrap());
+    let v = verify_json(&envelope, &b);
+    assert_eq!(v["revocation"]["status"], "good", "{v:#}");
+    assert_eq!(v["revocation"]["crl"], url);
+    assert_eq!(v["ok"], true, "{v:#}");
+    a.wait_for("mario@ra.test", "the delivery receipt", |m| {
+        count(m, "avvenuta-consegna") == 1
+    });
+
+    // A's CA revokes A's signing certificate and publishes the new CRL.
+    let pem = |name: &str| std::fs::read(a.dir.join("pki").join(name)).unwrap();
+    let ca = pec_message::pki::Issued {
+        cert: openssl::x509::X509::from_pem(&pem("ca.pem")).unwrap(),
+        key: openssl::pkey::PKey::private_key_from_pem(&pem("ca.key")).unwrap(),
+    };
+    let signing = openssl::x509::X509::from_pem(&pem("signing.pem")).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let crl =
+        pec_message::pki::make_crl(&ca, &[(&signing, now - 60)], now - 30, now + 86_400).unwrap();
+    std::fs::write(www.join("ra.crl.tmp"), crl.to_der().unwrap()).unwrap();
+    std::fs::rename(www.join("ra.crl.tmp"), www.join("ra.crl")).unwrap();
+    wait_log(&b, "revoked=1");
+
+    // The envelope B already holds no longer verifies as trusted, and A's next message is
+    // not PEC at B: anna receives it inside an anomaly envelope and A gets no receipt.
+    let v = verify_json(&envelope, &b);
+    assert_eq!(v["revocation"]["status"], "revoked", "{v:#}");
+    assert_eq!(v["trusted"], false);
+    assert_eq!(v["ok"], false);
+    assert!(
+        v["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p.as_str().unwrap().contains("revoked")),
+        "{v:#}"
+    );
+    assert!(submit(
+        &a,
+        "mario@ra.test",
+        &["anna@rb.test"],
+        &message("seconda")
+    ));
+    b.wait_for("anna@rb.test", "the anomaly envelope", |m| {
+        count(m, "anomalia") == 1
+    });
+    assert_eq!(count(&b.messages("anna@rb.test"), "posta-certificata"), 1);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(count(&a.messages("mario@ra.test"), "avvenuta-consegna"), 1);
+}

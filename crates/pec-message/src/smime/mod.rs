@@ -1,8 +1,10 @@
 //! S/MIME for PEC (pec.md §4): the [`Signer`] abstraction with its software (aws-lc-rs) and
 //! PKCS#11 (cryptoki) backends, detached CMS `SignedData` generation, the byte-exact
-//! `multipart/signed` wrapper, and verification over the exact received bytes (openssl).
+//! `multipart/signed` wrapper, verification over the exact received bytes (openssl), and the
+//! revocation status of a signer against fetched CRLs.
 
 mod cms_build;
+mod crl;
 #[cfg(feature = "pkcs11")]
 mod pkcs11;
 mod signer;
@@ -11,6 +13,9 @@ mod verify;
 mod wrap;
 
 pub use cms_build::signed_data;
+pub use crl::{
+    CrlError, Crls, FetchedCrl, Revocation, RevocationStatus, check_revocation, distribution_points,
+};
 #[cfg(feature = "pkcs11")]
 pub use pkcs11::Pkcs11Signer;
 pub use signer::{SignError, SignatureAlgorithm, Signer, SoftwareSigner};

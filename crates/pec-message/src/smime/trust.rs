@@ -85,7 +85,7 @@ fn chain_key(signer: &[u8], intermediates: &[Vec<u8>]) -> [u8; 32] {
 }
 
 /// Unix seconds of an ASN.1 time (`None` when OpenSSL cannot compare it).
-fn unix(t: &Asn1TimeRef) -> Option<i64> {
+pub(super) fn unix(t: &Asn1TimeRef) -> Option<i64> {
     let epoch = Asn1Time::from_unix(0).ok()?;
     let d = epoch.diff(t).ok()?;
     Some(i64::from(d.days) * 86_400 + i64::from(d.secs))
