@@ -157,7 +157,9 @@ impl Fixture {
         let mut crls = Crls::new(required);
         crls.insert(
             A_CRL_URL,
-            Arc::new(FetchedCrl::parse(&crl.to_der().unwrap(), now).unwrap()),
+            Arc::new(
+                FetchedCrl::check(&crl.to_der().unwrap(), A_CRL_URL, now, &self.anchors).unwrap(),
+            ),
         );
         crls
     }

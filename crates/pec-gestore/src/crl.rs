@@ -6,10 +6,11 @@
 //! the webhook client in); this module does no I/O of its own but the cache files.
 
 use crate::Gestore;
+use openssl::x509::X509;
 use pec_index::Index;
-use pec_message::smime::{Crls, FetchedCrl, distribution_points, parse_certificate};
+use pec_message::smime::{Crls, FetchedCrl, distribution_points, learned_issuers, remember_issuer};
 use pec_store::Store;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -25,32 +26,19 @@ pub trait Fetcher: Send + Sync {
     fn get<'a>(&'a self, url: &'a str) -> FetchFuture<'a>;
 }
 
-/// When a failed fetch is tried again, at the latest.
+/// When a failed fetch, or a CRL past its nextUpdate, is tried again, at the latest.
 const RETRY_SECS: i64 = 300;
-/// The shortest wait between two fetches of one URL.
-const MIN_SECS: i64 = 1;
 
-/// The `http(s)` distribution points of the certificates of `index`, each with the DER
-/// issuer names of the certificates that name it (LDAP points are not fetched: providers
-/// publish an HTTP point beside them, as AgID CA1 does, pec.md §7.2).
-pub fn points(index: &Index) -> BTreeMap<String, Vec<Vec<u8>>> {
-    let mut out: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
-    for der in index.records.iter().flat_map(|r| r.certificates.iter()) {
-        let Ok(cert) = parse_certificate(der) else {
-            continue;
-        };
-        let issuer = cert.issuer_name().to_der().unwrap_or_default();
-        for url in distribution_points(&cert) {
-            let lower = url.to_ascii_lowercase();
-            if lower.starts_with("http://") || lower.starts_with("https://") {
-                let issuers = out.entry(url).or_default();
-                if !issuers.contains(&issuer) {
-                    issuers.push(issuer.clone());
-                }
-            }
-        }
-    }
-    out
+/// The `http(s)` distribution points of the certificates of `index` (LDAP points are not
+/// fetched: providers publish an HTTP point beside them, as AgID CA1 does, pec.md §4.3).
+pub fn points(index: &Index) -> BTreeSet<String> {
+    index
+        .records
+        .iter()
+        .flat_map(|r| r.certificates.iter())
+        .flat_map(|der| distribution_points(der))
+        .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+        .collect()
 }
 
 /// Where the CRL fetched from `url` is kept.
@@ -61,23 +49,70 @@ pub fn cache_file(data_dir: &Path, url: &str) -> PathBuf {
         .join(format!("{}.crl", hex::encode(digest.as_ref())))
 }
 
-/// The CRLs kept in `data_dir` for the distribution points of `index`, with the given policy
-/// (what the gestore starts with, and what `pec verify --data` checks against). A file that
-/// does not read as a CRL is skipped.
-pub fn load_cached(data_dir: &Path, index: &Index, required: bool) -> Crls {
+/// Where CA certificates learned from messages are kept.
+fn issuers_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("crl").join("issuers")
+}
+
+/// Keeps every learned CA certificate not yet in `DATA/crl/issuers`.
+fn save_learned(data_dir: &Path) {
+    for cert in learned_issuers() {
+        let Ok(der) = cert.to_der() else { continue };
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der);
+        let path = issuers_dir(data_dir).join(format!("{}.der", hex::encode(digest.as_ref())));
+        if !path.exists()
+            && let Err(e) = write_atomic(&path, &der)
+        {
+            tracing::warn!(
+                "cannot keep a learned CA certificate in {}: {e}",
+                path.display()
+            );
+        }
+    }
+}
+
+/// Reloads the CA certificates kept in `DATA/crl/issuers`.
+fn load_learned(data_dir: &Path) {
+    let Ok(dir) = std::fs::read_dir(issuers_dir(data_dir)) else {
+        return;
+    };
+    for entry in dir.flatten() {
+        if let Ok(cert) = std::fs::read(entry.path())
+            .and_then(|d| X509::from_der(&d).map_err(|e| std::io::Error::other(e.to_string())))
+        {
+            remember_issuer(cert);
+        }
+    }
+}
+
+/// The certificates a CRL may be verified with: `anchors` and the learned CA certificates.
+fn issuers(anchors: &[X509]) -> Vec<X509> {
+    anchors.iter().cloned().chain(learned_issuers()).collect()
+}
+
+/// The CRLs kept in `data_dir` for the distribution points of `index`, checked again with
+/// `anchors` and the learned CA certificates, with the given policy (what the gestore starts
+/// with, and what `pec verify --data` checks against). A file that is not a valid CRL for its
+/// point is skipped.
+pub fn load_cached(data_dir: &Path, index: &Index, required: bool, anchors: &[X509]) -> Crls {
+    load_learned(data_dir);
+    let issuers = issuers(anchors);
+    let now = chrono::Utc::now().timestamp();
     let mut crls = Crls::new(required);
-    for url in points(index).into_keys() {
+    for url in points(index) {
         let path = cache_file(data_dir, &url);
         let Ok(bytes) = std::fs::read(&path) else {
             continue;
         };
-        let fetched = std::fs::metadata(&path)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_secs() as i64);
-        match FetchedCrl::parse(&bytes, fetched) {
-            Ok(f) => crls.insert(url, Arc::new(f)),
+        match FetchedCrl::check(&bytes, &url, now, &issuers) {
+            Ok(mut f) => {
+                f.fetched = std::fs::metadata(&path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(now, |d| d.as_secs() as i64);
+                crls.insert(url, Arc::new(f));
+            }
             Err(e) => tracing::warn!(%url, "cached CRL {} skipped: {e}", path.display()),
         }
     }
@@ -85,7 +120,7 @@ pub fn load_cached(data_dir: &Path, index: &Index, required: bool) -> Crls {
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so a reader never sees
-/// half a CRL.
+/// half a file.
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
@@ -117,6 +152,7 @@ impl<S: Store> Gestore<S> {
             &self.settings.data_dir,
             &self.indexed().0,
             self.settings.crl_required,
+            &self.indexed().1,
         );
         let n = crls.iter().count();
         *self.crls.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(crls);
@@ -125,30 +161,15 @@ impl<S: Store> Gestore<S> {
         }
     }
 
-    /// Fetches the CRL of `url` once, checks it and keeps it; returns when the CRL says to
-    /// fetch it again (its nextUpdate), or why it was not taken.
-    pub async fn refresh_crl(
-        &self,
-        fetcher: &dyn Fetcher,
-        url: &str,
-        issuers: &[Vec<u8>],
-    ) -> Result<Option<i64>, String> {
+    /// Fetches the CRL of `url` once, checks it (see [`FetchedCrl::check`]) and keeps it
+    /// unless the one held is as recent; returns its nextUpdate, or why it was not taken.
+    pub async fn refresh_crl(&self, fetcher: &dyn Fetcher, url: &str) -> Result<i64, String> {
         let bytes = tokio::time::timeout(Duration::from_secs(60), fetcher.get(url))
             .await
             .map_err(|_| "no answer within 60 s".to_string())??;
         let now = self.clock.now().utc().timestamp();
-        let crl = FetchedCrl::parse(&bytes, now).map_err(|e| e.to_string())?;
-        // The signature is checked per message against the signer's issuer; here only what
-        // keeps a wrong or stale file out of the cache.
-        let named = issuers
-            .iter()
-            .any(|der| openssl::x509::X509Name::from_der(der).is_ok_and(|n| crl.issued_by(&n)));
-        if !named {
-            return Err(format!(
-                "the CRL is issued by {}, not by the issuer of the certificates that name it",
-                crl.issuer()
-            ));
-        }
+        let crl = FetchedCrl::check(&bytes, url, now, &issuers(&self.indexed().1))
+            .map_err(|e| e.to_string())?;
         let next = crl.next_update();
         if let Some(held) = self.crls().get(url) {
             if held.this_update() > crl.this_update() {
@@ -177,32 +198,65 @@ impl<S: Store> Gestore<S> {
     }
 }
 
+/// When `url` is due again after an attempt at `now` that gave `outcome`.
+fn next_attempt(now: i64, refresh: i64, outcome: &Result<i64, String>) -> i64 {
+    match outcome {
+        // A CRL past its nextUpdate: the CA is late; ask again, but not in a loop.
+        Ok(next_update) if *next_update <= now => now + refresh.min(RETRY_SECS),
+        Ok(next_update) => (now + refresh).min(*next_update),
+        Err(_) => now + refresh.min(RETRY_SECS),
+    }
+}
+
 /// Fetches every distribution point when it is due: at start, then every refresh interval
 /// or at the CRL's nextUpdate if sooner, and within [`RETRY_SECS`] after a failure. New
-/// points of a reloaded Indice copy are fetched within a second.
+/// points of a reloaded Indice copy, and CA certificates learned from messages, are taken
+/// into account within a second.
 async fn run<S: Store>(g: Arc<Gestore<S>>, fetcher: Arc<dyn Fetcher>) {
-    let refresh = g.settings.crl_refresh_secs.max(MIN_SECS);
+    let refresh = g.settings.crl_refresh_secs.max(1);
     let mut due: HashMap<String, i64> = HashMap::new();
+    let mut known = learned_issuers().len();
     loop {
+        let learned = learned_issuers().len();
+        if learned != known {
+            // A newly learned CA may verify a CRL refused before: try those now.
+            save_learned(&g.settings.data_dir);
+            known = learned;
+            due.retain(|url, _| g.crls().get(url).is_some());
+        }
         let points = points(&g.indexed().0);
-        due.retain(|url, _| points.contains_key(url));
-        for (url, issuers) in &points {
+        due.retain(|url, _| points.contains(url));
+        for url in &points {
             let now = g.clock.now().utc().timestamp();
             if due.get(url).is_some_and(|d| *d > now) {
                 continue;
             }
-            let next = match g.refresh_crl(fetcher.as_ref(), url, issuers).await {
-                Ok(next_update) => {
-                    let by_crl = next_update.map_or(i64::MAX, |n| n.max(now + MIN_SECS));
-                    (now + refresh).min(by_crl)
-                }
-                Err(e) => {
-                    tracing::warn!(%url, "CRL not fetched, keeping the last one: {e}");
-                    now + refresh.min(RETRY_SECS)
-                }
-            };
-            due.insert(url.clone(), next);
+            let outcome = g.refresh_crl(fetcher.as_ref(), url).await;
+            if let Err(e) = &outcome {
+                tracing::warn!(%url, "CRL not taken, keeping the last one: {e}");
+            }
+            due.insert(url.clone(), next_attempt(now, refresh, &outcome));
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempts_follow_the_refresh_the_next_update_and_failures_without_looping() {
+        let (now, hour) = (1_000_000, 3600);
+        assert_eq!(next_attempt(now, 4 * hour, &Ok(now + hour)), now + hour);
+        assert_eq!(
+            next_attempt(now, 4 * hour, &Ok(now + 9 * hour)),
+            now + 4 * hour
+        );
+        // Past its nextUpdate: five minutes, not every second.
+        assert_eq!(next_attempt(now, 4 * hour, &Ok(now - 1)), now + 300);
+        assert_eq!(next_attempt(now, 4 * hour, &Err("x".into())), now + 300);
+        // A refresh shorter than the retry wins.
+        assert_eq!(next_attempt(now, 2, &Err("x".into())), now + 2);
     }
 }

@@ -9,12 +9,12 @@ use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
 use openssl::rsa::Rsa;
 use openssl::x509::extension::{
-    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
-    SubjectKeyIdentifier,
+    AuthorityKeyIdentifier, BasicConstraints, CrlNumber, ExtendedKeyUsage, KeyUsage,
+    SubjectAlternativeName, SubjectKeyIdentifier,
 };
 use openssl::x509::{
     X509, X509Builder, X509Crl, X509CrlBuilder, X509Extension, X509NameBuilder, X509NameRef,
-    X509Ref, X509Revoked,
+    X509Ref, X509RevokedBuilder,
 };
 
 /// A PKI failure (OpenSSL error text).
@@ -235,17 +235,6 @@ fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A DER INTEGER from a big-endian magnitude (a zero byte is prepended when the top bit is
-/// set, so the value stays positive).
-fn der_integer(magnitude: &[u8]) -> Vec<u8> {
-    let trimmed: Vec<u8> = magnitude.iter().copied().skip_while(|b| *b == 0).collect();
-    let mut v = if trimmed.is_empty() { vec![0] } else { trimmed };
-    if v[0] & 0x80 != 0 {
-        v.insert(0, 0);
-    }
-    tlv(0x02, &v)
-}
-
 fn extension(oid: &str, der: &[u8]) -> Result<X509Extension, PkiError> {
     Ok(X509Extension::new_from_der(
         &*Asn1Object::from_str(oid)?,
@@ -276,14 +265,10 @@ pub fn make_crl(
     b.set_last_update(&*Asn1Time::from_unix(this_update as _)?)?;
     b.set_next_update(&*Asn1Time::from_unix(next_update as _)?)?;
     for (cert, when) in revoked {
-        let serial = der_integer(&cert.serial_number().to_bn()?.to_vec());
-        // UTCTime (RFC 5280 §5.1.2.6: dates through 2049).
-        let time = chrono::DateTime::from_timestamp(*when, 0)
-            .ok_or_else(|| PkiError(format!("revocation time {when} is out of range")))?
-            .format("%y%m%d%H%M%SZ")
-            .to_string();
-        let entry = tlv(0x30, &[serial, tlv(0x17, time.as_bytes())].concat());
-        b.add_revoked(X509Revoked::from_der(&entry)?)?;
+        let mut entry = X509RevokedBuilder::new()?;
+        entry.set_serial_number(cert.serial_number())?;
+        entry.set_revocation_date(&*Asn1Time::from_unix(*when as _)?)?;
+        b.add_revoked(entry.build())?;
     }
     let key_id = ca
         .cert
@@ -293,10 +278,8 @@ pub fn make_crl(
         "2.5.29.35",
         &tlv(0x30, &tlv(0x80, key_id.as_slice())),
     )?)?;
-    b.append_extension(extension(
-        "2.5.29.20",
-        &der_integer(&this_update.max(0).to_be_bytes()),
-    )?)?;
+    let number = BigNum::from_dec_str(&this_update.max(0).to_string())?;
+    b.append_extension(CrlNumber::new(number)?.build()?)?;
     b.sort()?;
     b.sign(&ca.key, MessageDigest::sha256())?;
     Ok(b.build()?)

@@ -54,6 +54,8 @@ pub fn parse_url(url: &str) -> Result<Target, String> {
         None if tls => 443,
         None => 80,
     };
+    // A fragment is the client's, never sent (RFC 9110 §4.2.4).
+    let path = path.split('#').next().unwrap_or("/");
     if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
         return Err("the URL path has spaces or control characters".into());
     }
@@ -191,12 +193,23 @@ impl HttpPoster {
         }
     }
 
-    /// Reads everything until the server closes, up to [`MAX_BODY`] and a header.
-    async fn read_all<T: AsyncRead + Unpin>(mut io: T) -> Result<Vec<u8>, String> {
+    /// Sends `request` and reads everything until the server closes, up to [`MAX_BODY`] and
+    /// a header. A TLS peer that closes without close_notify ends the answer too: the
+    /// length check of [`parse_answer`] still catches a cut body.
+    async fn request<T: AsyncRead + AsyncWrite + Unpin>(
+        mut io: T,
+        request: &[u8],
+    ) -> Result<Vec<u8>, String> {
+        io.write_all(request).await.map_err(|e| e.to_string())?;
+        io.flush().await.map_err(|e| e.to_string())?;
         let mut out = Vec::new();
         let mut buf = vec![0u8; 64 << 10];
         loop {
-            let n = io.read(&mut buf).await.map_err(|e| e.to_string())?;
+            let n = match io.read(&mut buf).await {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !out.is_empty() => 0,
+                Err(e) => return Err(e.to_string()),
+            };
             if n == 0 {
                 return Ok(out);
             }
@@ -219,30 +232,13 @@ impl HttpPoster {
                 host_header(&t)
             );
             let raw = match self.connect(&t).await? {
-                Connection::Plain(mut io) => {
-                    io.write_all(request.as_bytes())
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    Self::read_all(io).await?
-                }
-                Connection::Tls(mut io) => {
-                    io.write_all(request.as_bytes())
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    Self::read_all(io).await?
-                }
+                Connection::Plain(io) => Self::request(io, request.as_bytes()).await?,
+                Connection::Tls(io) => Self::request(io, request.as_bytes()).await?,
             };
             let answer = parse_answer(&raw)?;
             match (answer.status, answer.location) {
                 (200, _) => return Ok(answer.body),
-                (301 | 302 | 303 | 307 | 308, Some(to)) => {
-                    url = if to.starts_with('/') {
-                        let scheme = if t.tls { "https" } else { "http" };
-                        format!("{scheme}://{}{to}", host_header(&t))
-                    } else {
-                        to
-                    };
-                }
+                (301 | 302 | 303 | 307 | 308, Some(to)) => url = redirect(&t, &to)?,
                 (status, _) => return Err(format!("HTTP status {status}")),
             }
         }
@@ -280,6 +276,21 @@ impl HttpPoster {
 enum Connection {
     Plain(TcpStream),
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+/// The URL a `Location` answer from `t` points to: absolute, scheme-relative (`//host/x`)
+/// or absolute-path (`/x`) forms (RFC 9110 §10.2.2); other relative forms are refused.
+fn redirect(t: &Target, location: &str) -> Result<String, String> {
+    let scheme = if t.tls { "https" } else { "http" };
+    if location.starts_with("http://") || location.starts_with("https://") {
+        Ok(location.to_string())
+    } else if let Some(rest) = location.strip_prefix("//") {
+        Ok(format!("{scheme}://{rest}"))
+    } else if location.starts_with('/') {
+        Ok(format!("{scheme}://{}{location}", host_header(t)))
+    } else {
+        Err(format!("unsupported redirect to {location:?}"))
+    }
 }
 
 /// The `Host` header of `t`.
@@ -334,6 +345,21 @@ mod tests {
         );
         assert!(parse_answer(b"SSH-2.0-OpenSSH\r\n\r\n").is_err());
         assert!(parse_answer(b"HTTP/1.0 200 OK\r\n").is_err());
+        let t = parse_url("http://crl.test:8080/a/b.crl").unwrap();
+        assert_eq!(
+            redirect(&t, "/c.crl").unwrap(),
+            "http://crl.test:8080/c.crl"
+        );
+        assert_eq!(
+            redirect(&t, "//mirror.test/c.crl").unwrap(),
+            "http://mirror.test/c.crl"
+        );
+        assert_eq!(
+            redirect(&t, "https://x.test/c").unwrap(),
+            "https://x.test/c"
+        );
+        assert!(redirect(&t, "c.crl").is_err());
+        assert_eq!(parse_url("http://h/x.crl#frag").unwrap().path, "/x.crl");
     }
 
     #[test]

@@ -128,8 +128,9 @@ pub fn run(o: &InitOptions<'_>) -> Result<()> {
     std::fs::write(pki.join("ca.pem"), ca.cert.to_pem()?)?;
     write_private(&pki.join("ca.key"), &ca.key.private_key_to_pem_pkcs8()?)?;
     if o.crl_url.is_some() {
-        // The CA's first CRL, empty, due again in 30 days: publish it at --crl-url.
-        let crl = make_crl(&ca, &[], now, now + 30 * 86_400)?;
+        // The CA's first CRL, empty, due again when the certificate expires: publish it at
+        // --crl-url (a development CA has no one to issue a fresh CRL every few days).
+        let crl = make_crl(&ca, &[], now, now + 825 * 86_400)?;
         std::fs::write(pki.join("ca.crl"), crl.to_der()?)?;
     }
     std::fs::write(pki.join("signing.pem"), signing.cert.to_pem()?)?;

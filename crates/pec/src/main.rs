@@ -47,7 +47,8 @@ enum Command {
         /// Print one JSON object (schema in docs/verify-json.md).
         #[arg(long)]
         json: bool,
-        /// Use the trust anchors and the Indice copy of this gestore's data directory.
+        /// Use the trust anchors, the Indice copy and the fetched CRLs of this gestore's data
+        /// directory.
         #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
         /// Trust anchor(s), PEM; repeatable.

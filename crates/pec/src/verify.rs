@@ -80,7 +80,7 @@ pub fn run(
     // With a data directory, the CRLs that gestore has fetched (pec.md §4.4 step 3).
     let crls = match (data, &index, crl_required) {
         (Some(dir), Some(i), Some(required)) => {
-            Some(pec_gestore::crl::load_cached(dir, i, required))
+            Some(pec_gestore::crl::load_cached(dir, i, required, &anchors))
         }
         _ => None,
     };

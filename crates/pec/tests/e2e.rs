@@ -677,7 +677,6 @@ fn a_revoked_provider_certificate_is_no_longer_trusted() {
     b.start();
     a.add_mailbox("mario@ra.test", &[]);
     b.add_mailbox("anna@rb.test", &[]);
-    wait_log(&b, "CRL fetched");
 
     let message = |subject: &str| {
         format!(
@@ -687,7 +686,9 @@ fn a_revoked_provider_certificate_is_no_longer_trusted() {
         )
         .into_bytes()
     };
-    // The CRL does not list A's certificate: certified mail as usual.
+    // B cannot verify A's CRL before it knows A's CA: the first envelope is PEC with an
+    // unknown revocation status, and B learns A's CA from it (its key verifies A's pinned
+    // certificate), then takes the CRL, which does not list A's certificate.
     assert!(submit(
         &a,
         "mario@ra.test",
@@ -697,6 +698,7 @@ fn a_revoked_provider_certificate_is_no_longer_trusted() {
     let anna = b.wait_for("anna@rb.test", "the envelope", |m| {
         count(m, "posta-certificata") == 1
     });
+    wait_log(&b, "CRL fetched");
     let envelope = b.message("anna@rb.test", anna[0]["uid"].as_u64().unwrap());
     let v = verify_json(&envelope, &b);
     assert_eq!(v["revocation"]["status"], "good", "{v:#}");

@@ -1,51 +1,97 @@
 //! Certificate revocation (pec.md §4.4 step 3: "check the CRL (cache allowed, with an update
-//! interval short enough to keep the data current)"): the CRLs a gestore has fetched from the
-//! cRLDistributionPoints of provider certificates, and the revocation status of a signer
-//! certificate against them (RFC 5280 §6.3, for the signer certificate: provider
-//! certificates are issued directly by an accredited CA, pec.md §4.3).
+//! interval short enough to keep the data current)"): CRLs fetched from the
+//! cRLDistributionPoints of provider certificates, each checked once when it is taken, and
+//! the revocation status of a signer certificate against them (RFC 5280 §6.3, for the signer
+//! certificate: provider certificates are issued directly by an accredited CA, pec.md §4.3).
 //!
-//! A CRL is only believed once its signature verifies with the public key of the signer
-//! certificate's issuer, and that issuer is only taken from a certificate whose key verifies
-//! the signer certificate itself. The issuer may therefore come from the CMS structure of the
-//! message (real providers include their CA, pec.md §4.1) as well as from the trust anchors:
-//! a forged issuer certificate cannot verify a genuine provider certificate.
+//! A CRL is taken only when its signature verifies with the key of a known issuer
+//! certificate: a trust anchor, or a CA certificate learned from a message whose signer
+//! certificate it verifies, once that signer was found trusted ([`learn_issuer`]). A forged
+//! issuer cannot verify a genuine provider certificate, and what a message carries or leaves
+//! out never changes which CRL applies: the CRL in force for a distribution point was checked
+//! when it was fetched, and at use it must be signed by the key that issued the signer.
 
-use super::trust::{parse_certificate, unix};
+use super::trust::unix;
 use crate::pki::name_string;
-use openssl::pkey::{PKey, Public};
-use openssl::x509::{CrlStatus, X509, X509Crl, X509NameRef, X509Ref};
+use der::Decode as _;
+use openssl::x509::{CrlStatus, X509, X509Crl, X509NameRef};
 use serde::Serialize;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
+use x509_cert::ext::pkix::crl::CrlDistributionPoints;
+use x509_cert::ext::pkix::crl::dp::IssuingDistributionPoint;
+use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 
 /// Why fetched bytes are not a usable CRL.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct CrlError(String);
 
-/// One CRL as fetched from a distribution point.
+/// How far a CRL's thisUpdate may lie ahead of the local clock.
+const CLOCK_SKEW_SECS: i64 = 3600;
+
+/// A CRL taken from a distribution point, with the certificate whose key verified it.
 pub struct FetchedCrl {
     crl: X509Crl,
+    issuer: X509,
     /// When it was fetched (Unix seconds).
     pub fetched: i64,
-    /// Public keys (DER) its signature has verified with: a CRL is hashed and checked once
-    /// per issuer key, not once per message.
-    verified: Mutex<Vec<Vec<u8>>>,
 }
 
 impl FetchedCrl {
-    /// Reads a CRL in DER (the form of RFC 5280 §4.2.1.13 HTTP distribution points) or PEM.
-    pub fn parse(bytes: &[u8], fetched: i64) -> Result<FetchedCrl, CrlError> {
+    /// Reads and checks a CRL fetched from `url` at `now` (Unix seconds), in DER (the form of
+    /// RFC 5280 §4.2.1.13 HTTP distribution points) or PEM. It must be a complete CRL for
+    /// that point (no deltaCRLIndicator; an issuingDistributionPoint, if any, naming `url`
+    /// and not narrowing the scope to CA certificates, some reasons or other issuers; no
+    /// other critical extension), have a nextUpdate (RFC 5280 §5.1.2.5) and a thisUpdate not
+    /// ahead of `now`, and verify with the key of one of `issuers` named as its issuer.
+    pub fn check(
+        bytes: &[u8],
+        url: &str,
+        now: i64,
+        issuers: &[X509],
+    ) -> Result<FetchedCrl, CrlError> {
         let crl = X509Crl::from_der(bytes)
             .or_else(|_| X509Crl::from_pem(bytes))
             .map_err(|_| CrlError("the data is not a CRL in DER or PEM form".into()))?;
-        if unix(crl.last_update()).is_none() {
-            return Err(CrlError("the CRL has an unreadable thisUpdate time".into()));
+        let der = crl
+            .to_der()
+            .map_err(|e| CrlError(format!("the CRL cannot be encoded: {e}")))?;
+        let list = x509_cert::crl::CertificateList::from_der(&der)
+            .map_err(|e| CrlError(format!("the CRL cannot be read: {e}")))?;
+        scope(&list, url)?;
+        let this_update = unix(crl.last_update())
+            .ok_or_else(|| CrlError("the CRL has an unreadable thisUpdate".into()))?;
+        if this_update > now + CLOCK_SKEW_SECS {
+            return Err(CrlError(format!(
+                "the CRL's thisUpdate {} is in the future",
+                date(this_update)
+            )));
         }
+        if crl.next_update().and_then(unix).is_none() {
+            return Err(CrlError(
+                "the CRL has no readable nextUpdate (RFC 5280 §5.1.2.5)".into(),
+            ));
+        }
+        let issuer = issuers
+            .iter()
+            .filter(|c| same_name(c.subject_name(), crl.issuer_name()))
+            .find(|c| {
+                c.public_key()
+                    .is_ok_and(|k| crl.verify(&k).unwrap_or(false))
+            })
+            .cloned()
+            .ok_or_else(|| {
+                CrlError(format!(
+                    "the CRL does not verify with a known certificate of its issuer {} (a \
+                     trust anchor, or a CA certificate learned from a trusted message)",
+                    name_string(crl.issuer_name())
+                ))
+            })?;
         Ok(FetchedCrl {
             crl,
-            fetched,
-            verified: Mutex::default(),
+            issuer,
+            fetched: now,
         })
     }
 
@@ -54,9 +100,9 @@ impl FetchedCrl {
         unix(self.crl.last_update()).unwrap_or(i64::MIN)
     }
 
-    /// `nextUpdate`, Unix seconds, when the CRL has one.
-    pub fn next_update(&self) -> Option<i64> {
-        self.crl.next_update().and_then(unix)
+    /// `nextUpdate`, Unix seconds (always present in a checked CRL).
+    pub fn next_update(&self) -> i64 {
+        self.crl.next_update().and_then(unix).unwrap_or(i64::MIN)
     }
 
     /// The issuer, `C=IT, O=..., CN=...`.
@@ -64,30 +110,69 @@ impl FetchedCrl {
         name_string(self.crl.issuer_name())
     }
 
-    /// Whether the CRL names `issuer` as its issuer.
-    pub fn issued_by(&self, issuer: &X509NameRef) -> bool {
-        same_name(self.crl.issuer_name(), issuer)
-    }
-
     /// How many certificates it lists.
     pub fn revoked_count(&self) -> usize {
         self.crl.get_revoked().map_or(0, |r| r.len())
     }
+}
 
-    /// Whether the CRL's signature verifies with `key` (remembered per key).
-    fn signed_by(&self, key: &PKey<Public>) -> bool {
-        let Ok(der) = key.public_key_to_der() else {
-            return false;
-        };
-        let mut seen = self.verified.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.contains(&der) {
-            return true;
+/// Refuses a CRL whose scope is not the whole population of `url` (RFC 5280 §5.2.4, §5.2.5,
+/// §6.3.3 (b)).
+fn scope(list: &x509_cert::crl::CertificateList, url: &str) -> Result<(), CrlError> {
+    use const_oid::db::rfc5280::{
+        ID_CE_AUTHORITY_KEY_IDENTIFIER, ID_CE_CRL_NUMBER, ID_CE_DELTA_CRL_INDICATOR,
+        ID_CE_ISSUING_DISTRIBUTION_POINT,
+    };
+    for ext in list.tbs_cert_list.crl_extensions.iter().flatten() {
+        if ext.extn_id == ID_CE_DELTA_CRL_INDICATOR {
+            return Err(CrlError("a delta CRL is not a complete CRL".into()));
         }
-        let ok = self.crl.verify(key).unwrap_or(false);
-        if ok {
-            seen.push(der);
+        if ext.extn_id == ID_CE_ISSUING_DISTRIBUTION_POINT {
+            let idp = IssuingDistributionPoint::from_der(ext.extn_value.as_bytes())
+                .map_err(|e| CrlError(format!("unreadable issuingDistributionPoint: {e}")))?;
+            if idp.only_contains_ca_certs
+                || idp.only_contains_attribute_certs
+                || idp.only_some_reasons.is_some()
+                || idp.indirect_crl
+            {
+                return Err(CrlError(
+                    "the CRL covers only part of its issuer's certificates (issuingDistributionPoint)"
+                        .into(),
+                ));
+            }
+            if let Some(name) = &idp.distribution_point
+                && !uris(name).iter().any(|u| u == url)
+            {
+                return Err(CrlError(format!(
+                    "the CRL's issuingDistributionPoint does not name {url}"
+                )));
+            }
+            continue;
         }
-        ok
+        if ext.critical
+            && ext.extn_id != ID_CE_CRL_NUMBER
+            && ext.extn_id != ID_CE_AUTHORITY_KEY_IDENTIFIER
+        {
+            return Err(CrlError(format!(
+                "the CRL has an unsupported critical extension {}",
+                ext.extn_id
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The URIs of a distribution point name.
+fn uris(name: &DistributionPointName) -> Vec<String> {
+    match name {
+        DistributionPointName::FullName(names) => names
+            .iter()
+            .filter_map(|g| match g {
+                GeneralName::UniformResourceIdentifier(u) => Some(u.to_string()),
+                _ => None,
+            })
+            .collect(),
+        DistributionPointName::NameRelativeToCRLIssuer(_) => Vec::new(),
     }
 }
 
@@ -96,9 +181,9 @@ impl FetchedCrl {
 #[derive(Default, Clone)]
 pub struct Crls {
     by_url: HashMap<String, Arc<FetchedCrl>>,
-    /// When true, a signer certificate that names a distribution point but has no current,
-    /// verified CRL there is not trusted. When false (the default), such a certificate is
-    /// trusted and the report says its status is unknown; a listed revocation always counts.
+    /// When true, a signer certificate that names a distribution point but has no current
+    /// CRL there is not trusted. When false (the default), such a certificate is trusted and
+    /// the report says its status is unknown; a listed revocation always counts.
     pub required: bool,
 }
 
@@ -127,6 +212,47 @@ impl Crls {
     }
 }
 
+/// CA certificates learned from messages (see [`learn_issuer`]), in the order learned.
+static LEARNED: LazyLock<Mutex<Vec<X509>>> = LazyLock::new(Mutex::default);
+
+/// Remembers, from the certificates `certs` (DER) of a message whose `signer` was found
+/// trusted, the one that issued the signer: its subject is the signer's issuer and its key
+/// verifies the signer certificate. CRLs of that issuer can then be checked (see the module
+/// comment). Returns true when a certificate was newly learned.
+pub fn learn_issuer(signer: &X509, certs: &[Vec<u8>]) -> bool {
+    let Some(issuer) = certs
+        .iter()
+        .filter_map(|d| super::trust::parse_certificate(d).ok())
+        .filter(|c| same_name(c.subject_name(), signer.issuer_name()))
+        .find(|c| {
+            c.public_key()
+                .is_ok_and(|k| signer.verify(&k).unwrap_or(false))
+        })
+    else {
+        return false;
+    };
+    remember_issuer(issuer)
+}
+
+/// Adds `issuer` to the learned CA certificates (also used to reload them from a cache);
+/// true when it was new.
+pub fn remember_issuer(issuer: X509) -> bool {
+    let Ok(der) = issuer.to_der() else {
+        return false;
+    };
+    let mut learned = LEARNED.lock().unwrap_or_else(|p| p.into_inner());
+    if learned.iter().any(|c| c.to_der().is_ok_and(|d| d == der)) {
+        return false;
+    }
+    learned.push(issuer);
+    true
+}
+
+/// The CA certificates learned so far.
+pub fn learned_issuers() -> Vec<X509> {
+    LEARNED.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
 /// The revocation status of a signer certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -136,7 +262,7 @@ pub enum RevocationStatus {
     Good,
     /// A CRL of its issuer lists it, revoked at or before the time checked.
     Revoked,
-    /// It names a distribution point, but no current CRL verified by its issuer was at hand.
+    /// It names a distribution point, but no current CRL of its issuer is held there.
     Unknown,
     /// It names no distribution point: there is nothing to check.
     NotPublished,
@@ -163,28 +289,37 @@ impl Revocation {
     }
 }
 
-/// The URIs of the cRLDistributionPoints of `cert` (every fullName URI, in order; RFC 5280
-/// §4.2.1.13).
-pub fn distribution_points(cert: &X509Ref) -> Vec<String> {
-    let Some(points) = cert.crl_distribution_points() else {
+/// The URIs of the distribution points of the certificate `der` (RFC 5280 §4.2.1.13) that
+/// cover every reason and whose CRL its own issuer signs: a point with `reasons` or a
+/// `cRLIssuer` is skipped, as this check does not combine partial or indirect CRLs.
+pub fn distribution_points(der: &[u8]) -> Vec<String> {
+    let Ok(cert) = x509_cert::Certificate::from_der(der) else {
+        return Vec::new();
+    };
+    let Some(ext) = cert
+        .tbs_certificate
+        .extensions
+        .iter()
+        .flatten()
+        .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_CRL_DISTRIBUTION_POINTS)
+    else {
+        return Vec::new();
+    };
+    let Ok(points) = CrlDistributionPoints::from_der(ext.extn_value.as_bytes()) else {
         return Vec::new();
     };
     points
+        .0
         .iter()
-        .filter_map(|p| p.distpoint())
-        .filter_map(|n| n.fullname())
-        .flat_map(|names| names.iter())
-        .filter_map(|g| g.uri().map(str::to_string))
+        .filter(|p| p.reasons.is_none() && p.crl_issuer.is_none())
+        .filter_map(|p| p.distribution_point.as_ref())
+        .flat_map(uris)
         .collect()
 }
 
-/// Whether two names are the same (DER comparison: RFC 5280 §7.1 names are matched as
-/// encoded by the same CA, which is what a CA's CRL and certificates carry).
+/// Whether two names are the same (OpenSSL's canonical comparison, RFC 5280 §7.1).
 fn same_name(a: &X509NameRef, b: &X509NameRef) -> bool {
-    match (a.to_der(), b.to_der()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    }
+    a.try_cmp(b).is_ok_and(|o| o.is_eq())
 }
 
 fn date(t: i64) -> String {
@@ -193,35 +328,13 @@ fn date(t: i64) -> String {
         .unwrap_or_else(|| t.to_string())
 }
 
-/// The public key of the certificate that issued `signer`: the first of `anchors` and then
-/// `intermediates` (DER, from the CMS) whose subject is the signer's issuer and whose key
-/// verifies the signer certificate.
-fn issuer_key(signer: &X509, anchors: &[X509], intermediates: &[Vec<u8>]) -> Option<PKey<Public>> {
-    let parsed = intermediates
-        .iter()
-        .filter_map(|d| parse_certificate(d).ok());
-    anchors
-        .iter()
-        .cloned()
-        .chain(parsed)
-        .filter(|c| same_name(c.subject_name(), signer.issuer_name()))
-        .filter_map(|c| c.public_key().ok())
-        .find(|k| signer.verify(k).unwrap_or(false))
-}
-
-/// The revocation status of `signer` at `at` (Unix seconds) against `crls`, with its issuer
-/// found among `anchors` and `intermediates` (see the module comment). A CRL counts when it
-/// was fetched from one of the signer's distribution points, names the signer's issuer and
-/// verifies with the issuer's key; a listed revocation at or before `at` is final, and
-/// otherwise the CRL must still be current at `at` (its nextUpdate not passed).
-pub fn check_revocation(
-    signer: &X509,
-    anchors: &[X509],
-    intermediates: &[Vec<u8>],
-    crls: &Crls,
-    at: i64,
-) -> Revocation {
-    let urls = distribution_points(signer);
+/// The revocation status of `signer` (whose DER is `der`) at `at` (Unix seconds) against
+/// `crls`. A CRL counts when it was fetched from one of the signer's distribution points,
+/// names the signer's issuer and was verified with the key that also verifies the signer
+/// certificate; a listed revocation at or before `at` is final, and otherwise the CRL must
+/// still be current at `at` (its nextUpdate not passed).
+pub fn check_revocation(signer: &X509, der: &[u8], crls: &Crls, at: i64) -> Revocation {
+    let urls = distribution_points(der);
     if urls.is_empty() {
         return Revocation {
             status: RevocationStatus::NotPublished,
@@ -229,33 +342,19 @@ pub fn check_revocation(
             detail: None,
         };
     }
-    let Some(key) = issuer_key(signer, anchors, intermediates) else {
-        return Revocation::new(
-            RevocationStatus::Unknown,
-            None,
-            format!(
-                "the certificate of its issuer ({}) is neither in the message nor among the \
-                 trust anchors, so no CRL can be verified",
-                name_string(signer.issuer_name())
-            ),
-        );
-    };
     let mut why = Vec::new();
     for url in &urls {
         let Some(f) = crls.get(url) else {
-            why.push(format!("no CRL has been fetched from {url}"));
+            why.push(format!("no CRL is held from {url}"));
             continue;
         };
-        if !f.issued_by(signer.issuer_name()) {
+        let by_issuer = same_name(f.crl.issuer_name(), signer.issuer_name())
+            && f.issuer
+                .public_key()
+                .is_ok_and(|k| signer.verify(&k).unwrap_or(false));
+        if !by_issuer {
             why.push(format!(
-                "the CRL from {url} is issued by {}, not by the certificate's issuer",
-                f.issuer()
-            ));
-            continue;
-        }
-        if !f.signed_by(&key) {
-            why.push(format!(
-                "the CRL from {url} does not verify with the issuer's key"
+                "the CRL from {url} is not signed by the key that issued the certificate"
             ));
             continue;
         }
@@ -277,24 +376,21 @@ pub fn check_revocation(
                 ),
             );
         }
-        match f.next_update() {
-            Some(next) if next < at => {
-                why.push(format!(
-                    "the CRL from {url} is out of date: its nextUpdate was {}",
-                    date(next)
-                ));
-            }
-            _ => {
-                return Revocation::new(
-                    RevocationStatus::Good,
-                    Some(url),
-                    format!(
-                        "not listed in the CRL from {url} issued {}",
-                        date(f.this_update())
-                    ),
-                );
-            }
+        if f.next_update() < at {
+            why.push(format!(
+                "the CRL from {url} is out of date: its nextUpdate was {}",
+                date(f.next_update())
+            ));
+            continue;
         }
+        return Revocation::new(
+            RevocationStatus::Good,
+            Some(url),
+            format!(
+                "not listed in the CRL from {url} issued {}",
+                date(f.this_update())
+            ),
+        );
     }
     Revocation::new(RevocationStatus::Unknown, None, why.join("; "))
 }

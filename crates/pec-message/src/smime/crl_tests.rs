@@ -1,7 +1,10 @@
-//! Unit tests of the revocation check: every way a CRL decides or fails to decide.
+//! Unit tests of the revocation check: every way a CRL is taken, refused, and decides.
 
 use super::*;
 use crate::pki::{self, Issued};
+use openssl::asn1::{Asn1Object, Asn1OctetString, Asn1Time};
+use openssl::hash::MessageDigest;
+use openssl::x509::{X509CrlBuilder, X509Extension};
 
 const T0: i64 = 1_700_000_000;
 const DAY: i64 = 86_400;
@@ -10,7 +13,7 @@ const URL: &str = "http://crl.test/ca.crl";
 struct World {
     ca: Issued,
     listed: X509,
-    anchors: Vec<X509>,
+    der: Vec<u8>,
 }
 
 fn world() -> World {
@@ -19,17 +22,19 @@ fn world() -> World {
         pki::issue_signing_cert_with_crl(&ca, "Gestore", "g.test", None, T0, 10, Some(URL))
             .unwrap()
             .cert;
-    let anchors = vec![ca.cert.clone()];
-    World {
-        ca,
-        listed,
-        anchors,
-    }
+    let der = listed.to_der().unwrap();
+    World { ca, listed, der }
 }
 
-fn crls(crl: &X509Crl, fetched: i64) -> Crls {
+fn taken(w: &World, crl: &X509Crl, now: i64) -> Crls {
+    let f = FetchedCrl::check(
+        &crl.to_der().unwrap(),
+        URL,
+        now,
+        std::slice::from_ref(&w.ca.cert),
+    )
+    .unwrap();
     let mut c = Crls::new(false);
-    let f = FetchedCrl::parse(&crl.to_der().unwrap(), fetched).unwrap();
     c.insert(URL, Arc::new(f));
     c
 }
@@ -37,8 +42,11 @@ fn crls(crl: &X509Crl, fetched: i64) -> Crls {
 #[test]
 fn the_distribution_point_is_read_from_the_certificate() {
     let w = world();
-    assert_eq!(distribution_points(&w.listed), vec![URL.to_string()]);
-    assert_eq!(distribution_points(&w.ca.cert), Vec::<String>::new());
+    assert_eq!(distribution_points(&w.der), vec![URL.to_string()]);
+    assert_eq!(
+        distribution_points(&w.ca.cert.to_der().unwrap()),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
@@ -47,7 +55,8 @@ fn a_certificate_without_a_distribution_point_has_nothing_to_check() {
     let plain = pki::issue_signing_cert(&w.ca, "Other", "o.test", None, T0, 10)
         .unwrap()
         .cert;
-    let r = check_revocation(&plain, &w.anchors, &[], &Crls::default(), T0 + DAY);
+    let der = plain.to_der().unwrap();
+    let r = check_revocation(&plain, &der, &Crls::default(), T0 + DAY);
     assert_eq!(r.status, RevocationStatus::NotPublished);
 }
 
@@ -55,7 +64,7 @@ fn a_certificate_without_a_distribution_point_has_nothing_to_check() {
 fn a_current_crl_that_does_not_list_the_certificate_says_good() {
     let w = world();
     let crl = pki::make_crl(&w.ca, &[], T0, T0 + 2 * DAY).unwrap();
-    let r = check_revocation(&w.listed, &w.anchors, &[], &crls(&crl, T0), T0 + DAY);
+    let r = check_revocation(&w.listed, &w.der, &taken(&w, &crl, T0), T0 + DAY);
     assert_eq!(r.status, RevocationStatus::Good, "{r:?}");
     assert_eq!(r.crl.as_deref(), Some(URL));
 }
@@ -64,15 +73,15 @@ fn a_current_crl_that_does_not_list_the_certificate_says_good() {
 fn a_listed_certificate_is_revoked_from_its_revocation_date() {
     let w = world();
     let crl = pki::make_crl(&w.ca, &[(&w.listed, T0 + DAY)], T0 + DAY, T0 + 3 * DAY).unwrap();
-    let set = crls(&crl, T0 + DAY);
-    let r = check_revocation(&w.listed, &w.anchors, &[], &set, T0 + 2 * DAY);
+    let set = taken(&w, &crl, T0 + DAY);
+    let r = check_revocation(&w.listed, &w.der, &set, T0 + 2 * DAY);
     assert_eq!(r.status, RevocationStatus::Revoked, "{r:?}");
     assert!(r.detail.unwrap().contains("revoked on 2023-11-15"));
     // A message checked at a time before the revocation (pec verify --at) was good then.
-    let r = check_revocation(&w.listed, &w.anchors, &[], &set, T0 + 3_600);
+    let r = check_revocation(&w.listed, &w.der, &set, T0 + 3_600);
     assert_eq!(r.status, RevocationStatus::Good, "{r:?}");
     // A listed revocation stays final after the CRL's nextUpdate.
-    let r = check_revocation(&w.listed, &w.anchors, &[], &set, T0 + 9 * DAY);
+    let r = check_revocation(&w.listed, &w.der, &set, T0 + 9 * DAY);
     assert_eq!(r.status, RevocationStatus::Revoked);
 }
 
@@ -80,81 +89,158 @@ fn a_listed_certificate_is_revoked_from_its_revocation_date() {
 fn an_out_of_date_or_missing_crl_leaves_the_status_unknown() {
     let w = world();
     let crl = pki::make_crl(&w.ca, &[], T0, T0 + DAY).unwrap();
-    let r = check_revocation(&w.listed, &w.anchors, &[], &crls(&crl, T0), T0 + 2 * DAY);
+    let r = check_revocation(&w.listed, &w.der, &taken(&w, &crl, T0), T0 + 2 * DAY);
     assert_eq!(r.status, RevocationStatus::Unknown);
     assert!(r.detail.unwrap().contains("out of date"));
-    let r = check_revocation(&w.listed, &w.anchors, &[], &Crls::default(), T0);
+    let r = check_revocation(&w.listed, &w.der, &Crls::default(), T0);
     assert_eq!(r.status, RevocationStatus::Unknown);
-    assert!(r.detail.unwrap().contains("no CRL has been fetched"));
+    assert!(r.detail.unwrap().contains("no CRL is held"));
 }
 
-/// A CRL made with another key under the same CA name is not believed, and neither is a
-/// forged issuer certificate offered in the message to make it verify.
+/// A CRL made with another key under the same CA name is not taken, nor one whose issuer
+/// is not known at all.
 #[test]
-fn a_forged_crl_or_issuer_is_not_believed() {
+fn a_forged_or_unverifiable_crl_is_not_taken() {
     let w = world();
     let forger = pki::make_ca("CRL CA", T0, 30).unwrap();
-    assert_eq!(
-        forger.cert.subject_name().to_der().unwrap(),
-        w.ca.cert.subject_name().to_der().unwrap()
-    );
+    assert!(same_name(
+        forger.cert.subject_name(),
+        w.ca.cert.subject_name()
+    ));
     let forged = pki::make_crl(&forger, &[], T0, T0 + 2 * DAY).unwrap();
-    let set = crls(&forged, T0);
-    let r = check_revocation(&w.listed, &w.anchors, &[], &set, T0 + DAY);
-    assert_eq!(r.status, RevocationStatus::Unknown);
-    assert!(r.detail.unwrap().contains("does not verify"));
-    // The forger's certificate in the CMS does not verify the signer: no issuer is found.
-    let r = check_revocation(
-        &w.listed,
-        &[],
-        &[forger.cert.to_der().unwrap()],
-        &set,
-        T0 + DAY,
-    );
-    assert_eq!(r.status, RevocationStatus::Unknown);
-    assert!(r.detail.unwrap().contains("neither in the message"));
+    let der = forged.to_der().unwrap();
+    let e = FetchedCrl::check(&der, URL, T0, std::slice::from_ref(&w.ca.cert)).err();
+    assert!(e.unwrap().to_string().contains("does not verify"));
+    let genuine = pki::make_crl(&w.ca, &[], T0, T0 + 2 * DAY).unwrap();
+    assert!(FetchedCrl::check(&genuine.to_der().unwrap(), URL, T0, &[]).is_err());
 }
 
-/// With no anchors, the issuer certificate carried in the message checks the CRL.
-#[test]
-fn the_issuer_may_come_from_the_message() {
-    let w = world();
-    let crl = pki::make_crl(&w.ca, &[(&w.listed, T0)], T0, T0 + 2 * DAY).unwrap();
-    let r = check_revocation(
-        &w.listed,
-        &[],
-        &[w.ca.cert.to_der().unwrap()],
-        &crls(&crl, T0),
-        T0 + DAY,
-    );
-    assert_eq!(r.status, RevocationStatus::Revoked);
-}
-
+/// A CRL taken for the URL but signed by another CA never decides for this certificate.
 #[test]
 fn a_crl_of_another_issuer_is_not_used() {
     let w = world();
     let other = pki::make_ca("Other CA", T0, 30).unwrap();
     let crl = pki::make_crl(&other, &[], T0, T0 + 2 * DAY).unwrap();
-    let r = check_revocation(&w.listed, &w.anchors, &[], &crls(&crl, T0), T0 + DAY);
+    let f = FetchedCrl::check(
+        &crl.to_der().unwrap(),
+        URL,
+        T0,
+        std::slice::from_ref(&other.cert),
+    )
+    .unwrap();
+    let mut set = Crls::new(false);
+    set.insert(URL, Arc::new(f));
+    let r = check_revocation(&w.listed, &w.der, &set, T0 + DAY);
     assert_eq!(r.status, RevocationStatus::Unknown);
+    assert!(r.detail.unwrap().contains("not signed by the key"));
+}
+
+/// A CA certificate is learned from a message only when its key verifies the signer.
+#[test]
+fn only_the_real_issuer_is_learned_from_a_message() {
+    let w = world();
+    let forger = pki::make_ca("CRL CA", T0, 30).unwrap();
+    assert!(!learn_issuer(&w.listed, &[forger.cert.to_der().unwrap()]));
+    let ca_der = w.ca.cert.to_der().unwrap();
+    assert!(learn_issuer(&w.listed, std::slice::from_ref(&ca_der)));
     assert!(
-        r.detail
-            .unwrap()
-            .contains("not by the certificate's issuer")
+        !learn_issuer(&w.listed, std::slice::from_ref(&ca_der)),
+        "already known"
     );
+    assert!(
+        learned_issuers()
+            .iter()
+            .any(|c| c.to_der().unwrap() == ca_der)
+    );
+}
+
+/// `make_crl` with extra CRL extensions.
+fn crl_with(ca: &Issued, ext: &[(&str, bool, &[u8])], this: i64, next: i64) -> X509Crl {
+    let mut b = X509CrlBuilder::new().unwrap();
+    b.set_issuer_name(ca.cert.subject_name()).unwrap();
+    b.set_last_update(&Asn1Time::from_unix(this as _).unwrap())
+        .unwrap();
+    b.set_next_update(&Asn1Time::from_unix(next as _).unwrap())
+        .unwrap();
+    // AKI and CRL number copied from a regular CRL, so the builder accepts it.
+    let plain = pki::make_crl(ca, &[], this, next)
+        .unwrap()
+        .to_der()
+        .unwrap();
+    let parsed = x509_cert::crl::CertificateList::from_der(&plain).unwrap();
+    for e in parsed.tbs_cert_list.crl_extensions.iter().flatten() {
+        b.append_extension(
+            X509Extension::new_from_der(
+                &Asn1Object::from_str(&e.extn_id.to_string()).unwrap(),
+                false,
+                &Asn1OctetString::new_from_bytes(e.extn_value.as_bytes()).unwrap(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+    }
+    for (oid, critical, der) in ext {
+        b.append_extension(
+            X509Extension::new_from_der(
+                &Asn1Object::from_str(oid).unwrap(),
+                *critical,
+                &Asn1OctetString::new_from_bytes(der).unwrap(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+    }
+    b.sign(&ca.key, MessageDigest::sha256()).unwrap();
+    b.build().unwrap()
+}
+
+#[test]
+fn partial_delta_and_future_crls_are_refused() {
+    let w = world();
+    let check = |crl: &X509Crl, now: i64| {
+        FetchedCrl::check(
+            &crl.to_der().unwrap(),
+            URL,
+            now,
+            std::slice::from_ref(&w.ca.cert),
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default()
+    };
+    // deltaCRLIndicator (RFC 5280 §5.2.4).
+    let delta = crl_with(&w.ca, &[("2.5.29.27", true, &[2, 1, 1])], T0, T0 + DAY);
+    assert!(check(&delta, T0).contains("delta"));
+    // issuingDistributionPoint with onlyContainsCACerts.
+    let ca_only = crl_with(
+        &w.ca,
+        &[("2.5.29.28", true, &[0x30, 3, 0x82, 1, 0xff])],
+        T0,
+        T0 + DAY,
+    );
+    assert!(check(&ca_only, T0).contains("only part"));
+    // An unknown critical extension.
+    let odd = crl_with(&w.ca, &[("1.2.3.4", true, &[5, 0])], T0, T0 + DAY);
+    assert!(check(&odd, T0).contains("unsupported critical extension"));
+    // The control: the same shape with nothing extra is taken.
+    let fine = crl_with(&w.ca, &[], T0, T0 + DAY);
+    assert_eq!(check(&fine, T0), "");
+    // A thisUpdate a day ahead of the clock.
+    assert!(check(&fine, T0 - DAY).contains("in the future"));
 }
 
 #[test]
 fn crls_are_read_in_der_and_pem_and_anything_else_is_refused() {
     let w = world();
     let crl = pki::make_crl(&w.ca, &[(&w.listed, T0)], T0, T0 + DAY).unwrap();
-    let der = FetchedCrl::parse(&crl.to_der().unwrap(), T0).unwrap();
-    let pem = FetchedCrl::parse(&crl.to_pem().unwrap(), T0).unwrap();
+    let anchors = [w.ca.cert.clone()];
+    let der = FetchedCrl::check(&crl.to_der().unwrap(), URL, T0, &anchors).unwrap();
+    let pem = FetchedCrl::check(&crl.to_pem().unwrap(), URL, T0, &anchors).unwrap();
     for f in [&der, &pem] {
         assert_eq!(f.this_update(), T0);
-        assert_eq!(f.next_update(), Some(T0 + DAY));
+        assert_eq!(f.next_update(), T0 + DAY);
         assert_eq!(f.revoked_count(), 1);
         assert_eq!(f.issuer(), "C=IT, O=PEC development PKI, CN=CRL CA");
     }
-    assert!(FetchedCrl::parse(b"<html>not found</html>", T0).is_err());
+    assert!(FetchedCrl::check(b"<html>not found</html>", URL, T0, &anchors).is_err());
 }
