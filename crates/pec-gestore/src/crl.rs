@@ -2,13 +2,16 @@
 //! interval short enough to keep the data current"): fetches the CRL of every distribution
 //! point named by a provider certificate of the Indice copy, keeps each one in
 //! `DATA/crl/<sha256 of the URL>.crl` so a restart without network still has them, and hands
-//! the set to the receiving point. The HTTP client is behind [`Fetcher`] (the binary wires
+//! the set to the receiving point. A CRL is taken only when it verifies with a configured
+//! trust anchor that may sign CRLs and that issued a certificate naming the point (see
+//! [`issuers_for`]): the CA of a peer must be in `trust.anchors` for its CRL to count, as AgID
+//! CA1 is in production (pec.md §4.3). The HTTP client is behind [`Fetcher`] (the binary wires
 //! the webhook client in); this module does no I/O of its own but the cache files.
 
 use crate::Gestore;
 use openssl::x509::X509;
 use pec_index::Index;
-use pec_message::smime::{Crls, FetchedCrl, distribution_points, learned_issuers, remember_issuer};
+use pec_message::smime::{Crls, FetchedCrl, can_sign_crls, distribution_points};
 use pec_store::Store;
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
@@ -49,54 +52,33 @@ pub fn cache_file(data_dir: &Path, url: &str) -> PathBuf {
         .join(format!("{}.crl", hex::encode(digest.as_ref())))
 }
 
-/// Where CA certificates learned from messages are kept.
-fn issuers_dir(data_dir: &Path) -> PathBuf {
-    data_dir.join("crl").join("issuers")
+/// The configured trust anchors that may vouch for a CRL fetched from `url`: CA
+/// certificates that may sign CRLs and whose key verifies a certificate of `index` naming
+/// `url`, so a CRL is bound to the CA of the certificates that point to it.
+pub fn issuers_for(index: &Index, url: &str, anchors: &[X509]) -> Vec<X509> {
+    let named: Vec<X509> = index
+        .records
+        .iter()
+        .flat_map(|r| r.certificates.iter())
+        .filter(|der| distribution_points(der).iter().any(|u| u == url))
+        .filter_map(|der| X509::from_der(der).ok())
+        .collect();
+    anchors
+        .iter()
+        .filter(|ca| can_sign_crls(ca))
+        .filter(|ca| {
+            ca.public_key()
+                .is_ok_and(|k| named.iter().any(|c| c.verify(&k).unwrap_or(false)))
+        })
+        .cloned()
+        .collect()
 }
 
-/// Keeps every learned CA certificate not yet in `DATA/crl/issuers`.
-fn save_learned(data_dir: &Path) {
-    for cert in learned_issuers() {
-        let Ok(der) = cert.to_der() else { continue };
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der);
-        let path = issuers_dir(data_dir).join(format!("{}.der", hex::encode(digest.as_ref())));
-        if !path.exists()
-            && let Err(e) = write_atomic(&path, &der)
-        {
-            tracing::warn!(
-                "cannot keep a learned CA certificate in {}: {e}",
-                path.display()
-            );
-        }
-    }
-}
-
-/// Reloads the CA certificates kept in `DATA/crl/issuers`.
-fn load_learned(data_dir: &Path) {
-    let Ok(dir) = std::fs::read_dir(issuers_dir(data_dir)) else {
-        return;
-    };
-    for entry in dir.flatten() {
-        if let Ok(cert) = std::fs::read(entry.path())
-            .and_then(|d| X509::from_der(&d).map_err(|e| std::io::Error::other(e.to_string())))
-        {
-            remember_issuer(cert);
-        }
-    }
-}
-
-/// The certificates a CRL may be verified with: `anchors` and the learned CA certificates.
-fn issuers(anchors: &[X509]) -> Vec<X509> {
-    anchors.iter().cloned().chain(learned_issuers()).collect()
-}
-
-/// The CRLs kept in `data_dir` for the distribution points of `index`, checked again with
-/// `anchors` and the learned CA certificates, with the given policy (what the gestore starts
-/// with, and what `pec verify --data` checks against). A file that is not a valid CRL for its
+/// The CRLs kept in `data_dir` for the distribution points of `index`, checked again with the
+/// configured `anchors` (see [`issuers_for`]), with the given policy: what the gestore starts
+/// with, and what `pec verify --data` checks against. A file that is not a valid CRL for its
 /// point is skipped.
 pub fn load_cached(data_dir: &Path, index: &Index, required: bool, anchors: &[X509]) -> Crls {
-    load_learned(data_dir);
-    let issuers = issuers(anchors);
     let now = chrono::Utc::now().timestamp();
     let mut crls = Crls::new(required);
     for url in points(index) {
@@ -104,7 +86,7 @@ pub fn load_cached(data_dir: &Path, index: &Index, required: bool, anchors: &[X5
         let Ok(bytes) = std::fs::read(&path) else {
             continue;
         };
-        match FetchedCrl::check(&bytes, &url, now, &issuers) {
+        match FetchedCrl::check(&bytes, &url, now, &issuers_for(index, &url, anchors)) {
             Ok(mut f) => {
                 f.fetched = std::fs::metadata(&path)
                     .and_then(|m| m.modified())
@@ -152,7 +134,7 @@ impl<S: Store> Gestore<S> {
             &self.settings.data_dir,
             &self.indexed().0,
             self.settings.crl_required,
-            &self.indexed().1,
+            &self.anchors,
         );
         let n = crls.iter().count();
         *self.crls.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(crls);
@@ -168,8 +150,8 @@ impl<S: Store> Gestore<S> {
             .await
             .map_err(|_| "no answer within 60 s".to_string())??;
         let now = self.clock.now().utc().timestamp();
-        let crl = FetchedCrl::check(&bytes, url, now, &issuers(&self.indexed().1))
-            .map_err(|e| e.to_string())?;
+        let issuers = issuers_for(&self.indexed().0, url, &self.anchors);
+        let crl = FetchedCrl::check(&bytes, url, now, &issuers).map_err(|e| e.to_string())?;
         let next = crl.next_update();
         if let Some(held) = self.crls().get(url) {
             if held.this_update() > crl.this_update() {
@@ -210,20 +192,11 @@ fn next_attempt(now: i64, refresh: i64, outcome: &Result<i64, String>) -> i64 {
 
 /// Fetches every distribution point when it is due: at start, then every refresh interval
 /// or at the CRL's nextUpdate if sooner, and within [`RETRY_SECS`] after a failure. New
-/// points of a reloaded Indice copy, and CA certificates learned from messages, are taken
-/// into account within a second.
+/// points of a reloaded Indice copy are fetched within a second.
 async fn run<S: Store>(g: Arc<Gestore<S>>, fetcher: Arc<dyn Fetcher>) {
     let refresh = g.settings.crl_refresh_secs.max(1);
     let mut due: HashMap<String, i64> = HashMap::new();
-    let mut known = learned_issuers().len();
     loop {
-        let learned = learned_issuers().len();
-        if learned != known {
-            // A newly learned CA may verify a CRL refused before: try those now.
-            save_learned(&g.settings.data_dir);
-            known = learned;
-            due.retain(|url, _| g.crls().get(url).is_some());
-        }
         let points = points(&g.indexed().0);
         due.retain(|url, _| points.contains(url));
         for url in &points {
@@ -244,6 +217,35 @@ async fn run<S: Store>(g: Arc<Gestore<S>>, fetcher: Arc<dyn Fetcher>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pec_index::ProviderRecord;
+    use pec_message::pki;
+
+    /// Only the configured CA that issued a certificate naming the point vouches for its CRL:
+    /// not another CA, and not the provider certificate pinned by the Indice copy.
+    #[test]
+    fn a_crl_is_vouched_for_only_by_the_ca_of_the_certificates_naming_it() {
+        let url = "http://crl.test/a.crl";
+        let t0 = 1_700_000_000;
+        let ca = pki::make_ca("CA A", t0, 30).unwrap();
+        let other = pki::make_ca("CA B", t0, 30).unwrap();
+        let leaf =
+            pki::issue_signing_cert_with_crl(&ca, "A", "a.test", None, t0, 10, Some(url)).unwrap();
+        let der = leaf.cert_der().unwrap();
+        let index = Index {
+            records: vec![ProviderRecord::new(
+                "A",
+                der,
+                "posta-certificata@a.test",
+                &["a.test"],
+            )],
+        };
+        assert_eq!(points(&index).into_iter().collect::<Vec<_>>(), vec![url]);
+        let anchors = [other.cert.clone(), leaf.cert.clone(), ca.cert.clone()];
+        let found = issuers_for(&index, url, &anchors);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].to_der().unwrap(), ca.cert_der().unwrap());
+        assert!(issuers_for(&index, "http://elsewhere/x.crl", &anchors).is_empty());
+    }
 
     #[test]
     fn attempts_follow_the_refresh_the_next_update_and_failures_without_looping() {

@@ -12,7 +12,7 @@ use crate::original::OriginalHeaders;
 use crate::pki::{certificate_emails, certificate_sha1, subject_string};
 use crate::smime::{
     Crls, Revocation, RevocationStatus, SignatureCheck, TrustCheck, check_detached,
-    check_revocation, check_trust, cms_info, learn_issuer, verify_opaque,
+    check_revocation, check_trust, cms_info, verify_opaque,
 };
 use openssl::x509::X509;
 use serde::Serialize;
@@ -302,12 +302,7 @@ pub fn verify_classified(raw: &[u8], c: &Classified<'_>, opts: &VerifyOptions<'_
     // Revocation (pec.md §4.4 step 3: "check the CRL").
     let revocation = match (opts.crls, &signer_x509, &signer_cert) {
         (Some(crls), Some(x), Some(der)) => {
-            let r = check_revocation(x, der, crls, opts.at.utc().timestamp());
-            // The CA certificate a trusted message carries lets its CRL be checked later.
-            if r.status == RevocationStatus::Unknown && trusted == Some(true) {
-                learn_issuer(x, &chain);
-            }
-            Some(r)
+            Some(check_revocation(x, der, crls, opts.at.utc().timestamp()))
         }
         _ => None,
     };

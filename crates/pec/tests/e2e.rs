@@ -660,15 +660,20 @@ fn a_revoked_provider_certificate_is_no_longer_trusted() {
         "127.0.0.26",
         &["ra.test=127.0.0.25:2525".to_string()],
     );
-    // B fetches CRLs every second instead of every 4 hours.
+    // B trusts A's CA, as every gestore trusts AgID CA1 (only a trust anchor vouches for a
+    // CRL), and fetches CRLs every second instead of every 4 hours.
+    std::fs::copy(a.ca(), b.dir.join("ca-ra.pem")).unwrap();
     let toml = b.dir.join("pec.toml");
     let text = std::fs::read_to_string(&toml).unwrap();
     assert!(text.contains("crl_refresh_secs = 14400"));
-    std::fs::write(
-        &toml,
-        text.replace("crl_refresh_secs = 14400", "crl_refresh_secs = 1"),
-    )
-    .unwrap();
+    let text = text
+        .replace("crl_refresh_secs = 14400", "crl_refresh_secs = 1")
+        .replace(
+            "anchors = [\"pki/ca.pem\"]",
+            "anchors = [\"pki/ca.pem\", \"ca-ra.pem\"]",
+        );
+    assert!(text.contains("ca-ra.pem"));
+    std::fs::write(&toml, text).unwrap();
     a.peer(&b);
     b.peer(&a);
     std::fs::copy(a.dir.join("pki/ca.crl"), www.join("ra.crl")).unwrap();
@@ -677,6 +682,7 @@ fn a_revoked_provider_certificate_is_no_longer_trusted() {
     b.start();
     a.add_mailbox("mario@ra.test", &[]);
     b.add_mailbox("anna@rb.test", &[]);
+    wait_log(&b, "CRL fetched");
 
     let message = |subject: &str| {
         format!(
@@ -686,9 +692,7 @@ fn a_revoked_provider_certificate_is_no_longer_trusted() {
         )
         .into_bytes()
     };
-    // B cannot verify A's CRL before it knows A's CA: the first envelope is PEC with an
-    // unknown revocation status, and B learns A's CA from it (its key verifies A's pinned
-    // certificate), then takes the CRL, which does not list A's certificate.
+    // The CRL does not list A's certificate: certified mail as usual.
     assert!(submit(
         &a,
         "mario@ra.test",
@@ -698,7 +702,6 @@ fn a_revoked_provider_certificate_is_no_longer_trusted() {
     let anna = b.wait_for("anna@rb.test", "the envelope", |m| {
         count(m, "posta-certificata") == 1
     });
-    wait_log(&b, "CRL fetched");
     let envelope = b.message("anna@rb.test", anna[0]["uid"].as_u64().unwrap());
     let v = verify_json(&envelope, &b);
     assert_eq!(v["revocation"]["status"], "good", "{v:#}");
@@ -748,4 +751,19 @@ fn a_revoked_provider_certificate_is_no_longer_trusted() {
     assert_eq!(count(&b.messages("anna@rb.test"), "posta-certificata"), 1);
     std::thread::sleep(std::time::Duration::from_secs(2));
     assert_eq!(count(&a.messages("mario@ra.test"), "avvenuta-consegna"), 1);
+
+    // A newer CRL signed by another CA that B trusts (its own) is not taken at A's point: B
+    // keeps A's CA's CRL, and A's certificate stays revoked.
+    let pem_b = |name: &str| std::fs::read(b.dir.join("pki").join(name)).unwrap();
+    let ca_b = pec_message::pki::Issued {
+        cert: openssl::x509::X509::from_pem(&pem_b("ca.pem")).unwrap(),
+        key: openssl::pkey::PKey::private_key_from_pem(&pem_b("ca.key")).unwrap(),
+    };
+    let now = chrono::Utc::now().timestamp();
+    let other = pec_message::pki::make_crl(&ca_b, &[], now, now + 86_400).unwrap();
+    std::fs::write(www.join("ra.crl.tmp"), other.to_der().unwrap()).unwrap();
+    std::fs::rename(www.join("ra.crl.tmp"), www.join("ra.crl")).unwrap();
+    wait_log(&b, "does not verify with a trusted CA certificate");
+    let v = verify_json(&envelope, &b);
+    assert_eq!(v["revocation"]["status"], "revoked", "{v:#}");
 }

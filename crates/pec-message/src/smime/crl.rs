@@ -4,12 +4,12 @@
 //! the revocation status of a signer certificate against them (RFC 5280 §6.3, for the signer
 //! certificate: provider certificates are issued directly by an accredited CA, pec.md §4.3).
 //!
-//! A CRL is taken only when its signature verifies with the key of a known issuer
-//! certificate: a trust anchor, or a CA certificate learned from a message whose signer
-//! certificate it verifies, once that signer was found trusted ([`learn_issuer`]). A forged
-//! issuer cannot verify a genuine provider certificate, and what a message carries or leaves
-//! out never changes which CRL applies: the CRL in force for a distribution point was checked
-//! when it was fetched, and at use it must be signed by the key that issued the signer.
+//! A CRL is taken, when fetched, only if its signature verifies with the key of a CA
+//! certificate the caller vouches for: the gestore passes its configured trust anchors that
+//! may sign CRLs and that issued a provider certificate naming the distribution point
+//! ([`can_sign_crls`]). At use it must also be signed by the key that issued the signer.
+//! Nothing a message carries takes part: its certificates neither supply the issuer nor
+//! change which CRL applies.
 
 use super::trust::unix;
 use crate::pki::name_string;
@@ -17,7 +17,7 @@ use der::Decode as _;
 use openssl::x509::{CrlStatus, X509, X509Crl, X509NameRef};
 use serde::Serialize;
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::Arc;
 use x509_cert::ext::pkix::crl::CrlDistributionPoints;
 use x509_cert::ext::pkix::crl::dp::IssuingDistributionPoint;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
@@ -44,7 +44,8 @@ impl FetchedCrl {
     /// that point (no deltaCRLIndicator; an issuingDistributionPoint, if any, naming `url`
     /// and not narrowing the scope to CA certificates, some reasons or other issuers; no
     /// other critical extension), have a nextUpdate (RFC 5280 §5.1.2.5) and a thisUpdate not
-    /// ahead of `now`, and verify with the key of one of `issuers` named as its issuer.
+    /// ahead of `now` by more than an hour of clock skew, and verify with the key of one of
+    /// `issuers` that is named as its issuer and may sign CRLs ([`can_sign_crls`]).
     pub fn check(
         bytes: &[u8],
         url: &str,
@@ -75,7 +76,7 @@ impl FetchedCrl {
         }
         let issuer = issuers
             .iter()
-            .filter(|c| same_name(c.subject_name(), crl.issuer_name()))
+            .filter(|c| same_name(c.subject_name(), crl.issuer_name()) && can_sign_crls(c))
             .find(|c| {
                 c.public_key()
                     .is_ok_and(|k| crl.verify(&k).unwrap_or(false))
@@ -83,8 +84,8 @@ impl FetchedCrl {
             .cloned()
             .ok_or_else(|| {
                 CrlError(format!(
-                    "the CRL does not verify with a known certificate of its issuer {} (a \
-                     trust anchor, or a CA certificate learned from a trusted message)",
+                    "the CRL does not verify with a trusted CA certificate of its issuer {} \
+                     (trust.anchors)",
                     name_string(crl.issuer_name())
                 ))
             })?;
@@ -212,45 +213,34 @@ impl Crls {
     }
 }
 
-/// CA certificates learned from messages (see [`learn_issuer`]), in the order learned.
-static LEARNED: LazyLock<Mutex<Vec<X509>>> = LazyLock::new(Mutex::default);
-
-/// Remembers, from the certificates `certs` (DER) of a message whose `signer` was found
-/// trusted, the one that issued the signer: its subject is the signer's issuer and its key
-/// verifies the signer certificate. CRLs of that issuer can then be checked (see the module
-/// comment). Returns true when a certificate was newly learned.
-pub fn learn_issuer(signer: &X509, certs: &[Vec<u8>]) -> bool {
-    let Some(issuer) = certs
+/// Whether `cert` may sign CRLs: a CA certificate (basicConstraints CA:TRUE) whose keyUsage,
+/// when present, includes cRLSign (RFC 5280 §4.2.1.3, §4.2.1.9).
+pub fn can_sign_crls(cert: &X509) -> bool {
+    use const_oid::db::rfc5280::{ID_CE_BASIC_CONSTRAINTS, ID_CE_KEY_USAGE};
+    use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
+    let Ok(der) = cert.to_der() else {
+        return false;
+    };
+    let Ok(parsed) = x509_cert::Certificate::from_der(&der) else {
+        return false;
+    };
+    let exts: Vec<_> = parsed
+        .tbs_certificate
+        .extensions
+        .into_iter()
+        .flatten()
+        .collect();
+    let ca = exts
         .iter()
-        .filter_map(|d| super::trust::parse_certificate(d).ok())
-        .filter(|c| same_name(c.subject_name(), signer.issuer_name()))
-        .find(|c| {
-            c.public_key()
-                .is_ok_and(|k| signer.verify(&k).unwrap_or(false))
-        })
-    else {
-        return false;
+        .find(|e| e.extn_id == ID_CE_BASIC_CONSTRAINTS)
+        .and_then(|e| BasicConstraints::from_der(e.extn_value.as_bytes()).ok())
+        .is_some_and(|b| b.ca);
+    let usage = match exts.iter().find(|e| e.extn_id == ID_CE_KEY_USAGE) {
+        None => true,
+        Some(e) => KeyUsage::from_der(e.extn_value.as_bytes())
+            .is_ok_and(|k| k.0.contains(KeyUsages::CRLSign)),
     };
-    remember_issuer(issuer)
-}
-
-/// Adds `issuer` to the learned CA certificates (also used to reload them from a cache);
-/// true when it was new.
-pub fn remember_issuer(issuer: X509) -> bool {
-    let Ok(der) = issuer.to_der() else {
-        return false;
-    };
-    let mut learned = LEARNED.lock().unwrap_or_else(|p| p.into_inner());
-    if learned.iter().any(|c| c.to_der().is_ok_and(|d| d == der)) {
-        return false;
-    }
-    learned.push(issuer);
-    true
-}
-
-/// The CA certificates learned so far.
-pub fn learned_issuers() -> Vec<X509> {
-    LEARNED.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    ca && usage
 }
 
 /// The revocation status of a signer certificate.

@@ -135,23 +135,22 @@ fn a_crl_of_another_issuer_is_not_used() {
     assert!(r.detail.unwrap().contains("not signed by the key"));
 }
 
-/// A CA certificate is learned from a message only when its key verifies the signer.
+/// Only a CA certificate with cRLSign vouches for a CRL: a provider's own certificate (an
+/// Indice leaf, pinned as an anchor) never does.
 #[test]
-fn only_the_real_issuer_is_learned_from_a_message() {
+fn only_a_ca_may_vouch_for_a_crl() {
     let w = world();
-    let forger = pki::make_ca("CRL CA", T0, 30).unwrap();
-    assert!(!learn_issuer(&w.listed, &[forger.cert.to_der().unwrap()]));
-    let ca_der = w.ca.cert.to_der().unwrap();
-    assert!(learn_issuer(&w.listed, std::slice::from_ref(&ca_der)));
-    assert!(
-        !learn_issuer(&w.listed, std::slice::from_ref(&ca_der)),
-        "already known"
+    assert!(can_sign_crls(&w.ca.cert));
+    assert!(!can_sign_crls(&w.listed));
+    let leaf = pki::issue_signing_cert(&w.ca, "Leaf", "l.test", None, T0, 10).unwrap();
+    let by_leaf = pki::make_crl(&leaf, &[], T0, T0 + DAY).unwrap();
+    let e = FetchedCrl::check(
+        &by_leaf.to_der().unwrap(),
+        URL,
+        T0,
+        std::slice::from_ref(&leaf.cert),
     );
-    assert!(
-        learned_issuers()
-            .iter()
-            .any(|c| c.to_der().unwrap() == ca_der)
-    );
+    assert!(e.err().unwrap().to_string().contains("does not verify"));
 }
 
 /// `make_crl` with extra CRL extensions.

@@ -14,8 +14,8 @@ mod wrap;
 
 pub use cms_build::signed_data;
 pub use crl::{
-    CrlError, Crls, FetchedCrl, Revocation, RevocationStatus, check_revocation,
-    distribution_points, learn_issuer, learned_issuers, remember_issuer,
+    CrlError, Crls, FetchedCrl, Revocation, RevocationStatus, can_sign_crls, check_revocation,
+    distribution_points,
 };
 #[cfg(feature = "pkcs11")]
 pub use pkcs11::Pkcs11Signer;
