@@ -87,14 +87,7 @@ pub fn load_cached(data_dir: &Path, index: &Index, required: bool, anchors: &[X5
             continue;
         };
         match FetchedCrl::check(&bytes, &url, now, &issuers_for(index, &url, anchors)) {
-            Ok(mut f) => {
-                f.fetched = std::fs::metadata(&path)
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or(now, |d| d.as_secs() as i64);
-                crls.insert(url, Arc::new(f));
-            }
+            Ok(f) => crls.insert(url, Arc::new(f)),
             Err(e) => tracing::warn!(%url, "cached CRL {} skipped: {e}", path.display()),
         }
     }
@@ -136,7 +129,7 @@ impl<S: Store> Gestore<S> {
             self.settings.crl_required,
             &self.anchors,
         );
-        let n = crls.iter().count();
+        let n = crls.len();
         *self.crls.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(crls);
         if n > 0 {
             tracing::info!(crls = n, "CRLs loaded from the cache");
@@ -196,9 +189,16 @@ fn next_attempt(now: i64, refresh: i64, outcome: &Result<i64, String>) -> i64 {
 async fn run<S: Store>(g: Arc<Gestore<S>>, fetcher: Arc<dyn Fetcher>) {
     let refresh = g.settings.crl_refresh_secs.max(1);
     let mut due: HashMap<String, i64> = HashMap::new();
+    // The points of the Indice copy last read; computed again only when it is replaced.
+    let mut indexed = g.indexed();
+    let mut points = points(&indexed.0);
     loop {
-        let points = points(&g.indexed().0);
-        due.retain(|url, _| points.contains(url));
+        let current = g.indexed();
+        if !Arc::ptr_eq(&current, &indexed) {
+            indexed = current;
+            points = self::points(&indexed.0);
+            due.retain(|url, _| points.contains(url));
+        }
         for url in &points {
             let now = g.clock.now().utc().timestamp();
             if due.get(url).is_some_and(|d| *d > now) {

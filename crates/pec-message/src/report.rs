@@ -300,32 +300,31 @@ pub fn verify_classified(raw: &[u8], c: &Classified<'_>, opts: &VerifyOptions<'_
     }
 
     // Revocation (pec.md §4.4 step 3: "check the CRL").
+    let mut revoked = false;
     let revocation = match (opts.crls, &signer_x509, &signer_cert) {
         (Some(crls), Some(x), Some(der)) => {
-            Some(check_revocation(x, der, crls, opts.at.utc().timestamp()))
+            let r = check_revocation(x, der, crls, opts.at.utc().timestamp());
+            let detail = r.detail.as_deref().unwrap_or("");
+            match r.status {
+                RevocationStatus::Revoked => {
+                    problems.push(format!("the signer certificate is revoked: {detail}"));
+                    revoked = true;
+                }
+                RevocationStatus::Unknown if crls.required => {
+                    problems.push(format!(
+                        "the revocation status of the signer certificate is unknown and a CRL \
+                         is required: {detail}"
+                    ));
+                    revoked = true;
+                }
+                _ => {}
+            }
+            Some(r)
         }
         _ => None,
     };
-    let mut revoked = false;
-    if let (Some(r), Some(crls)) = (&revocation, opts.crls) {
-        let detail = r.detail.as_deref().unwrap_or("");
-        match r.status {
-            RevocationStatus::Revoked => {
-                problems.push(format!("the signer certificate is revoked: {detail}"));
-                revoked = true;
-            }
-            RevocationStatus::Unknown if crls.required => {
-                problems.push(format!(
-                    "the revocation status of the signer certificate is unknown and a CRL is \
-                     required: {detail}"
-                ));
-                revoked = true;
-            }
-            _ => {}
-        }
-        if revoked && trusted.is_some() {
-            trusted = Some(false);
-        }
+    if revoked && trusted.is_some() {
+        trusted = Some(false);
     }
 
     let headers = OriginalHeaders::parse(raw);

@@ -606,6 +606,26 @@ impl Drop for CrlServer {
     }
 }
 
+/// A file of `g`'s development PKI.
+fn pki_file(g: &Gestore, name: &str) -> Vec<u8> {
+    std::fs::read(g.dir.join("pki").join(name)).unwrap()
+}
+
+/// The development CA `pec init` made for `g`, with its key.
+fn dev_ca(g: &Gestore) -> pec_message::pki::Issued {
+    pec_message::pki::Issued {
+        cert: openssl::x509::X509::from_pem(&pki_file(g, "ca.pem")).unwrap(),
+        key: openssl::pkey::PKey::private_key_from_pem(&pki_file(g, "ca.key")).unwrap(),
+    }
+}
+
+/// Replaces the CRL the web server offers at `path` in one step.
+fn publish(path: &std::path::Path, crl: &openssl::x509::X509Crl) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, crl.to_der().unwrap()).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
 /// `g`'s server log without terminal colours.
 fn plain_log(g: &Gestore) -> String {
     let log = g.server_log();
@@ -712,17 +732,12 @@ fn a_revoked_provider_certificate_is_no_longer_trusted() {
     });
 
     // A's CA revokes A's signing certificate and publishes the new CRL.
-    let pem = |name: &str| std::fs::read(a.dir.join("pki").join(name)).unwrap();
-    let ca = pec_message::pki::Issued {
-        cert: openssl::x509::X509::from_pem(&pem("ca.pem")).unwrap(),
-        key: openssl::pkey::PKey::private_key_from_pem(&pem("ca.key")).unwrap(),
-    };
-    let signing = openssl::x509::X509::from_pem(&pem("signing.pem")).unwrap();
+    let signing = openssl::x509::X509::from_pem(&pki_file(&a, "signing.pem")).unwrap();
     let now = chrono::Utc::now().timestamp();
     let crl =
-        pec_message::pki::make_crl(&ca, &[(&signing, now - 60)], now - 30, now + 86_400).unwrap();
-    std::fs::write(www.join("ra.crl.tmp"), crl.to_der().unwrap()).unwrap();
-    std::fs::rename(www.join("ra.crl.tmp"), www.join("ra.crl")).unwrap();
+        pec_message::pki::make_crl(&dev_ca(&a), &[(&signing, now - 60)], now - 30, now + 86_400)
+            .unwrap();
+    publish(&www.join("ra.crl"), &crl);
     wait_log(&b, "revoked=1");
 
     // The envelope B already holds no longer verifies as trusted, and A's next message is
@@ -754,15 +769,9 @@ fn a_revoked_provider_certificate_is_no_longer_trusted() {
 
     // A newer CRL signed by another CA that B trusts (its own) is not taken at A's point: B
     // keeps A's CA's CRL, and A's certificate stays revoked.
-    let pem_b = |name: &str| std::fs::read(b.dir.join("pki").join(name)).unwrap();
-    let ca_b = pec_message::pki::Issued {
-        cert: openssl::x509::X509::from_pem(&pem_b("ca.pem")).unwrap(),
-        key: openssl::pkey::PKey::private_key_from_pem(&pem_b("ca.key")).unwrap(),
-    };
     let now = chrono::Utc::now().timestamp();
-    let other = pec_message::pki::make_crl(&ca_b, &[], now, now + 86_400).unwrap();
-    std::fs::write(www.join("ra.crl.tmp"), other.to_der().unwrap()).unwrap();
-    std::fs::rename(www.join("ra.crl.tmp"), www.join("ra.crl")).unwrap();
+    let other = pec_message::pki::make_crl(&dev_ca(&b), &[], now, now + 86_400).unwrap();
+    publish(&www.join("ra.crl"), &other);
     wait_log(&b, "does not verify with a trusted CA certificate");
     let v = verify_json(&envelope, &b);
     assert_eq!(v["revocation"]["status"], "revoked", "{v:#}");

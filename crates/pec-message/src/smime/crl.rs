@@ -34,8 +34,6 @@ const CLOCK_SKEW_SECS: i64 = 3600;
 pub struct FetchedCrl {
     crl: X509Crl,
     issuer: X509,
-    /// When it was fetched (Unix seconds).
-    pub fetched: i64,
 }
 
 impl FetchedCrl {
@@ -89,11 +87,7 @@ impl FetchedCrl {
                     name_string(crl.issuer_name())
                 ))
             })?;
-        Ok(FetchedCrl {
-            crl,
-            issuer,
-            fetched: now,
-        })
+        Ok(FetchedCrl { crl, issuer })
     }
 
     /// `thisUpdate`, Unix seconds.
@@ -207,9 +201,14 @@ impl Crls {
         self.by_url.get(url)
     }
 
-    /// Every URL with its CRL.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Arc<FetchedCrl>)> {
-        self.by_url.iter().map(|(u, c)| (u.as_str(), c))
+    /// How many distribution points have a CRL.
+    pub fn len(&self) -> usize {
+        self.by_url.len()
+    }
+
+    /// Whether no distribution point has a CRL.
+    pub fn is_empty(&self) -> bool {
+        self.by_url.is_empty()
     }
 }
 
@@ -324,7 +323,12 @@ fn date(t: i64) -> String {
 /// certificate; a listed revocation at or before `at` is final, and otherwise the CRL must
 /// still be current at `at` (its nextUpdate not passed).
 pub fn check_revocation(signer: &X509, der: &[u8], crls: &Crls, at: i64) -> Revocation {
-    let urls = distribution_points(der);
+    // Most signers name no point: OpenSSL's parsed extension answers that without decoding
+    // the certificate again, which matters once per received message.
+    let urls = match signer.crl_distribution_points() {
+        Some(_) => distribution_points(der),
+        None => Vec::new(),
+    };
     if urls.is_empty() {
         return Revocation {
             status: RevocationStatus::NotPublished,
