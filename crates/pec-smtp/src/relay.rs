@@ -57,7 +57,10 @@ fn temp(text: impl Into<String>) -> TransportError {
 #[derive(Debug)]
 struct Response {
     code: u16,
+    /// The text of every line, joined by spaces.
     text: String,
+    /// The text of each line.
+    lines: Vec<String>,
 }
 
 impl Response {
@@ -90,9 +93,19 @@ async fn read_response<R: AsyncBufReadExt + Unpin>(r: &mut R) -> Result<Response
             return Ok(Response {
                 code,
                 text: text.join(" "),
+                lines: text,
             });
         }
     }
+}
+
+/// Whether an EHLO answer offers `keyword` (RFC 5321 §4.1.1.1: one extension per line).
+fn offers(ehlo: &Response, keyword: &str) -> bool {
+    ehlo.lines.iter().skip(1).any(|l| {
+        l.split_whitespace()
+            .next()
+            .is_some_and(|w| w.eq_ignore_ascii_case(keyword))
+    })
 }
 
 /// Dot-stuffing (RFC 5321 §4.5.2) and the terminating dot.
@@ -250,6 +263,8 @@ impl Relay {
             io: BufReader::new(Box::new(tcp)),
             addr: addr.to_string(),
             tls: false,
+            pipelining: false,
+            chunking: false,
             idle_since: Instant::now(),
         };
         let greeting = c.step(None, t).await?;
@@ -265,10 +280,9 @@ impl Relay {
         if ehlo.class() != 2 {
             return Err(temp(format!("{addr}: EHLO refused: {}", ehlo.describe())));
         }
-        let offers_tls = ehlo
-            .text
-            .split_whitespace()
-            .any(|w| w.eq_ignore_ascii_case("STARTTLS"));
+        c.pipelining = offers(&ehlo, "PIPELINING");
+        c.chunking = offers(&ehlo, "CHUNKING");
+        let offers_tls = offers(&ehlo, "STARTTLS");
         if offers_tls {
             let r = c.step(Some("STARTTLS\r\n".to_string()), t).await?;
             if r.class() == 2 {
@@ -293,6 +307,9 @@ impl Relay {
                         ehlo.describe()
                     )));
                 }
+                // RFC 3207 §4.2: what was offered before TLS no longer counts.
+                c.pipelining = offers(&ehlo, "PIPELINING");
+                c.chunking = offers(&ehlo, "CHUNKING");
             } else if d.require_tls {
                 return Err(temp(format!("{addr}: STARTTLS refused ({})", r.describe())));
             }
@@ -308,6 +325,11 @@ impl Relay {
 
     /// One mail transaction on an open connection. `Ok(true)` in the second place: the
     /// connection is back in its initial state and may carry another transaction.
+    ///
+    /// The commands go as the server allows (RFC 2920, RFC 3030): with PIPELINING and CHUNKING,
+    /// MAIL, every RCPT, `BDAT n LAST` and the message in one write, answered after one round
+    /// trip; with PIPELINING alone, MAIL, RCPT and DATA in one write, then the message; with
+    /// neither, each command after the answer to the one before.
     async fn transaction(
         &self,
         c: &mut Conn,
@@ -315,21 +337,58 @@ impl Relay {
     ) -> Result<(Vec<RcptOutcome>, bool), Attempt> {
         let t = self.cfg.timeout;
         let addr = c.addr.clone();
-        // A pooled connection the peer closed meanwhile fails here, before anything was
-        // accepted: the caller retries on a fresh connection.
-        let mail = c
-            .step(
-                Some(format!(
-                    "MAIL FROM:<{}> SIZE={}\r\n",
-                    d.mail_from,
-                    d.message.len()
-                )),
-                t,
-            )
-            .await
-            .map_err(Attempt::Stale)?;
+        let mode = match (c.pipelining, c.chunking) {
+            (true, true) => Mode::Chunked,
+            (true, false) => Mode::Pipelined,
+            _ => Mode::Plain,
+        };
+        let mail_cmd = format!("MAIL FROM:<{}> SIZE={}\r\n", d.mail_from, d.message.len());
+        let rcpt_cmds: Vec<String> = d
+            .rcpt_to
+            .iter()
+            .map(|r| format!("RCPT TO:<{r}>\r\n"))
+            .collect();
+        if mode != Mode::Plain {
+            let mut group = Vec::with_capacity(d.message.len() + 256);
+            group.extend_from_slice(mail_cmd.as_bytes());
+            for r in &rcpt_cmds {
+                group.extend_from_slice(r.as_bytes());
+            }
+            if mode == Mode::Chunked {
+                group.extend_from_slice(format!("BDAT {} LAST\r\n", d.message.len()).as_bytes());
+                group.extend_from_slice(d.message);
+            } else {
+                group.extend_from_slice(b"DATA\r\n");
+            }
+            // A pooled connection the peer closed meanwhile fails here or at the MAIL answer,
+            // before anything was accepted: the caller retries on a fresh connection.
+            c.send(&group, t * 10).await.map_err(Attempt::Stale)?;
+        }
+        let mail = match mode {
+            Mode::Plain => c.step(Some(mail_cmd), t).await,
+            _ => c.read(t * 4).await,
+        }
+        .map_err(Attempt::Stale)?;
+        let mut answers = Vec::with_capacity(rcpt_cmds.len());
+        if mode != Mode::Plain {
+            for _ in &rcpt_cmds {
+                answers.push(c.read(t * 4).await.map_err(|e| Attempt::Failed(e, false))?);
+            }
+        }
+        // The answer to a pipelined DATA or to the BDAT chunk: the final one for BDAT; after a
+        // 354 to DATA a message is owed even when the transaction is abandoned.
+        let last = match mode {
+            Mode::Plain => None,
+            Mode::Pipelined => Some(c.read(t * 4).await.map_err(|e| Attempt::Failed(e, false))?),
+            Mode::Chunked => Some(
+                c.read(t * 10)
+                    .await
+                    .map_err(|e| Attempt::Failed(e, false))?,
+            ),
+        };
+        let owed = last.as_ref().filter(|_| mode == Mode::Pipelined);
         if mail.class() != 2 {
-            let reusable = c.reset(t).await;
+            let reusable = c.abandon(owed, t).await;
             return Err(Attempt::Failed(
                 TransportError {
                     temporary: mail.class() == 4,
@@ -338,12 +397,16 @@ impl Relay {
                 reusable,
             ));
         }
+        let mut answers = answers.into_iter();
         let mut outcomes = Vec::with_capacity(d.rcpt_to.len());
-        for r in d.rcpt_to {
-            let resp = c
-                .step(Some(format!("RCPT TO:<{r}>\r\n")), t)
-                .await
-                .map_err(|e| Attempt::Failed(e, false))?;
+        for r in rcpt_cmds {
+            let resp = match answers.next() {
+                Some(answer) => answer,
+                None => c
+                    .step(Some(r), t)
+                    .await
+                    .map_err(|e| Attempt::Failed(e, false))?,
+            };
             outcomes.push(match resp.class() {
                 2 => RcptOutcome::Accepted,
                 4 => RcptOutcome::Temporary(resp.describe()),
@@ -351,51 +414,47 @@ impl Relay {
             });
         }
         if !outcomes.contains(&RcptOutcome::Accepted) {
-            let reusable = c.reset(t).await;
+            let reusable = c.abandon(owed, t).await;
             return Ok((outcomes, reusable));
         }
-        let go = c
-            .step(Some("DATA\r\n".to_string()), t)
-            .await
-            .map_err(|e| Attempt::Failed(e, false))?;
-        if go.code != 354 {
-            let reusable = c.reset(t).await;
-            return Err(Attempt::Failed(
-                TransportError {
-                    temporary: go.class() != 5,
-                    text: format!("{addr}: DATA refused: {}", go.describe()),
-                },
-                reusable,
-            ));
-        }
-        let body = stuffed(d.message);
-        tokio::time::timeout(t * 10, c.io.get_mut().write_all(&body))
-            .await
-            .map_err(|_| {
-                Attempt::Failed(
-                    temp(format!("{addr}: sending the message timed out")),
-                    false,
-                )
-            })?
-            .map_err(|e| Attempt::Failed(temp(format!("{addr}: {e}")), false))?;
-        // The final answer may take long: the next hop commits before answering.
-        let done = tokio::time::timeout(t * 10, read_response(&mut c.io))
-            .await
-            .map_err(|_| {
-                Attempt::Failed(temp(format!("{addr}: no answer after the message")), false)
-            })?
-            .map_err(|e| Attempt::Failed(e, false))?;
-        for o in outcomes.iter_mut() {
-            if *o == RcptOutcome::Accepted {
-                *o = match done.class() {
-                    2 => RcptOutcome::Accepted,
-                    4 => RcptOutcome::Temporary(done.describe()),
-                    _ => RcptOutcome::Permanent(done.describe()),
-                };
+        let done = match (mode, last) {
+            (Mode::Chunked, Some(done)) => {
+                if done.class() != 2 {
+                    // RFC 3030 §2: a refused chunk ends the transaction; RSET makes sure.
+                    let reusable = c.reset(t).await;
+                    return Ok((refused_by(outcomes, &done), reusable));
+                }
+                done
             }
-        }
+            (_, last) => {
+                let go = match last {
+                    Some(go) => go,
+                    None => c
+                        .step(Some("DATA\r\n".to_string()), t)
+                        .await
+                        .map_err(|e| Attempt::Failed(e, false))?,
+                };
+                if go.code != 354 {
+                    let reusable = c.reset(t).await;
+                    return Err(Attempt::Failed(
+                        TransportError {
+                            temporary: go.class() != 5,
+                            text: format!("{addr}: DATA refused: {}", go.describe()),
+                        },
+                        reusable,
+                    ));
+                }
+                c.send(&stuffed(d.message), t * 10).await.map_err(|e| {
+                    Attempt::Failed(temp(format!("sending the message: {}", e.text)), false)
+                })?;
+                // The final answer may take long: the next hop commits before answering.
+                c.read(t * 10)
+                    .await
+                    .map_err(|e| Attempt::Failed(e, false))?
+            }
+        };
         // RFC 5321 §4.1.1.4: after the final answer the transaction state is cleared.
-        Ok((outcomes, true))
+        Ok((refused_by(outcomes, &done), true))
     }
 
     /// An idle pooled connection to `addr` (encrypted when `tls` is required).
@@ -460,6 +519,31 @@ impl Relay {
     }
 }
 
+/// The final answer to a message applied to every recipient whose RCPT was accepted.
+fn refused_by(mut outcomes: Vec<RcptOutcome>, done: &Response) -> Vec<RcptOutcome> {
+    for o in outcomes.iter_mut() {
+        if *o == RcptOutcome::Accepted {
+            *o = match done.class() {
+                2 => RcptOutcome::Accepted,
+                4 => RcptOutcome::Temporary(done.describe()),
+                _ => RcptOutcome::Permanent(done.describe()),
+            };
+        }
+    }
+    outcomes
+}
+
+/// How the commands of a transaction go on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// One command, one answer (RFC 5321).
+    Plain,
+    /// MAIL, RCPT and DATA in one write (RFC 2920).
+    Pipelined,
+    /// MAIL, RCPT and the message as one `BDAT LAST` chunk in one write (RFC 2920, RFC 3030).
+    Chunked,
+}
+
 /// How a transaction on a connection failed.
 enum Attempt {
     /// The connection was dead before MAIL FROM was answered; nothing was sent.
@@ -479,22 +563,47 @@ struct Conn {
     io: BufReader<Box<dyn Stream>>,
     addr: String,
     tls: bool,
+    /// The server offered PIPELINING in its last EHLO answer.
+    pipelining: bool,
+    /// The server offered CHUNKING (BDAT) in its last EHLO answer.
+    chunking: bool,
     idle_since: Instant,
 }
 
 impl Conn {
     /// Sends `cmd` (if any) and reads the reply, each within `t`.
     async fn step(&mut self, cmd: Option<String>, t: Duration) -> Result<Response, TransportError> {
-        let addr = &self.addr;
         if let Some(c) = cmd {
-            tokio::time::timeout(t, self.io.get_mut().write_all(c.as_bytes()))
-                .await
-                .map_err(|_| temp(format!("{addr}: write timed out")))?
-                .map_err(|e| temp(format!("{addr}: {e}")))?;
+            self.send(c.as_bytes(), t).await?;
         }
-        tokio::time::timeout(t * 4, read_response(&mut self.io))
+        self.read(t * 4).await
+    }
+
+    /// Writes `bytes` within `t`.
+    async fn send(&mut self, bytes: &[u8], t: Duration) -> Result<(), TransportError> {
+        let addr = &self.addr;
+        tokio::time::timeout(t, self.io.get_mut().write_all(bytes))
+            .await
+            .map_err(|_| temp(format!("{addr}: write timed out")))?
+            .map_err(|e| temp(format!("{addr}: {e}")))
+    }
+
+    /// Reads one reply within `t`.
+    async fn read(&mut self, t: Duration) -> Result<Response, TransportError> {
+        let addr = &self.addr;
+        tokio::time::timeout(t, read_response(&mut self.io))
             .await
             .map_err(|_| temp(format!("{addr}: no answer")))?
+    }
+
+    /// Abandons a transaction that will carry no message; `go` is the answer to a pipelined
+    /// DATA, if one was sent. After a 354 the message is a lone dot, whose answer ends the
+    /// transaction (RFC 2920 §3.1); otherwise RSET. Whether the connection is usable afterwards.
+    async fn abandon(&mut self, go: Option<&Response>, t: Duration) -> bool {
+        if go.is_some_and(|g| g.code == 354) {
+            return self.step(Some(".\r\n".into()), t).await.is_ok();
+        }
+        self.reset(t).await
     }
 
     /// RSET; whether the connection is usable afterwards.
@@ -525,111 +634,5 @@ impl Transport for Relay {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dots_are_stuffed() {
-        assert_eq!(stuffed(b".a\r\nb\r\n..c\r\n"), b"..a\r\nb\r\n...c\r\n.\r\n");
-        assert_eq!(stuffed(b"x"), b"x\r\n.\r\n");
-    }
-
-    #[tokio::test]
-    async fn multi_line_replies_are_joined() {
-        let mut r = BufReader::new(&b"250-mx.b.test\r\n250-STARTTLS\r\n250 SIZE 10\r\n"[..]);
-        let resp = read_response(&mut r).await.unwrap();
-        assert_eq!(resp.code, 250);
-        assert!(resp.text.contains("STARTTLS"));
-    }
-
-    /// A plain SMTP sink on loopback: accepts everything, counts connections, and closes a
-    /// connection after `per_conn` messages (0: never).
-    async fn sink(per_conn: usize) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
-        use std::sync::atomic::Ordering;
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap().to_string();
-        let conns = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counter = conns.clone();
-        tokio::spawn(async move {
-            loop {
-                let (s, _) = l.accept().await.unwrap();
-                counter.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let mut io = BufReader::new(s);
-                    io.get_mut().write_all(b"220 sink\r\n").await.unwrap();
-                    let mut done = 0;
-                    let mut line = String::new();
-                    while io.read_line(&mut line).await.unwrap_or(0) > 0 {
-                        let cmd = line.to_ascii_uppercase();
-                        line.clear();
-                        let answer: &[u8] = if cmd.starts_with("DATA") {
-                            io.get_mut().write_all(b"354 go\r\n").await.unwrap();
-                            while io.read_line(&mut line).await.unwrap() > 0 && line != ".\r\n" {
-                                line.clear();
-                            }
-                            line.clear();
-                            done += 1;
-                            b"250 ok\r\n"
-                        } else if cmd.starts_with("QUIT") {
-                            return;
-                        } else {
-                            b"250 ok\r\n"
-                        };
-                        io.get_mut().write_all(answer).await.unwrap();
-                        if per_conn > 0 && done == per_conn {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        (addr, conns)
-    }
-
-    fn relay(addr: &str) -> Relay {
-        Relay::new(RelayConfig {
-            helo: "a.test".into(),
-            routes: [("c.test".to_string(), addr.to_string())].into(),
-            resolver: None,
-            mx_port: 25,
-            tls: crate::tls::client_config(false, &[]).unwrap(),
-            timeout: Duration::from_secs(5),
-            source: None,
-        })
-    }
-
-    fn delivery(rcpt: &[String]) -> Delivery<'_> {
-        Delivery {
-            domain: "c.test",
-            mail_from: "a@a.test",
-            rcpt_to: rcpt,
-            message: b"Subject: x\r\n\r\nx\r\n",
-            require_tls: false,
-        }
-    }
-
-    #[tokio::test]
-    async fn one_connection_carries_many_transactions() {
-        let (addr, conns) = sink(0).await;
-        let r = relay(&addr);
-        let rcpt = vec!["x@c.test".to_string()];
-        for _ in 0..5 {
-            let o = r.deliver(delivery(&rcpt)).await.unwrap();
-            assert_eq!(o, vec![RcptOutcome::Accepted]);
-        }
-        assert_eq!(conns.load(std::sync::atomic::Ordering::SeqCst), 1);
-    }
-
-    #[tokio::test]
-    async fn a_pooled_connection_closed_by_the_peer_is_replaced() {
-        let (addr, conns) = sink(1).await;
-        let r = relay(&addr);
-        let rcpt = vec!["x@c.test".to_string()];
-        for _ in 0..3 {
-            let o = r.deliver(delivery(&rcpt)).await.unwrap();
-            assert_eq!(o, vec![RcptOutcome::Accepted]);
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert_eq!(conns.load(std::sync::atomic::Ordering::SeqCst), 3);
-    }
-}
+#[path = "relay_tests.rs"]
+mod tests;

@@ -19,6 +19,13 @@ pub enum Command {
     Rcpt(String),
     /// `DATA`.
     Data,
+    /// `BDAT size [LAST]` (RFC 3030 §2): the next `size` octets are a chunk of the message.
+    Bdat {
+        /// Octets that follow the command line.
+        size: u64,
+        /// This chunk ends the message.
+        last: bool,
+    },
     /// `RSET`.
     Rset,
     /// `NOOP`.
@@ -47,6 +54,12 @@ pub enum SyntaxError {
     /// Bad arguments (`501`).
     #[error("5.5.4 Sintassi errata: {0}")]
     Arguments(&'static str),
+    /// A BDAT line without a readable size (`501`): the octets that follow cannot be told
+    /// apart from commands, so the session ends (RFC 3030 §2).
+    #[error(
+        "5.5.4 Sintassi errata: BDAT richiede la dimensione del blocco / BDAT needs a chunk size"
+    )]
+    Chunk,
 }
 
 fn path(arg: &str, prefix: &str) -> Result<(String, String), SyntaxError> {
@@ -120,6 +133,19 @@ pub fn parse(line: &str) -> Result<Command, SyntaxError> {
             Command::Rcpt(to)
         }
         "DATA" => Command::Data,
+        "BDAT" => {
+            let mut it = arg.split_whitespace();
+            let size = it
+                .next()
+                .and_then(|n| n.parse().ok())
+                .ok_or(SyntaxError::Chunk)?;
+            let last = match it.next() {
+                None => false,
+                Some(w) if w.eq_ignore_ascii_case("LAST") && it.next().is_none() => true,
+                Some(_) => return Err(SyntaxError::Chunk),
+            };
+            Command::Bdat { size, last }
+        }
         "RSET" => Command::Rset,
         "NOOP" => Command::Noop,
         "QUIT" => Command::Quit,
@@ -180,6 +206,20 @@ mod tests {
             }
         );
         assert_eq!(parse("STARTTLS\r\n").unwrap(), Command::StartTls);
+        assert_eq!(
+            parse("BDAT 1000\r\n").unwrap(),
+            Command::Bdat {
+                size: 1000,
+                last: false
+            }
+        );
+        assert_eq!(
+            parse("bdat 0 last").unwrap(),
+            Command::Bdat {
+                size: 0,
+                last: true
+            }
+        );
     }
 
     #[test]
@@ -198,6 +238,9 @@ mod tests {
             Err(SyntaxError::Arguments(_))
         ));
         assert!(matches!(parse("EHLO"), Err(SyntaxError::Arguments(_))));
+        assert_eq!(parse("BDAT"), Err(SyntaxError::Chunk));
+        assert_eq!(parse("BDAT -1 LAST"), Err(SyntaxError::Chunk));
+        assert_eq!(parse("BDAT 10 LAST MORE"), Err(SyntaxError::Chunk));
         assert!(matches!(
             parse("MAIL FROM:<a@b> SIZE=x"),
             Err(SyntaxError::Arguments(_))

@@ -13,7 +13,7 @@ use pec_gestore::{Account, Gestore, GestoreError};
 use pec_store::Store;
 use std::net::IpAddr;
 use std::sync::Arc;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
 /// Which service a listener offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,9 +145,14 @@ fn ascii(text: &str) -> String {
     out
 }
 
+#[derive(Default)]
 struct Transaction {
     mail_from: Option<String>,
     rcpt_to: Vec<String>,
+    /// The message received so far by BDAT (RFC 3030 §2); `None` until its first chunk.
+    chunks: Option<Vec<u8>>,
+    /// A chunk took the message past the size limit: the rest is read and dropped.
+    too_big: bool,
 }
 
 /// Runs a session until QUIT, EOF or STARTTLS.
@@ -163,12 +168,31 @@ where
     St: Store,
 {
     let mut io = BufReader::new(stream);
+    // Replies wait here until the client has no complete command left in our buffer, so a
+    // pipelined group is answered with one write (RFC 2920 §3.2).
+    let mut out: Vec<u8> = Vec::with_capacity(512);
     macro_rules! reply {
         ($($arg:tt)*) => {{
-            let mut text = ascii(&format!($($arg)*));
-            text.push_str("\r\n");
-            io.get_mut().write_all(text.as_bytes()).await?;
-            io.get_mut().flush().await?;
+            out.extend_from_slice(ascii(&format!($($arg)*)).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }};
+    }
+    macro_rules! send {
+        () => {{
+            if !out.is_empty() {
+                io.get_mut().write_all(&out).await?;
+                io.get_mut().flush().await?;
+                out.clear();
+            }
+        }};
+    }
+    // Before every read: the replies go out unless another whole line is already buffered
+    // (the client never waits for an answer in the middle of a line).
+    macro_rules! send_before_read {
+        () => {{
+            if !io.buffer().contains(&b'\n') {
+                send!();
+            }
         }};
     }
     if greet {
@@ -177,17 +201,16 @@ where
     let mut helo: Option<String> = None;
     let mut account: Option<Account> = None;
     let mut auth_failures = 0;
-    let mut tx = Transaction {
-        mail_from: None,
-        rcpt_to: Vec::new(),
-    };
+    let mut tx = Transaction::default();
     loop {
+        send_before_read!();
         let Ok(read) = tokio::time::timeout(IDLE_TIMEOUT, read_line(&mut io, MAX_LINE)).await
         else {
             reply!(
                 "421 4.4.2 {} nessun comando da 5 minuti / idle timeout, closing",
                 cfg.hostname
             );
+            send!();
             return Ok(End::Closed);
         };
         let line = match read {
@@ -206,6 +229,11 @@ where
                 reply!("500 {e}");
                 continue;
             }
+            Err(e @ super::command::SyntaxError::Chunk) => {
+                reply!("501 {e}");
+                send!();
+                return Ok(End::Closed);
+            }
             Err(e) => {
                 reply!("501 {e}");
                 continue;
@@ -214,14 +242,13 @@ where
         match cmd {
             Command::Ehlo(d) => {
                 helo = Some(d);
-                tx = Transaction {
-                    mail_from: None,
-                    rcpt_to: Vec::new(),
-                };
+                tx = Transaction::default();
                 let mut caps = vec![
                     cfg.hostname.clone(),
                     format!("SIZE {}", cfg.max_message_bytes),
                     "8BITMIME".into(),
+                    "PIPELINING".into(),
+                    "CHUNKING".into(),
                     "ENHANCEDSTATUSCODES".into(),
                 ];
                 if cfg.starttls && !cfg.tls {
@@ -236,15 +263,11 @@ where
                     let sep = if i + 1 == n { ' ' } else { '-' };
                     text.push_str(&format!("250{sep}{c}\r\n"));
                 }
-                io.get_mut().write_all(text.as_bytes()).await?;
-                io.get_mut().flush().await?;
+                out.extend_from_slice(text.as_bytes());
             }
             Command::Helo(d) => {
                 helo = Some(d);
-                tx = Transaction {
-                    mail_from: None,
-                    rcpt_to: Vec::new(),
-                };
+                tx = Transaction::default();
                 reply!("250 {}", cfg.hostname);
             }
             Command::StartTls => {
@@ -255,9 +278,11 @@ where
                 if !io.buffer().is_empty() {
                     // RFC 3207 §6: nothing may follow STARTTLS in the same packet.
                     reply!("554 5.5.1 Comandi dopo STARTTLS non ammessi");
+                    send!();
                     return Ok(End::Closed);
                 }
                 reply!("220 2.0.0 Pronto per TLS / ready to start TLS");
+                send!();
                 return Ok(End::StartTls(io.into_inner()));
             }
             Command::Auth { mechanism, initial } => {
@@ -279,6 +304,7 @@ where
                             Some(r) => r,
                             None => {
                                 reply!("334 ");
+                                send_before_read!();
                                 match read_line(&mut io, MAX_LINE).await? {
                                     Some(l) => String::from_utf8_lossy(&l).trim().to_string(),
                                     None => return Ok(End::Closed),
@@ -301,6 +327,7 @@ where
                             Some(u) => u,
                             None => {
                                 reply!("334 VXNlcm5hbWU6");
+                                send_before_read!();
                                 match read_line(&mut io, MAX_LINE).await? {
                                     Some(l) => String::from_utf8_lossy(&l).trim().to_string(),
                                     None => return Ok(End::Closed),
@@ -308,6 +335,7 @@ where
                             }
                         };
                         reply!("334 UGFzc3dvcmQ6");
+                        send_before_read!();
                         let pass = match read_line(&mut io, MAX_LINE).await? {
                             Some(l) => String::from_utf8_lossy(&l).trim().to_string(),
                             None => return Ok(End::Closed),
@@ -338,6 +366,7 @@ where
                         auth_failures += 1;
                         if auth_failures >= MAX_AUTH_FAILURES {
                             reply!("421 4.7.0 Troppi tentativi falliti / too many failures");
+                            send!();
                             return Ok(End::Closed);
                         }
                         reply!("535 5.7.8 Credenziali non valide / authentication failed");
@@ -397,11 +426,16 @@ where
                 reply!("250 2.1.5 Ok");
             }
             Command::Data => {
+                if tx.chunks.is_some() {
+                    reply!("503 5.5.1 DATA non ammesso dopo BDAT / DATA after BDAT");
+                    continue;
+                }
                 let (Some(from), false) = (tx.mail_from.clone(), tx.rcpt_to.is_empty()) else {
                     reply!("503 5.5.1 Nessun destinatario valido / need RCPT command");
                     continue;
                 };
                 reply!("354 Inviare il messaggio, terminare con <CRLF>.<CRLF>");
+                send_before_read!();
                 let data = read_data(&mut io, cfg.max_message_bytes).await?;
                 let rcpts = std::mem::take(&mut tx.rcpt_to);
                 tx.mail_from = None;
@@ -412,78 +446,157 @@ where
                     );
                     continue;
                 };
-                let client = pec_gestore::Client {
-                    ip: Some(cfg.peer),
-                    helo: helo.clone(),
-                };
-                let result = match cfg.role {
-                    Role::Mx => g
-                        .receive(&client, &from, &rcpts, data)
-                        .await
-                        .map(|r| match r {
-                            Reply::Accepted => {
-                                Ok("2.0.0 Ok: messaggio preso in carico".to_string())
-                            }
-                            Reply::Refused { text } => Err(text),
-                        }),
-                    Role::Submission => {
-                        let Some(a) = &account else {
-                            reply!("530 5.7.0 Autenticazione richiesta");
-                            continue;
-                        };
-                        g.submit(&client, a, &from, &rcpts, crlf(data)).await.map(|s| {
-                            Ok(match s.refused {
-                                None => format!("2.0.0 Ok: accettato, identificativo {}", s.identificativo),
-                                Some(why) => format!(
-                                    "2.0.0 Messaggio non accettato ({why}): avviso di non accettazione inviato, identificativo {}",
-                                    s.identificativo
-                                ),
-                            })
-                        })
+                let (answer, close) =
+                    deliver(g, cfg, account.as_ref(), &helo, from, rcpts, data).await;
+                for line in answer {
+                    reply!("{line}");
+                }
+                if close {
+                    send!();
+                    return Ok(End::Closed);
+                }
+            }
+            Command::Bdat { size, last } => {
+                // RFC 3030 §2: the chunk follows its command whatever the answer, so it is
+                // read (or skipped) first. Queued answers go out only when nothing else is
+                // buffered: a pipelining client sends the chunk without waiting.
+                let open = tx.mail_from.is_some() && !tx.rcpt_to.is_empty();
+                if io.buffer().is_empty() {
+                    send!();
+                }
+                let so_far = tx.chunks.as_ref().map_or(0, Vec::len) as u64;
+                if open && !tx.too_big && so_far + size <= cfg.max_message_bytes {
+                    let buf = tx.chunks.get_or_insert_with(Vec::new);
+                    let start = buf.len();
+                    // The size is bounded by the message limit just checked.
+                    buf.resize(start + size as usize, 0);
+                    io.read_exact(&mut buf[start..]).await?;
+                } else {
+                    let skipped =
+                        tokio::io::copy(&mut (&mut io).take(size), &mut tokio::io::sink()).await?;
+                    if skipped < size {
+                        return Err(std::io::ErrorKind::UnexpectedEof.into());
                     }
-                };
-                match result {
-                    Ok(Ok(text)) => reply!("250 {text}"),
-                    Ok(Err(text)) => reply!("550 {text}"),
-                    Err(e @ GestoreError::Invalid(_)) => reply!("554 5.6.0 {e}"),
-                    Err(GestoreError::Unavailable(why)) => {
-                        // product.md §4: nothing is taken unscanned; the client retries.
-                        tracing::warn!("DATA deferred, a filter is down: {why}");
-                        reply!(
-                            "451 4.7.1 Controllo antivirus/antispam non disponibile, riprovare / content scanner unavailable, try again later"
-                        );
-                    }
-                    Err(e) => {
-                        tracing::error!("DATA not committed: {e}");
-                        reply!(
-                            "451 4.3.0 Errore temporaneo, riprovare / temporary failure, try again"
-                        );
+                    if open {
+                        tx.too_big = true;
+                        tx.chunks = Some(Vec::new());
                     }
                 }
-                if pec_gestore::sessions::ending_here() {
-                    // This submission locked the mailbox (product.md §4): its answer is
-                    // given, then the session ends like every other one of the mailbox.
+                if !open {
+                    if last {
+                        tx = Transaction::default();
+                    }
+                    reply!("503 5.5.1 Nessun destinatario valido / need MAIL and RCPT before BDAT");
+                    continue;
+                }
+                if tx.too_big {
+                    if last {
+                        tx = Transaction::default();
+                    }
                     reply!(
-                        "421 4.7.0 Casella bloccata per invio di spam / mailbox locked for sending spam, closing"
+                        "552 5.3.4 Messaggio troppo grande (limite {} byte)",
+                        cfg.max_message_bytes
                     );
+                    continue;
+                }
+                if !last {
+                    reply!("250 2.0.0 {size} byte ricevuti / octets received");
+                    continue;
+                }
+                let done = std::mem::take(&mut tx);
+                let (Some(from), Some(data)) = (done.mail_from, done.chunks) else {
+                    continue;
+                };
+                let (answer, close) =
+                    deliver(g, cfg, account.as_ref(), &helo, from, done.rcpt_to, data).await;
+                for line in answer {
+                    reply!("{line}");
+                }
+                if close {
+                    send!();
                     return Ok(End::Closed);
                 }
             }
             Command::Rset => {
-                tx = Transaction {
-                    mail_from: None,
-                    rcpt_to: Vec::new(),
-                };
+                tx = Transaction::default();
                 reply!("250 2.0.0 Ok");
             }
             Command::Noop => reply!("250 2.0.0 Ok"),
             Command::Quit => {
                 reply!("221 2.0.0 Arrivederci");
+                send!();
                 return Ok(End::Closed);
             }
             Command::Other(v) => reply!("502 5.5.1 {v} non implementato"),
         }
     }
+}
+
+/// Hands a complete message to the gestore and says what to answer: the reply lines, and
+/// whether the session ends after them. The answer comes only after the gestore committed
+/// (architecture §4), for DATA and for the last BDAT chunk alike.
+async fn deliver<St: Store>(
+    g: &Arc<Gestore<St>>,
+    cfg: &SessionConfig,
+    account: Option<&Account>,
+    helo: &Option<String>,
+    from: String,
+    rcpts: Vec<String>,
+    data: Vec<u8>,
+) -> (Vec<String>, bool) {
+    let client = pec_gestore::Client {
+        ip: Some(cfg.peer),
+        helo: helo.clone(),
+    };
+    let result = match cfg.role {
+        Role::Mx => g
+            .receive(&client, &from, &rcpts, data)
+            .await
+            .map(|r| match r {
+                Reply::Accepted => Ok("2.0.0 Ok: messaggio preso in carico".to_string()),
+                Reply::Refused { text } => Err(text),
+            }),
+        Role::Submission => {
+            let Some(a) = account else {
+                return (vec!["530 5.7.0 Autenticazione richiesta".into()], false);
+            };
+            g.submit(&client, a, &from, &rcpts, crlf(data)).await.map(|s| {
+                Ok(match s.refused {
+                    None => format!("2.0.0 Ok: accettato, identificativo {}", s.identificativo),
+                    Some(why) => format!(
+                        "2.0.0 Messaggio non accettato ({why}): avviso di non accettazione inviato, identificativo {}",
+                        s.identificativo
+                    ),
+                })
+            })
+        }
+    };
+    let answer = match result {
+        Ok(Ok(text)) => format!("250 {text}"),
+        Ok(Err(text)) => format!("550 {text}"),
+        Err(e @ GestoreError::Invalid(_)) => format!("554 5.6.0 {e}"),
+        Err(GestoreError::Unavailable(why)) => {
+            // product.md §4: nothing is taken unscanned; the client retries.
+            tracing::warn!("message deferred, a filter is down: {why}");
+            "451 4.7.1 Controllo antivirus/antispam non disponibile, riprovare / content scanner unavailable, try again later".into()
+        }
+        Err(e) => {
+            tracing::error!("message not committed: {e}");
+            "451 4.3.0 Errore temporaneo, riprovare / temporary failure, try again".into()
+        }
+    };
+    if pec_gestore::sessions::ending_here() {
+        // This submission locked the mailbox (product.md §4): its answer is given, then the
+        // session ends like every other one of the mailbox.
+        return (
+            vec![
+                answer,
+                "421 4.7.0 Casella bloccata per invio di spam / mailbox locked for sending spam, closing".into(),
+            ],
+            true,
+        );
+    }
+    (vec![answer], false)
 }
 
 #[cfg(test)]

@@ -1,0 +1,254 @@
+//! Tests of the relay client against SMTP sinks on loopback.
+
+use super::*;
+use tokio::io::AsyncReadExt;
+
+#[test]
+fn dots_are_stuffed() {
+    assert_eq!(stuffed(b".a\r\nb\r\n..c\r\n"), b"..a\r\nb\r\n...c\r\n.\r\n");
+    assert_eq!(stuffed(b"x"), b"x\r\n.\r\n");
+}
+
+#[tokio::test]
+async fn multi_line_replies_are_joined() {
+    let mut r = BufReader::new(&b"250-mx.b.test\r\n250-STARTTLS\r\n250 SIZE 10\r\n"[..]);
+    let resp = read_response(&mut r).await.unwrap();
+    assert_eq!(resp.code, 250);
+    assert!(resp.text.contains("STARTTLS"));
+}
+
+/// What an SMTP sink offers and what it saw.
+#[derive(Default)]
+struct SinkLog {
+    /// Connections accepted.
+    conns: usize,
+    /// Messages taken: accepted recipients and bytes.
+    messages: Vec<(Vec<String>, Vec<u8>)>,
+    /// Transactions whose MAIL arrived with DATA or BDAT already behind it (one write).
+    grouped: usize,
+    /// Lone-dot messages (a transaction abandoned after a pipelined 354).
+    empty: usize,
+}
+
+type Log = Arc<Mutex<SinkLog>>;
+
+/// A plain SMTP sink on loopback. It offers PIPELINING and CHUNKING as asked, refuses
+/// recipients whose local part starts with `no`, answers DATA with 354 even when no
+/// recipient was accepted (as a pipelining server may), and closes a connection after
+/// `per_conn` messages (0: never).
+async fn sink_with(pipelining: bool, chunking: bool, per_conn: usize) -> (String, Log) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let log: Log = Arc::default();
+    let shared = log.clone();
+    tokio::spawn(async move {
+        loop {
+            let (s, _) = l.accept().await.unwrap();
+            shared.lock().unwrap().conns += 1;
+            let log = shared.clone();
+            tokio::spawn(async move {
+                let mut io = BufReader::new(s);
+                io.get_mut().write_all(b"220 sink\r\n").await.unwrap();
+                let mut done = 0;
+                let mut rcpts: Vec<String> = Vec::new();
+                let mut line = String::new();
+                while io.read_line(&mut line).await.unwrap_or(0) > 0 {
+                    let cmd = line.to_ascii_uppercase();
+                    let original = std::mem::take(&mut line);
+                    let answer: Vec<u8> = if cmd.starts_with("EHLO") {
+                        let mut a = String::from("250-sink\r\n");
+                        if pipelining {
+                            a.push_str("250-PIPELINING\r\n");
+                        }
+                        if chunking {
+                            a.push_str("250-CHUNKING\r\n");
+                        }
+                        a.push_str("250 8BITMIME\r\n");
+                        a.into_bytes()
+                    } else if cmd.starts_with("MAIL") {
+                        let behind = String::from_utf8_lossy(io.buffer()).to_ascii_uppercase();
+                        if behind.contains("DATA\r\n") || behind.contains("BDAT ") {
+                            log.lock().unwrap().grouped += 1;
+                        }
+                        rcpts.clear();
+                        b"250 ok\r\n".to_vec()
+                    } else if cmd.starts_with("RCPT") {
+                        let to = original[8..].trim().trim_matches(['<', '>']).to_string();
+                        if to.starts_with("no") {
+                            b"550 no such user\r\n".to_vec()
+                        } else {
+                            rcpts.push(to);
+                            b"250 ok\r\n".to_vec()
+                        }
+                    } else if cmd.starts_with("DATA") {
+                        io.get_mut().write_all(b"354 go\r\n").await.unwrap();
+                        let mut data = Vec::new();
+                        loop {
+                            let mut l = Vec::new();
+                            io.read_until(b'\n', &mut l).await.unwrap();
+                            if l == b".\r\n" {
+                                break;
+                            }
+                            data.extend_from_slice(l.strip_prefix(b".").unwrap_or(&l));
+                        }
+                        let mut log = log.lock().unwrap();
+                        if rcpts.is_empty() {
+                            log.empty += 1;
+                            b"554 no valid recipients\r\n".to_vec()
+                        } else {
+                            done += 1;
+                            log.messages.push((std::mem::take(&mut rcpts), data));
+                            b"250 ok\r\n".to_vec()
+                        }
+                    } else if cmd.starts_with("BDAT") {
+                        let mut words = cmd.split_whitespace().skip(1);
+                        let n: usize = words.next().unwrap().parse().unwrap();
+                        let last = words.next() == Some("LAST");
+                        let mut data = vec![0; n];
+                        io.read_exact(&mut data).await.unwrap();
+                        assert!(last, "the relay sends one chunk");
+                        if rcpts.is_empty() {
+                            b"503 no valid recipients\r\n".to_vec()
+                        } else {
+                            done += 1;
+                            log.lock()
+                                .unwrap()
+                                .messages
+                                .push((std::mem::take(&mut rcpts), data));
+                            b"250 ok\r\n".to_vec()
+                        }
+                    } else if cmd.starts_with("QUIT") {
+                        return;
+                    } else {
+                        b"250 ok\r\n".to_vec()
+                    };
+                    io.get_mut().write_all(&answer).await.unwrap();
+                    if per_conn > 0 && done == per_conn {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, log)
+}
+
+/// A sink that offers neither PIPELINING nor CHUNKING.
+async fn sink(per_conn: usize) -> (String, Log) {
+    sink_with(false, false, per_conn).await
+}
+
+fn relay(addr: &str) -> Relay {
+    Relay::new(RelayConfig {
+        helo: "a.test".into(),
+        routes: [("c.test".to_string(), addr.to_string())].into(),
+        resolver: None,
+        mx_port: 25,
+        tls: crate::tls::client_config(false, &[]).unwrap(),
+        timeout: Duration::from_secs(5),
+        source: None,
+    })
+}
+
+fn delivery(rcpt: &[String]) -> Delivery<'_> {
+    Delivery {
+        domain: "c.test",
+        mail_from: "a@a.test",
+        rcpt_to: rcpt,
+        message: b"Subject: x\r\n\r\nx\r\n",
+        require_tls: false,
+    }
+}
+
+#[tokio::test]
+async fn one_connection_carries_many_transactions() {
+    let (addr, log) = sink(0).await;
+    let r = relay(&addr);
+    let rcpt = vec!["x@c.test".to_string()];
+    for _ in 0..5 {
+        let o = r.deliver(delivery(&rcpt)).await.unwrap();
+        assert_eq!(o, vec![RcptOutcome::Accepted]);
+    }
+    assert_eq!(log.lock().unwrap().conns, 1);
+}
+
+#[tokio::test]
+async fn a_pooled_connection_closed_by_the_peer_is_replaced() {
+    let (addr, log) = sink(1).await;
+    let r = relay(&addr);
+    let rcpt = vec!["x@c.test".to_string()];
+    for _ in 0..3 {
+        let o = r.deliver(delivery(&rcpt)).await.unwrap();
+        assert_eq!(o, vec![RcptOutcome::Accepted]);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(log.lock().unwrap().conns, 3);
+}
+
+#[tokio::test]
+async fn with_pipelining_and_chunking_a_transaction_is_one_write() {
+    let (addr, log) = sink_with(true, true, 0).await;
+    let r = relay(&addr);
+    let rcpt = vec![
+        "x@c.test".to_string(),
+        "no@c.test".to_string(),
+        "y@c.test".to_string(),
+    ];
+    let mut d = delivery(&rcpt);
+    // A line that starts with a dot travels as is: BDAT carries no dot-stuffing.
+    d.message = b"Subject: x\r\n\r\n.riga\r\n";
+    for _ in 0..3 {
+        let o = r.deliver(d).await.unwrap();
+        assert_eq!(o[0], RcptOutcome::Accepted);
+        assert!(
+            matches!(&o[1], RcptOutcome::Permanent(t) if t.starts_with("550")),
+            "{o:?}"
+        );
+        assert_eq!(o[2], RcptOutcome::Accepted);
+    }
+    let log = log.lock().unwrap();
+    assert_eq!((log.conns, log.grouped, log.messages.len()), (1, 3, 3));
+    assert_eq!(log.messages[0].0, ["x@c.test", "y@c.test"]);
+    assert_eq!(log.messages[0].1, d.message);
+}
+
+#[tokio::test]
+async fn with_pipelining_mail_rcpt_and_data_go_together() {
+    let (addr, log) = sink_with(true, false, 0).await;
+    let r = relay(&addr);
+    let rcpt = vec!["x@c.test".to_string()];
+    let mut d = delivery(&rcpt);
+    d.message = b"Subject: x\r\n\r\n.riga\r\n";
+    r.deliver(d).await.unwrap();
+    let log = log.lock().unwrap();
+    assert_eq!((log.conns, log.grouped), (1, 1));
+    assert_eq!(log.messages[0].1, d.message);
+}
+
+#[tokio::test]
+async fn a_pipelined_transaction_without_recipients_is_abandoned_cleanly() {
+    for chunking in [false, true] {
+        let (addr, log) = sink_with(true, chunking, 0).await;
+        let r = relay(&addr);
+        let nobody = vec!["no1@c.test".to_string(), "no2@c.test".to_string()];
+        let o = r.deliver(delivery(&nobody)).await.unwrap();
+        assert!(
+            o.iter().all(|o| matches!(o, RcptOutcome::Permanent(_))),
+            "{o:?}"
+        );
+        // The connection is still in step: the next transaction reuses it.
+        let rcpt = vec!["x@c.test".to_string()];
+        assert_eq!(
+            r.deliver(delivery(&rcpt)).await.unwrap(),
+            vec![RcptOutcome::Accepted]
+        );
+        let log = log.lock().unwrap();
+        assert_eq!(
+            (log.conns, log.messages.len()),
+            (1, 1),
+            "chunking {chunking}"
+        );
+        // After a 354 to the pipelined DATA, the owed message was a lone dot.
+        assert_eq!(log.empty, usize::from(!chunking));
+    }
+}
