@@ -73,15 +73,41 @@ impl Response {
 }
 
 async fn read_response<R: AsyncBufReadExt + Unpin>(r: &mut R) -> Result<Response, TransportError> {
+    read_reply(r)
+        .await?
+        .ok_or_else(|| temp("connection closed by the server"))
+}
+
+/// One reply; `Ok(None)` when the connection was closed or reset before any byte of it.
+async fn read_reply<R: AsyncBufReadExt + Unpin>(
+    r: &mut R,
+) -> Result<Option<Response>, TransportError> {
     let mut text = Vec::new();
     loop {
         let mut line = String::new();
-        let n = r
-            .read_line(&mut line)
-            .await
-            .map_err(|e| temp(format!("read failed: {e}")))?;
+        let n = match r.read_line(&mut line).await {
+            Ok(n) => n,
+            Err(e)
+                if text.is_empty()
+                    && matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionReset
+                            | std::io::ErrorKind::BrokenPipe
+                            // A TLS peer gone without close_notify.
+                            | std::io::ErrorKind::UnexpectedEof
+                    ) =>
+            {
+                0
+            }
+            Err(e) => return Err(temp(format!("read failed: {e}"))),
+        };
         if n == 0 {
-            return Err(temp("connection closed by the server"));
+            if text.is_empty() {
+                return Ok(None);
+            }
+            return Err(temp(
+                "connection closed by the server in the middle of a reply",
+            ));
         }
         let line = line.trim_end();
         let code: u16 = line
@@ -90,11 +116,11 @@ async fn read_response<R: AsyncBufReadExt + Unpin>(r: &mut R) -> Result<Response
             .ok_or_else(|| temp(format!("malformed reply: {line}")))?;
         text.push(line.get(4..).unwrap_or("").to_string());
         if line.as_bytes().get(3) != Some(&b'-') {
-            return Ok(Response {
+            return Ok(Some(Response {
                 code,
                 text: text.join(" "),
                 lines: text,
-            });
+            }));
         }
     }
 }
@@ -365,10 +391,23 @@ impl Relay {
             c.send(&group, t * 10).await.map_err(Attempt::Stale)?;
         }
         let mail = match mode {
-            Mode::Plain => c.step(Some(mail_cmd), t).await,
-            _ => c.read(t * 4).await,
-        }
-        .map_err(Attempt::Stale)?;
+            Mode::Plain => c.step(Some(mail_cmd), t).await.map_err(Attempt::Stale)?,
+            // Only commands were sent: nothing can have been accepted.
+            Mode::Pipelined => c.read(t * 4).await.map_err(Attempt::Stale)?,
+            // The message is on the wire, and the peer may answer the whole group only once
+            // it has committed: the wait is the one for a final answer. A connection closed
+            // before any answer was a pooled one the peer had let go; any other failure
+            // may come after the message was taken, so it is not retried at once.
+            Mode::Chunked => match c.read_first(t * 10).await {
+                Ok(Some(r)) => r,
+                Ok(None) => {
+                    return Err(Attempt::Stale(temp(format!(
+                        "{addr}: connection closed by the server"
+                    ))));
+                }
+                Err(e) => return Err(Attempt::Failed(e, false)),
+            },
+        };
         let mut answers = Vec::with_capacity(rcpt_cmds.len());
         if mode != Mode::Plain {
             for _ in &rcpt_cmds {
@@ -508,10 +547,19 @@ impl Relay {
         addr: &str,
         d: &Delivery<'_>,
     ) -> Result<Vec<RcptOutcome>, TransportError> {
-        if let Some(c) = self.take(addr, d.require_tls) {
+        // Pooled connections the peer has closed meanwhile (a restart, its idle timeout) are
+        // dropped unused; the first one still open carries the transaction.
+        while let Some(mut c) = self.take(addr, d.require_tls) {
+            if !c.still_open().await {
+                tracing::debug!("pooled connection to {addr} closed by the peer, dropped");
+                continue;
+            }
             match self.run_on(c, d).await {
                 Ok(out) => return out,
-                Err(e) => tracing::debug!("pooled connection to {addr} unusable: {}", e.text),
+                Err(e) => {
+                    tracing::debug!("pooled connection to {addr} unusable: {}", e.text);
+                    break;
+                }
             }
         }
         let c = self.open(host, addr, d).await?;
@@ -546,7 +594,8 @@ enum Mode {
 
 /// How a transaction on a connection failed.
 enum Attempt {
-    /// The connection was dead before MAIL FROM was answered; nothing was sent.
+    /// The connection turned out dead before anything could be accepted (before MAIL FROM
+    /// was answered, or closed before any answer to a chunked group).
     Stale(TransportError),
     /// The transaction failed; whether the connection can carry another one.
     Failed(TransportError, bool),
@@ -586,6 +635,23 @@ impl Conn {
             .await
             .map_err(|_| temp(format!("{addr}: write timed out")))?
             .map_err(|e| temp(format!("{addr}: {e}")))
+    }
+
+    /// Whether an idle connection is still open: nothing is waiting to be read (no end of
+    /// stream, no error, no stray bytes), checked without waiting.
+    async fn still_open(&mut self) -> bool {
+        // `timeout` polls the read once before looking at its (already elapsed) deadline.
+        tokio::time::timeout(Duration::ZERO, self.io.fill_buf())
+            .await
+            .is_err()
+    }
+
+    /// Reads one reply within `t`; `Ok(None)` when the connection was closed before it.
+    async fn read_first(&mut self, t: Duration) -> Result<Option<Response>, TransportError> {
+        let addr = &self.addr;
+        tokio::time::timeout(t, read_reply(&mut self.io))
+            .await
+            .map_err(|_| temp(format!("{addr}: no answer")))?
     }
 
     /// Reads one reply within `t`.

@@ -37,6 +37,17 @@ type Log = Arc<Mutex<SinkLog>>;
 /// recipient was accepted (as a pipelining server may), and closes a connection after
 /// `per_conn` messages (0: never).
 async fn sink_with(pipelining: bool, chunking: bool, per_conn: usize) -> (String, Log) {
+    sink_slow(pipelining, chunking, per_conn, Duration::ZERO).await
+}
+
+/// The same, answering MAIL only after `slow` when the message came with it (as a server
+/// that answers a chunked group once it has committed the message).
+async fn sink_slow(
+    pipelining: bool,
+    chunking: bool,
+    per_conn: usize,
+    slow: Duration,
+) -> (String, Log) {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap().to_string();
     let log: Log = Arc::default();
@@ -69,6 +80,9 @@ async fn sink_with(pipelining: bool, chunking: bool, per_conn: usize) -> (String
                         let behind = String::from_utf8_lossy(io.buffer()).to_ascii_uppercase();
                         if behind.contains("DATA\r\n") || behind.contains("BDAT ") {
                             log.lock().unwrap().grouped += 1;
+                        }
+                        if behind.contains("BDAT ") {
+                            tokio::time::sleep(slow).await;
                         }
                         rcpts.clear();
                         b"250 ok\r\n".to_vec()
@@ -139,13 +153,17 @@ async fn sink(per_conn: usize) -> (String, Log) {
 }
 
 fn relay(addr: &str) -> Relay {
+    relay_with_timeout(addr, Duration::from_secs(5))
+}
+
+fn relay_with_timeout(addr: &str, timeout: Duration) -> Relay {
     Relay::new(RelayConfig {
         helo: "a.test".into(),
         routes: [("c.test".to_string(), addr.to_string())].into(),
         resolver: None,
         mx_port: 25,
         tls: crate::tls::client_config(false, &[]).unwrap(),
-        timeout: Duration::from_secs(5),
+        timeout,
         source: None,
     })
 }
@@ -251,4 +269,33 @@ async fn a_pipelined_transaction_without_recipients_is_abandoned_cleanly() {
         // After a 354 to the pipelined DATA, the owed message was a lone dot.
         assert_eq!(log.empty, usize::from(!chunking));
     }
+}
+
+#[tokio::test]
+async fn a_chunked_group_answered_after_the_commit_is_not_sent_twice() {
+    // The peer answers MAIL only once the message is committed, later than a command answer
+    // is waited for (4 × 50 ms) but within the wait for a final answer (10 × 50 ms).
+    let (addr, log) = sink_slow(true, true, 0, Duration::from_millis(300)).await;
+    let r = relay_with_timeout(&addr, Duration::from_millis(50));
+    let rcpt = vec!["x@c.test".to_string()];
+    assert_eq!(
+        r.deliver(delivery(&rcpt)).await.unwrap(),
+        vec![RcptOutcome::Accepted]
+    );
+    let log = log.lock().unwrap();
+    assert_eq!((log.conns, log.messages.len()), (1, 1));
+}
+
+#[tokio::test]
+async fn a_pooled_connection_closed_by_the_peer_is_replaced_when_chunking() {
+    let (addr, log) = sink_with(true, true, 1).await;
+    let r = relay(&addr);
+    let rcpt = vec!["x@c.test".to_string()];
+    for _ in 0..3 {
+        let o = r.deliver(delivery(&rcpt)).await.unwrap();
+        assert_eq!(o, vec![RcptOutcome::Accepted]);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let log = log.lock().unwrap();
+    assert_eq!((log.conns, log.messages.len()), (3, 3));
 }

@@ -60,6 +60,7 @@ fn pipelined_and_chunked_submissions() {
     assert_eq!(codes("bdat_first_codes"), ["250", "250", "250"]);
     assert_eq!(codes("bdat_second_code"), ["250"]);
     assert_eq!(codes("mixed_codes"), ["250", "250", "250"]);
+    assert_eq!(codes("rcpt_after_bdat"), ["503"]);
     assert_eq!(codes("data_after_bdat"), ["503"]);
     assert_eq!(codes("rset"), ["250"]);
     assert_eq!(codes("bdat_without_mail"), ["503", "250"]);

@@ -409,6 +409,10 @@ where
                     reply!("503 5.5.1 Inviare prima MAIL / need MAIL command");
                     continue;
                 }
+                if tx.chunks.is_some() {
+                    reply!("503 5.5.1 Destinatari non ammessi dopo BDAT / RCPT after BDAT");
+                    continue;
+                }
                 if tx.rcpt_to.len() >= cfg.max_recipients {
                     reply!(
                         "452 4.5.3 Troppi destinatari (limite {}) / too many recipients",
@@ -458,29 +462,38 @@ where
             }
             Command::Bdat { size, last } => {
                 // RFC 3030 §2: the chunk follows its command whatever the answer, so it is
-                // read (or skipped) first. Queued answers go out only when nothing else is
-                // buffered: a pipelining client sends the chunk without waiting.
+                // read (or skipped) first. Queued answers wait only while the whole chunk is
+                // already buffered; before waiting on the network they go out (RFC 2920 §3.2).
                 let open = tx.mail_from.is_some() && !tx.rcpt_to.is_empty();
-                if io.buffer().is_empty() {
+                if (io.buffer().len() as u64) < size {
                     send!();
                 }
                 let so_far = tx.chunks.as_ref().map_or(0, Vec::len) as u64;
-                if open && !tx.too_big && so_far + size <= cfg.max_message_bytes {
-                    let buf = tx.chunks.get_or_insert_with(Vec::new);
-                    let start = buf.len();
-                    // The size is bounded by the message limit just checked.
-                    buf.resize(start + size as usize, 0);
-                    io.read_exact(&mut buf[start..]).await?;
-                } else {
-                    let skipped =
-                        tokio::io::copy(&mut (&mut io).take(size), &mut tokio::io::sink()).await?;
-                    if skipped < size {
-                        return Err(std::io::ErrorKind::UnexpectedEof.into());
+                let keep =
+                    open && !tx.too_big && size <= cfg.max_message_bytes.saturating_sub(so_far);
+                // The chunk grows as its bytes arrive (the size is the client's word), and a
+                // client silent for the idle timeout in the middle of it is dropped.
+                let read = async {
+                    if keep {
+                        let buf = tx.chunks.get_or_insert_with(Vec::new);
+                        (&mut io)
+                            .take(size)
+                            .read_to_end(buf)
+                            .await
+                            .map(|n| n as u64)
+                    } else {
+                        tokio::io::copy(&mut (&mut io).take(size), &mut tokio::io::sink()).await
                     }
-                    if open {
-                        tx.too_big = true;
-                        tx.chunks = Some(Vec::new());
-                    }
+                };
+                let got = tokio::time::timeout(IDLE_TIMEOUT, read)
+                    .await
+                    .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+                if got < size {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+                if open && !keep {
+                    tx.too_big = true;
+                    tx.chunks = Some(Vec::new());
                 }
                 if !open {
                     if last {
@@ -507,6 +520,11 @@ where
                 let (Some(from), Some(data)) = (done.mail_from, done.chunks) else {
                     continue;
                 };
+                // RFC 2920 §3.2: with nothing left to read, what is queued goes out before
+                // the message is scanned and committed.
+                if io.buffer().is_empty() {
+                    send!();
+                }
                 let (answer, close) =
                     deliver(g, cfg, account.as_ref(), &helo, from, done.rcpt_to, data).await;
                 for line in answer {

@@ -87,9 +87,11 @@ out["bdat_first_codes"] = s.codes(3)
 s.send(f"BDAT {len(m) - half} LAST\r\n".encode() + m[half:])
 out["bdat_second_code"] = s.codes(1)
 
-# DATA after BDAT is refused; RSET clears the transaction.
+# RCPT and DATA after BDAT are refused; RSET clears the transaction.
 s.send(f"MAIL FROM:<{user}>\r\nRCPT TO:<{user}>\r\nBDAT 5\r\nabcde".encode())
 out["mixed_codes"] = s.codes(3)
+s.send(f"RCPT TO:<{user}>\r\n".encode())
+out["rcpt_after_bdat"] = s.codes(1)
 s.send(b"DATA\r\n")
 out["data_after_bdat"] = s.codes(1)
 s.send(b"RSET\r\n")
