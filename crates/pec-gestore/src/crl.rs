@@ -29,6 +29,42 @@ pub trait Fetcher: Send + Sync {
     fn get<'a>(&'a self, url: &'a str) -> FetchFuture<'a>;
 }
 
+/// The last attempt at one distribution point.
+#[derive(Debug, Clone, Default)]
+pub struct Attempt {
+    /// When (Unix seconds).
+    pub at: i64,
+    /// Why the CRL fetched was not taken; `None` when it was, or was unchanged.
+    pub error: Option<String>,
+    /// When the point is due again.
+    pub next: i64,
+}
+
+/// One distribution point as operators see it (`pec admin crl`, the metrics).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PointStatus {
+    /// The URL.
+    pub url: String,
+    /// `current` (a CRL within its validity is held), `expired` (the CRL held is past its
+    /// nextUpdate: revocation is `unknown` for the certificates naming the point) or
+    /// `missing` (none held yet).
+    pub state: &'static str,
+    /// The issuer of the CRL held.
+    pub issuer: Option<String>,
+    /// Its thisUpdate and nextUpdate (Unix seconds).
+    pub this_update: Option<i64>,
+    /// See `this_update`.
+    pub next_update: Option<i64>,
+    /// Certificates it lists as revoked.
+    pub revoked: Option<usize>,
+    /// The last attempt (Unix seconds), and why it was not taken if it was not.
+    pub last_attempt: Option<i64>,
+    /// See `last_attempt`.
+    pub last_error: Option<String>,
+    /// When the point is due again (Unix seconds).
+    pub next_attempt: Option<i64>,
+}
+
 /// When a failed fetch, or a CRL past its nextUpdate, is tried again, at the latest.
 const RETRY_SECS: i64 = 300;
 
@@ -167,10 +203,63 @@ impl<S: Store> Gestore<S> {
         Ok(next)
     }
 
+    /// Every distribution point of the Indice copy, with the CRL held and the last attempt.
+    pub fn crl_status(&self) -> Vec<PointStatus> {
+        let attempts = self
+            .crl_attempts
+            .lock()
+            .map(|a| a.clone())
+            .unwrap_or_else(|p| p.into_inner().clone());
+        status(
+            points(&self.indexed().0),
+            &self.crls(),
+            &attempts,
+            self.clock.now().utc().timestamp(),
+        )
+    }
+
+    fn record_attempt(&self, url: &str, attempt: Attempt) {
+        self.crl_attempts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(url.to_string(), attempt);
+    }
+
     /// Starts the CRL refresher.
     pub fn spawn_crl_refresher(self: &Arc<Self>, fetcher: Arc<dyn Fetcher>) {
         tokio::spawn(run(self.clone(), fetcher));
     }
+}
+
+/// Each of `points` with the CRL held for it in `crls` and its last attempt, at `now`.
+fn status(
+    points: BTreeSet<String>,
+    crls: &Crls,
+    attempts: &HashMap<String, Attempt>,
+    now: i64,
+) -> Vec<PointStatus> {
+    points
+        .into_iter()
+        .map(|url| {
+            let held = crls.get(&url);
+            let attempt = attempts.get(&url);
+            PointStatus {
+                state: match held {
+                    None => "missing",
+                    Some(c) if c.next_update() <= now => "expired",
+                    Some(_) => "current",
+                },
+                issuer: held.map(|c| c.issuer()),
+                this_update: held.map(|c| c.this_update()),
+                next_update: held.map(|c| c.next_update()),
+                revoked: held.map(|c| c.revoked_count()),
+                last_attempt: attempt.map(|a| a.at),
+                last_error: attempt.and_then(|a| a.error.clone()),
+                next_attempt: attempt.map(|a| a.next),
+                url,
+            }
+        })
+        .collect()
 }
 
 /// When `url` is due again after an attempt at `now` that gave `outcome`.
@@ -208,7 +297,16 @@ async fn run<S: Store>(g: Arc<Gestore<S>>, fetcher: Arc<dyn Fetcher>) {
             if let Err(e) = &outcome {
                 tracing::warn!(%url, "CRL not taken, keeping the last one: {e}");
             }
-            due.insert(url.clone(), next_attempt(now, refresh, &outcome));
+            let next = next_attempt(now, refresh, &outcome);
+            due.insert(url.clone(), next);
+            g.record_attempt(
+                url,
+                Attempt {
+                    at: now,
+                    error: outcome.err(),
+                    next,
+                },
+            );
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
@@ -245,6 +343,56 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].to_der().unwrap(), ca.cert_der().unwrap());
         assert!(issuers_for(&index, "http://elsewhere/x.crl", &anchors).is_empty());
+    }
+
+    /// What `pec admin crl` shows: each point with its state, the CRL held and the last attempt.
+    #[test]
+    fn each_point_is_reported_with_its_crl_and_last_attempt() {
+        let (url, other) = ("http://crl.test/a.crl", "http://crl.test/b.crl");
+        let t0 = 1_700_000_000;
+        let ca = pki::make_ca("CA A", t0, 30).unwrap();
+        let leaf =
+            pki::issue_signing_cert_with_crl(&ca, "A", "a.test", None, t0, 10, Some(url)).unwrap();
+        let crl = pki::make_crl(&ca, &[(&leaf.cert, t0 + 5)], t0 + 10, t0 + 100)
+            .unwrap()
+            .to_der()
+            .unwrap();
+        let mut crls = Crls::new(false);
+        crls.insert(
+            url,
+            Arc::new(
+                FetchedCrl::check(&crl, url, t0 + 20, std::slice::from_ref(&ca.cert)).unwrap(),
+            ),
+        );
+        let attempts = HashMap::from([(
+            other.to_string(),
+            Attempt {
+                at: t0 + 20,
+                error: Some("HTTP 404".into()),
+                next: t0 + 320,
+            },
+        )]);
+        let points = BTreeSet::from([url.to_string(), other.to_string()]);
+        let at = |now| status(points.clone(), &crls, &attempts, now);
+        let now = at(t0 + 50);
+        assert_eq!(now[0].url, url);
+        assert_eq!(now[0].state, "current");
+        assert_eq!(
+            (now[0].this_update, now[0].next_update),
+            (Some(t0 + 10), Some(t0 + 100))
+        );
+        assert_eq!(now[0].revoked, Some(1));
+        assert!(
+            now[0]
+                .issuer
+                .as_deref()
+                .is_some_and(|i| i.ends_with("CN=CA A"))
+        );
+        assert_eq!(now[0].last_attempt, None);
+        assert_eq!(now[1].state, "missing");
+        assert_eq!(now[1].last_error.as_deref(), Some("HTTP 404"));
+        assert_eq!(now[1].next_attempt, Some(t0 + 320));
+        assert_eq!(at(t0 + 100)[0].state, "expired");
     }
 
     #[test]

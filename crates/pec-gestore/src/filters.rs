@@ -236,6 +236,15 @@ impl<S: Store> Gestore<S> {
         );
         let _ = writeln!(
             out,
+            "# HELP pec_crl_points CRL distribution points of the Indice copy by state (current, expired, missing; pec.md §4.4).\n# TYPE pec_crl_points gauge"
+        );
+        let points = self.crl_status();
+        for state in ["current", "expired", "missing"] {
+            let n = points.iter().filter(|p| p.state == state).count();
+            let _ = writeln!(out, "pec_crl_points{{state=\"{state}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
             "# HELP pec_sessions_logged_in Client sessions logged in now.\n# TYPE pec_sessions_logged_in gauge\npec_sessions_logged_in {}",
             self.sessions.logged_in()
         );

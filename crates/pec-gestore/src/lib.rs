@@ -44,6 +44,7 @@ use pec_message::build::Provider;
 use pec_message::ident::IdGenerator;
 use pec_message::smime::{Crls, Signer};
 use pec_store::{Store, StoreError};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::Notify;
@@ -127,6 +128,8 @@ pub struct Gestore<S: Store> {
     index: RwLock<Arc<(Index, Vec<openssl::x509::X509>)>>,
     /// The CRLs in force (see [`crl`]).
     crls: RwLock<Arc<Crls>>,
+    /// The last attempt at each CRL distribution point, for `pec admin crl`.
+    crl_attempts: Mutex<HashMap<String, crl::Attempt>>,
     ids: Mutex<IdGenerator>,
     /// The clock (with an offset that tests may move).
     pub clock: Clock,
@@ -208,6 +211,7 @@ impl<S: Store> Gestore<S> {
             signer,
             index: RwLock::new(Arc::new(pinned(index, &anchors))),
             crls: RwLock::new(Arc::new(Crls::new(crl_required))),
+            crl_attempts: Mutex::new(HashMap::new()),
             anchors,
             ids: Mutex::new(ids),
             clock,

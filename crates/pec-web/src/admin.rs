@@ -113,6 +113,7 @@ pub fn router<S: Store>(g: Arc<Gestore<S>>, token: String, clock_control: bool) 
         .route("/v1/mailboxes/{address}/messages", get(messages::<S>))
         .route("/v1/mailboxes/{address}/messages/{uid}", get(message::<S>))
         .route("/v1/log", get(log::<S>))
+        .route("/v1/crl", get(crl::<S>))
         .route("/v1/clock/advance", post(advance::<S>))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such admin endpoint".into()) })
         .with_state(st)
@@ -391,6 +392,13 @@ async fn log<S: Store>(
         }
     }
     Ok(Json(Value::Array(out)))
+}
+
+/// The CRL distribution points of the Indice copy, the CRL held for each and the last
+/// attempt to fetch it (pec.md §4.4 step 3).
+async fn crl<S: Store>(State(st): State<Arc<AppState<S>>>, h: HeaderMap) -> ApiResult<Json<Value>> {
+    authorize(&st, &h)?;
+    Ok(Json(json!(st.g.crl_status())))
 }
 
 #[derive(Deserialize)]

@@ -171,6 +171,35 @@ pub fn print_log(v: &Value) {
     }
 }
 
+/// One paragraph per CRL distribution point (`pec admin crl`).
+pub fn print_crl(v: &Value) {
+    let points = v.as_array().map(Vec::as_slice).unwrap_or_default();
+    if points.is_empty() {
+        println!("No CRL distribution point: no certificate of the Indice copy names one.");
+    }
+    let time = |k: &str, e: &Value| {
+        e[k].as_i64()
+            .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_else(|| "-".into())
+    };
+    for e in points {
+        println!("{}", e["url"].as_str().unwrap_or(""));
+        println!("  state:        {}", e["state"].as_str().unwrap_or(""));
+        if let Some(issuer) = e["issuer"].as_str() {
+            println!("  issuer:       {issuer}");
+            println!("  this update:  {}", time("this_update", e));
+            println!("  next update:  {}", time("next_update", e));
+            println!("  revoked:      {}", e["revoked"]);
+        }
+        println!("  last attempt: {}", time("last_attempt", e));
+        if let Some(err) = e["last_error"].as_str() {
+            println!("  last error:   {err}");
+        }
+        println!("  next attempt: {}", time("next_attempt", e));
+    }
+}
+
 /// The password from `file` (its first line), or a generated one (`true`).
 pub fn password(file: Option<&Path>) -> Result<(String, bool)> {
     Ok(match file {

@@ -217,6 +217,12 @@ enum AdminCommand {
     },
     /// Print the metrics (Prometheus text): filter health and verdicts, sessions, queue.
     Metrics,
+    /// The CRL distribution points of the Indice copy: the CRL held for each, its dates,
+    /// and the last fetch (pec.md §4.4).
+    Crl {
+        #[arg(long)]
+        json: bool,
+    },
     /// REST API tokens.
     Token {
         #[command(subcommand)]
@@ -507,6 +513,14 @@ fn admin_run(data: &std::path::Path, command: AdminCommand) -> anyhow::Result<Ex
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 admin::print_log(&v);
+            }
+        }
+        AdminCommand::Crl { json } => {
+            let v = c.json("GET", "/v1/crl", None)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                admin::print_crl(&v);
             }
         }
         AdminCommand::Clock { advance } => {

@@ -775,4 +775,23 @@ fn a_revoked_provider_certificate_is_no_longer_trusted() {
     wait_log(&b, "does not verify with a trusted CA certificate");
     let v = verify_json(&envelope, &b);
     assert_eq!(v["revocation"]["status"], "revoked", "{v:#}");
+    // Operators see the point, the CRL held and the refused fetch (`pec admin crl`).
+    let crl: Value =
+        serde_json::from_str(&run_ok(&["admin", "--data", b.data(), "crl", "--json"])).unwrap();
+    assert!(
+        crl[0]["url"] == url && crl[0]["state"] == "current" && crl[0]["revoked"] == 1,
+        "{crl:#}"
+    );
+    assert!(
+        crl[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("does not verify"),
+        "{crl:#}"
+    );
+    let metrics = run_ok(&["admin", "--data", b.data(), "metrics"]);
+    assert!(
+        metrics.contains("pec_crl_points{state=\"current\"} 1"),
+        "{metrics}"
+    );
 }
