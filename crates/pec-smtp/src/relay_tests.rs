@@ -192,15 +192,18 @@ async fn one_connection_carries_many_transactions() {
 
 #[tokio::test]
 async fn a_pooled_connection_closed_by_the_peer_is_replaced() {
-    let (addr, log) = sink(1).await;
-    let r = relay(&addr);
-    let rcpt = vec!["x@c.test".to_string()];
-    for _ in 0..3 {
-        let o = r.deliver(delivery(&rcpt)).await.unwrap();
-        assert_eq!(o, vec![RcptOutcome::Accepted]);
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    for offers in [false, true] {
+        let (addr, log) = sink_with(offers, offers, 1).await;
+        let r = relay(&addr);
+        let rcpt = vec!["x@c.test".to_string()];
+        for _ in 0..3 {
+            let o = r.deliver(delivery(&rcpt)).await.unwrap();
+            assert_eq!(o, vec![RcptOutcome::Accepted]);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let log = log.lock().unwrap();
+        assert_eq!((log.conns, log.messages.len()), (3, 3), "chunking {offers}");
     }
-    assert_eq!(log.lock().unwrap().conns, 3);
 }
 
 #[tokio::test]
@@ -284,18 +287,4 @@ async fn a_chunked_group_answered_after_the_commit_is_not_sent_twice() {
     );
     let log = log.lock().unwrap();
     assert_eq!((log.conns, log.messages.len()), (1, 1));
-}
-
-#[tokio::test]
-async fn a_pooled_connection_closed_by_the_peer_is_replaced_when_chunking() {
-    let (addr, log) = sink_with(true, true, 1).await;
-    let r = relay(&addr);
-    let rcpt = vec!["x@c.test".to_string()];
-    for _ in 0..3 {
-        let o = r.deliver(delivery(&rcpt)).await.unwrap();
-        assert_eq!(o, vec![RcptOutcome::Accepted]);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let log = log.lock().unwrap();
-    assert_eq!((log.conns, log.messages.len()), (3, 3));
 }
