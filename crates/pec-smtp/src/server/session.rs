@@ -199,6 +199,8 @@ where
         reply!("220 {} ESMTP PEC gestore pronto", cfg.hostname);
     }
     let mut helo: Option<String> = None;
+    // The client greeted with EHLO, to which CHUNKING is offered (RFC 3030 §2).
+    let mut extended = false;
     let mut account: Option<Account> = None;
     let mut auth_failures = 0;
     let mut tx = Transaction::default();
@@ -242,6 +244,7 @@ where
         match cmd {
             Command::Ehlo(d) => {
                 helo = Some(d);
+                extended = true;
                 tx = Transaction::default();
                 let mut caps = vec![
                     cfg.hostname.clone(),
@@ -267,6 +270,7 @@ where
             }
             Command::Helo(d) => {
                 helo = Some(d);
+                extended = false;
                 tx = Transaction::default();
                 reply!("250 {}", cfg.hostname);
             }
@@ -464,7 +468,7 @@ where
                 // RFC 3030 §2: the chunk follows its command whatever the answer, so it is
                 // read (or skipped) first. Queued answers wait only while the whole chunk is
                 // already buffered; before waiting on the network they go out (RFC 2920 §3.2).
-                let open = tx.mail_from.is_some() && !tx.rcpt_to.is_empty();
+                let open = extended && tx.mail_from.is_some() && !tx.rcpt_to.is_empty();
                 if (io.buffer().len() as u64) < size {
                     send!();
                 }
@@ -494,6 +498,11 @@ where
                 if open && !keep {
                     tx.too_big = true;
                     tx.chunks = Some(Vec::new());
+                }
+                if !extended {
+                    tx = Transaction::default();
+                    reply!("503 5.5.1 BDAT richiede EHLO / BDAT needs EHLO (RFC 3030)");
+                    continue;
                 }
                 if !open {
                     if last {

@@ -106,4 +106,11 @@ s.send(b"BDAT many\r\n")
 out["bad_bdat"] = s.codes(1)
 out["closed_after_bad_bdat"] = s.reply() is None
 
+# After HELO, where CHUNKING is not offered, BDAT is refused and its octets skipped.
+s = Session()
+s.send(b"HELO client.test\r\n")
+s.codes(1)
+s.send(b"BDAT 6 LAST\r\nNOOP\r\nNOOP\r\n")
+out["bdat_after_helo"] = s.codes(2)
+
 print(json.dumps(out))
