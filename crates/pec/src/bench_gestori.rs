@@ -176,6 +176,49 @@ impl CpuTicks {
     }
 }
 
+/// Read and write system calls (`/proc/PID/io`: syscr + syscw) and context switches (every
+/// thread's voluntary and involuntary ones) of a process so far. Unlike CPU time, these
+/// counts do not move with the machine's speed from one run to the next.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Counts {
+    pub syscalls: u64,
+    pub switches: u64,
+}
+
+impl Counts {
+    pub(crate) fn of(pid: u32) -> Counts {
+        let field = |text: &str, names: &[&str]| -> u64 {
+            text.lines()
+                .filter_map(|l| l.split_once(':'))
+                .filter(|(k, _)| names.contains(&k.trim()))
+                .filter_map(|(_, v)| v.trim().parse::<u64>().ok())
+                .sum()
+        };
+        let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
+        let mut switches = 0;
+        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+            for t in tasks.flatten() {
+                let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+                switches += field(
+                    &status,
+                    &["voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"],
+                );
+            }
+        }
+        Counts {
+            syscalls: field(&io, &["syscr", "syscw"]),
+            switches,
+        }
+    }
+
+    fn since(self, before: Counts) -> Counts {
+        Counts {
+            syscalls: self.syscalls.saturating_sub(before.syscalls),
+            switches: self.switches.saturating_sub(before.switches),
+        }
+    }
+}
+
 /// What one run of the two gestori measured.
 pub(crate) struct Figures {
     /// Submissions answered 250.
@@ -190,6 +233,8 @@ pub(crate) struct Figures {
     /// CPU used by everything but the load generator (both gestori), in milliseconds per
     /// completed transaction.
     pub cpu_ms: f64,
+    /// System calls and context switches of gestore A and of B, per completed transaction.
+    pub per_tx: [(f64, f64); 2],
 }
 
 pub fn run(seconds: u64, clients: usize, write: Option<&Path>) -> Result<()> {
@@ -237,6 +282,8 @@ less the load generator's own.{reference}\n\n\
 | latency p50 (submission → receipt stored) | {p50:.0} ms |\n\
 | latency p99 | {p99:.0} ms |\n\
 | CPU per certified transaction (both gestori) | {cpu:.2} ms |\n\
+| read/write system calls per transaction, A / B | {sa:.0} / {sb:.0} |\n\
+| context switches per transaction, A / B | {wa:.1} / {wb:.1} |\n\
 {postfix}\
 | `openssl speed rsa2048` sign/s (one core) | {sign:.0} |\n\
 | ceiling: cores × sign/s ÷ 4 | {ceiling:.0} |\n\
@@ -256,6 +303,10 @@ CPU measured the same way until Y has delivered every message."
         p50 = f.p50,
         p99 = f.p99,
         cpu = f.cpu_ms,
+        sa = f.per_tx[0].0,
+        sb = f.per_tx[1].0,
+        wa = f.per_tx[0].1,
+        wb = f.per_tx[1].1,
         share = f.tps / ceiling * 100.0,
         verdict = if f.tps >= 0.6 * ceiling {
             "met"
@@ -317,8 +368,8 @@ pub(crate) fn measure(
         std::fs::write(&f, crate::index::own_ldif(y)?)?;
         crate::index::import(x, &f)?;
     }
-    let _pa = start(&a)?;
-    let _pb = start(&b)?;
+    let pa = start(&a)?;
+    let pb = start(&b)?;
     let ca = Client::new(&a)?;
     let cb = Client::new(&b)?;
     cb.json(
@@ -339,6 +390,8 @@ pub(crate) fn measure(
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let pids = [pa.0.id(), pb.0.id()];
+    let counts = pids.map(Counts::of);
     let cpu = CpuTicks::now()?;
     let start_t = Instant::now();
     let until = start_t + Duration::from_secs(seconds);
@@ -398,6 +451,11 @@ pub(crate) fn measure(
         }
     }
     let cpu_s = cpu.others_since()?;
+    let done = latencies.len().max(1) as f64;
+    let per_tx = [0, 1].map(|i| {
+        let c = Counts::of(pids[i]).since(counts[i]);
+        (c.syscalls as f64 / done, c.switches as f64 / done)
+    });
     let mut total = 0;
     for t in tasks {
         total += rt.block_on(t).context("submitter panicked")??;
@@ -419,5 +477,6 @@ pub(crate) fn measure(
         p50: pct(0.5),
         p99: pct(0.99),
         cpu_ms: cpu_s * 1000.0 / latencies.len().max(1) as f64,
+        per_tx,
     })
 }
