@@ -527,6 +527,8 @@ where
                 }
                 let done = std::mem::take(&mut tx);
                 let (Some(from), Some(data)) = (done.mail_from, done.chunks) else {
+                    // Not reached (an open transaction has both); answered all the same.
+                    reply!("503 5.5.1 Nessuna transazione aperta / no transaction in progress");
                     continue;
                 };
                 // RFC 2920 §3.2: with nothing left to read, what is queued goes out before
