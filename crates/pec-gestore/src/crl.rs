@@ -18,6 +18,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// A fetch in progress: the body of a `200` answer, or a sentence.
@@ -225,6 +226,21 @@ impl<S: Store> Gestore<S> {
             .insert(url.to_string(), attempt);
     }
 
+    /// Fetches every distribution point again now, whatever its schedule, and returns once
+    /// the refresher has been through all of them (or after `wait`): for an operator who
+    /// knows a CA has just published a CRL. Needs the refresher running.
+    pub async fn refresh_crls_now(&self, wait: Duration) -> Vec<PointStatus> {
+        let before = self.crl_passes.load(Ordering::SeqCst);
+        self.crl_wake.notify_one();
+        let deadline = tokio::time::Instant::now() + wait;
+        while self.crl_passes.load(Ordering::SeqCst) == before
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.crl_status()
+    }
+
     /// Starts the CRL refresher.
     pub fn spawn_crl_refresher(self: &Arc<Self>, fetcher: Arc<dyn Fetcher>) {
         tokio::spawn(run(self.clone(), fetcher));
@@ -281,6 +297,8 @@ async fn run<S: Store>(g: Arc<Gestore<S>>, fetcher: Arc<dyn Fetcher>) {
     // The points of the Indice copy last read; computed again only when it is replaced.
     let mut indexed = g.indexed();
     let mut points = points(&indexed.0);
+    // A pass asked for by `refresh_crls_now` is under way.
+    let mut forced = false;
     loop {
         let current = g.indexed();
         if !Arc::ptr_eq(&current, &indexed) {
@@ -308,7 +326,18 @@ async fn run<S: Store>(g: Arc<Gestore<S>>, fetcher: Arc<dyn Fetcher>) {
                 },
             );
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        if forced {
+            forced = false;
+            g.crl_passes.fetch_add(1, Ordering::SeqCst);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = g.crl_wake.notified() => {
+                // `pec admin crl --refresh`: every point is fetched again now.
+                due.clear();
+                forced = true;
+            }
+        }
     }
 }
 

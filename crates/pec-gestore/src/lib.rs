@@ -130,6 +130,10 @@ pub struct Gestore<S: Store> {
     crls: RwLock<Arc<Crls>>,
     /// The last attempt at each CRL distribution point, for `pec admin crl`.
     crl_attempts: Mutex<HashMap<String, crl::Attempt>>,
+    /// Wakes the CRL refresher for a pass over every point (`pec admin crl --refresh`).
+    crl_wake: Notify,
+    /// Passes the refresher completed on such a request.
+    crl_passes: std::sync::atomic::AtomicU64,
     ids: Mutex<IdGenerator>,
     /// The clock (with an offset that tests may move).
     pub clock: Clock,
@@ -212,6 +216,8 @@ impl<S: Store> Gestore<S> {
             index: RwLock::new(Arc::new(pinned(index, &anchors))),
             crls: RwLock::new(Arc::new(Crls::new(crl_required))),
             crl_attempts: Mutex::new(HashMap::new()),
+            crl_wake: Notify::new(),
+            crl_passes: std::sync::atomic::AtomicU64::new(0),
             anchors,
             ids: Mutex::new(ids),
             clock,

@@ -114,6 +114,7 @@ pub fn router<S: Store>(g: Arc<Gestore<S>>, token: String, clock_control: bool) 
         .route("/v1/mailboxes/{address}/messages/{uid}", get(message::<S>))
         .route("/v1/log", get(log::<S>))
         .route("/v1/crl", get(crl::<S>))
+        .route("/v1/crl/refresh", post(crl_refresh::<S>))
         .route("/v1/clock/advance", post(advance::<S>))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such admin endpoint".into()) })
         .with_state(st)
@@ -399,6 +400,19 @@ async fn log<S: Store>(
 async fn crl<S: Store>(State(st): State<Arc<AppState<S>>>, h: HeaderMap) -> ApiResult<Json<Value>> {
     authorize(&st, &h)?;
     Ok(Json(json!(st.g.crl_status())))
+}
+
+/// Fetches every CRL distribution point again now and answers with the result, once the
+/// refresher has been through them all (at most 90 s: each fetch has 60 s).
+async fn crl_refresh<S: Store>(
+    State(st): State<Arc<AppState<S>>>,
+    h: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    authorize(&st, &h)?;
+    let status =
+        st.g.refresh_crls_now(std::time::Duration::from_secs(90))
+            .await;
+    Ok(Json(json!(status)))
 }
 
 #[derive(Deserialize)]

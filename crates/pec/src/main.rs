@@ -222,6 +222,9 @@ enum AdminCommand {
     Crl {
         #[arg(long)]
         json: bool,
+        /// Fetch every point again now, whatever its schedule, then show the result.
+        #[arg(long)]
+        refresh: bool,
     },
     /// REST API tokens.
     Token {
@@ -515,8 +518,12 @@ fn admin_run(data: &std::path::Path, command: AdminCommand) -> anyhow::Result<Ex
                 admin::print_log(&v);
             }
         }
-        AdminCommand::Crl { json } => {
-            let v = c.json("GET", "/v1/crl", None)?;
+        AdminCommand::Crl { json, refresh } => {
+            let v = if refresh {
+                c.json("POST", "/v1/crl/refresh", None)?
+            } else {
+                c.json("GET", "/v1/crl", None)?
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {

@@ -481,3 +481,35 @@ pub fn header(raw: &[u8], name: &str) -> Option<String> {
     }
     out
 }
+
+/// A web server for CRLs: Python's http.server over a directory, stopped on drop.
+pub struct CrlServer(std::process::Child);
+
+impl CrlServer {
+    pub fn start(dir: &std::path::Path, ip: &str, port: u16) -> CrlServer {
+        let child = std::process::Command::new("python3")
+            .args(["-m", "http.server", &port.to_string(), "--bind", ip])
+            .arg("--directory")
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect((ip, port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the CRL web server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        CrlServer(child)
+    }
+}
+
+impl Drop for CrlServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
