@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::OnceCell;
 
@@ -70,12 +70,6 @@ impl Response {
     fn describe(&self) -> String {
         format!("{} {}", self.code, self.text)
     }
-}
-
-async fn read_response<R: AsyncBufReadExt + Unpin>(r: &mut R) -> Result<Response, TransportError> {
-    read_reply(r)
-        .await?
-        .ok_or_else(|| temp("connection closed by the server"))
 }
 
 /// One reply; `Ok(None)` when the connection was closed or reset before any byte of it.
@@ -640,10 +634,15 @@ impl Conn {
     /// Whether an idle connection is still open: nothing is waiting to be read (no end of
     /// stream, no error, no stray bytes), checked without waiting.
     async fn still_open(&mut self) -> bool {
-        // `timeout` polls the read once before looking at its (already elapsed) deadline.
-        tokio::time::timeout(Duration::ZERO, self.io.fill_buf())
-            .await
-            .is_err()
+        // One poll of the read, no timer: pending means the peer has said nothing.
+        std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(
+                std::pin::Pin::new(&mut self.io)
+                    .poll_fill_buf(cx)
+                    .is_pending(),
+            )
+        })
+        .await
     }
 
     /// Reads one reply within `t`; `Ok(None)` when the connection was closed before it.
@@ -656,10 +655,9 @@ impl Conn {
 
     /// Reads one reply within `t`.
     async fn read(&mut self, t: Duration) -> Result<Response, TransportError> {
-        let addr = &self.addr;
-        tokio::time::timeout(t, read_response(&mut self.io))
-            .await
-            .map_err(|_| temp(format!("{addr}: no answer")))?
+        self.read_first(t)
+            .await?
+            .ok_or_else(|| temp(format!("{}: connection closed by the server", self.addr)))
     }
 
     /// Abandons a transaction that will carry no message; `go` is the answer to a pipelined

@@ -12,7 +12,7 @@ fn dots_are_stuffed() {
 #[tokio::test]
 async fn multi_line_replies_are_joined() {
     let mut r = BufReader::new(&b"250-mx.b.test\r\n250-STARTTLS\r\n250 SIZE 10\r\n"[..]);
-    let resp = read_response(&mut r).await.unwrap();
+    let resp = read_reply(&mut r).await.unwrap().unwrap();
     assert_eq!(resp.code, 250);
     assert!(resp.text.contains("STARTTLS"));
 }
