@@ -112,11 +112,12 @@ impl FetchedCrl {
 }
 
 /// Refuses a CRL whose scope is not the whole population of `url` (RFC 5280 §5.2.4, §5.2.5,
-/// §6.3.3 (b)).
+/// §6.3.3 (b)), or that carries a critical extension, of its own or of an entry, that this
+/// check does not process (§5.2, §5.3).
 fn scope(list: &x509_cert::crl::CertificateList, url: &str) -> Result<(), CrlError> {
     use const_oid::db::rfc5280::{
-        ID_CE_AUTHORITY_KEY_IDENTIFIER, ID_CE_CRL_NUMBER, ID_CE_DELTA_CRL_INDICATOR,
-        ID_CE_ISSUING_DISTRIBUTION_POINT,
+        ID_CE_AUTHORITY_KEY_IDENTIFIER, ID_CE_CRL_NUMBER, ID_CE_CRL_REASONS,
+        ID_CE_DELTA_CRL_INDICATOR, ID_CE_INVALIDITY_DATE, ID_CE_ISSUING_DISTRIBUTION_POINT,
     };
     for ext in list.tbs_cert_list.crl_extensions.iter().flatten() {
         if ext.extn_id == ID_CE_DELTA_CRL_INDICATOR {
@@ -152,6 +153,24 @@ fn scope(list: &x509_cert::crl::CertificateList, url: &str) -> Result<(), CrlErr
                 "the CRL has an unsupported critical extension {}",
                 ext.extn_id
             )));
+        }
+    }
+    // RFC 5280 §5.3: a CRL with a critical entry extension the application cannot process
+    // must not be used for any certificate. reasonCode and invalidityDate are understood
+    // (and never critical in practice); certificateIssuer belongs to indirect CRLs, which
+    // this check does not combine.
+    for entry in list.tbs_cert_list.revoked_certificates.iter().flatten() {
+        for ext in entry.crl_entry_extensions.iter().flatten() {
+            if ext.critical
+                && ext.extn_id != ID_CE_CRL_REASONS
+                && ext.extn_id != ID_CE_INVALIDITY_DATE
+            {
+                return Err(CrlError(format!(
+                    "an entry of the CRL has an unsupported critical extension {} \
+                     (RFC 5280 §5.3)",
+                    ext.extn_id
+                )));
+            }
         }
     }
     Ok(())

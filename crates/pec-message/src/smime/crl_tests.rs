@@ -155,6 +155,17 @@ fn only_a_ca_may_vouch_for_a_crl() {
 
 /// `make_crl` with extra CRL extensions.
 fn crl_with(ca: &Issued, ext: &[(&str, bool, &[u8])], this: i64, next: i64) -> X509Crl {
+    crl_listing(ca, ext, &[], this, next)
+}
+
+/// `make_crl` with extra CRL extensions and the revoked entries given in DER.
+fn crl_listing(
+    ca: &Issued,
+    ext: &[(&str, bool, &[u8])],
+    entries: &[Vec<u8>],
+    this: i64,
+    next: i64,
+) -> X509Crl {
     let mut b = X509CrlBuilder::new().unwrap();
     b.set_issuer_name(ca.cert.subject_name()).unwrap();
     b.set_last_update(&Asn1Time::from_unix(this as _).unwrap())
@@ -188,6 +199,10 @@ fn crl_with(ca: &Issued, ext: &[(&str, bool, &[u8])], this: i64, next: i64) -> X
             .unwrap(),
         )
         .unwrap();
+    }
+    for e in entries {
+        b.add_revoked(openssl::x509::X509Revoked::from_der(e).unwrap())
+            .unwrap();
     }
     b.sign(&ca.key, MessageDigest::sha256()).unwrap();
     b.build().unwrap()
@@ -242,4 +257,64 @@ fn crls_are_read_in_der_and_pem_and_anything_else_is_refused() {
         assert_eq!(f.issuer(), "C=IT, O=PEC development PKI, CN=CRL CA");
     }
     assert!(FetchedCrl::check(b"<html>not found</html>", URL, T0, &anchors).is_err());
+}
+
+/// A revoked entry for `cert` on `when` (UTCTime text) carrying one extension, in DER.
+fn entry_with(cert: &X509, when: &str, oid: &[u8], critical: bool, value: &[u8]) -> Vec<u8> {
+    fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
+        assert!(body.len() < 128);
+        [&[tag, body.len() as u8][..], body].concat()
+    }
+    let mut serial = cert.serial_number().to_bn().unwrap().to_vec();
+    if serial[0] & 0x80 != 0 {
+        serial.insert(0, 0);
+    }
+    let mut ext = tlv(0x06, oid);
+    if critical {
+        ext.extend(tlv(0x01, &[0xff]));
+    }
+    ext.extend(tlv(0x04, value));
+    let body = [
+        tlv(0x02, &serial),
+        tlv(0x17, when.as_bytes()),
+        tlv(0x30, &tlv(0x30, &ext)),
+    ]
+    .concat();
+    tlv(0x30, &body)
+}
+
+#[test]
+fn a_crl_with_an_unknown_critical_entry_extension_is_not_used() {
+    let w = world();
+    let crl_listing = |entry: Vec<u8>| {
+        crl_listing(&w.ca, &[], &[entry], T0, T0 + DAY)
+            .to_der()
+            .unwrap()
+    };
+    let anchors = std::slice::from_ref(&w.ca.cert);
+    // RFC 5280 §5.3: an entry extension we cannot process, marked critical, makes the
+    // whole CRL unusable.
+    let odd = crl_listing(entry_with(
+        &w.listed,
+        "231114221320Z",
+        &[0x2a, 3, 4],
+        true,
+        &[5, 0],
+    ));
+    let e = FetchedCrl::check(&odd, URL, T0, anchors).err().unwrap();
+    assert!(e.to_string().contains("entry"), "{e}");
+    assert!(e.to_string().contains("1.2.3.4"), "{e}");
+    // The same extension not marked critical is ignored, and so is a critical reasonCode
+    // (keyCompromise): the CRL is taken and the certificate is revoked.
+    for (oid, critical, value) in [
+        (&[0x2a, 3, 4][..], false, &[5, 0][..]),
+        (&[0x55, 0x1d, 0x15][..], true, &[0x0a, 1, 1][..]),
+    ] {
+        let der = crl_listing(entry_with(&w.listed, "231114221320Z", oid, critical, value));
+        let f = FetchedCrl::check(&der, URL, T0, anchors).unwrap();
+        let mut set = Crls::new(false);
+        set.insert(URL, Arc::new(f));
+        let r = check_revocation(&w.listed, &w.der, &set, T0 + 1);
+        assert_eq!(r.status, RevocationStatus::Revoked, "{r:?}");
+    }
 }
