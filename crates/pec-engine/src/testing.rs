@@ -5,7 +5,8 @@ use crate::{Context, Directory, Ids};
 use pec_message::TimeRef;
 use pec_message::build::Provider;
 use pec_message::pki::{
-    Issued, certificate_sha1, issue_signing_cert, issue_signing_cert_with_crl, make_ca, make_crl,
+    Issued, RevocationPoints, certificate_sha1, issue_signing_cert, issue_signing_cert_with_points,
+    make_ca, make_crl,
 };
 use pec_message::report::{DirectoryEntry, ProviderDirectory, Report, VerifyOptions, verify};
 use pec_message::smime::{Crls, FetchedCrl, SoftwareSigner};
@@ -25,14 +26,17 @@ fn keys() -> &'static Keys {
     K.get_or_init(|| {
         let nb = 1_700_000_000;
         let ca = make_ca("Test CA", nb, 3650).unwrap();
-        let a = issue_signing_cert_with_crl(
+        let a = issue_signing_cert_with_points(
             &ca,
             "Gestore A",
             "a.test",
             None,
             nb,
             3650,
-            Some(A_CRL_URL),
+            RevocationPoints {
+                crl: Some(A_CRL_URL),
+                ocsp: None,
+            },
         )
         .unwrap();
         let b = issue_signing_cert(&ca, "Gestore B", "b.test", None, nb, 3650).unwrap();

@@ -5,7 +5,8 @@
 //! the set to the receiving point. A CRL is taken only when it verifies with a configured
 //! trust anchor that may sign CRLs and that issued a certificate naming the point (see
 //! [`issuers_for`]): the CA of a peer must be in `trust.anchors` for its CRL to count, as AgID
-//! CA1 is in production (pec.md §4.3). The HTTP client is behind [`Fetcher`] (the binary wires
+//! CA1 is in production (pec.md §4.3). The same refresher asks the OCSP responders of those
+//! certificates ([`crate::ocsp`]). The HTTP client is behind [`Fetcher`] (the binary wires
 //! the webhook client in); this module does no I/O of its own but the cache files.
 
 use crate::Gestore;
@@ -41,11 +42,16 @@ pub struct Attempt {
     pub next: i64,
 }
 
-/// One distribution point as operators see it (`pec admin crl`, the metrics).
+/// One distribution point, or one OCSP responder asked about one certificate, as operators
+/// see it (`pec admin crl`, the metrics).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PointStatus {
-    /// The URL.
+    /// `crl` (a distribution point) or `ocsp` (a responder, about `certificate`).
+    pub kind: &'static str,
+    /// The URL of the point or of the responder.
     pub url: String,
+    /// For `ocsp`: the subject of the certificate asked about.
+    pub certificate: Option<String>,
     /// `current` (a CRL within its validity is held), `expired` (the CRL held is past its
     /// nextUpdate: revocation is `unknown` for the certificates naming the point) or
     /// `missing` (none held yet).
@@ -56,8 +62,10 @@ pub struct PointStatus {
     pub this_update: Option<i64>,
     /// See `this_update`.
     pub next_update: Option<i64>,
-    /// Certificates it lists as revoked.
+    /// Certificates it lists as revoked (for `ocsp`: 1 when the certificate is revoked).
     pub revoked: Option<usize>,
+    /// For `ocsp`: what the response says, `good`, `revoked` or `unknown`.
+    pub cert_status: Option<&'static str>,
     /// The last attempt (Unix seconds), and why it was not taken if it was not.
     pub last_attempt: Option<i64>,
     /// See `last_attempt`.
@@ -112,7 +120,8 @@ pub fn issuers_for(index: &Index, url: &str, anchors: &[X509]) -> Vec<X509> {
 }
 
 /// The CRLs kept in `data_dir` for the distribution points of `index`, checked again with the
-/// configured `anchors` (see [`issuers_for`]), with the given policy: what the gestore starts
+/// configured `anchors` (see [`issuers_for`]), and the OCSP responses kept for its
+/// certificates ([`crate::ocsp::load_cached`]), with the given policy: what the gestore starts
 /// with, and what `pec verify --data` checks against. A file that is not a valid CRL for its
 /// point is skipped.
 pub fn load_cached(data_dir: &Path, index: &Index, required: bool, anchors: &[X509]) -> Crls {
@@ -128,12 +137,13 @@ pub fn load_cached(data_dir: &Path, index: &Index, required: bool, anchors: &[X5
             Err(e) => tracing::warn!(%url, "cached CRL {} skipped: {e}", path.display()),
         }
     }
+    crate::ocsp::load_cached(data_dir, index, anchors, &mut crls);
     crls
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so a reader never sees
 /// half a file.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -204,19 +214,20 @@ impl<S: Store> Gestore<S> {
         Ok(next)
     }
 
-    /// Every distribution point of the Indice copy, with the CRL held and the last attempt.
+    /// Every distribution point of the Indice copy, with the CRL held and the last attempt,
+    /// then every OCSP responder asked about one of its certificates, with the response held.
     pub fn crl_status(&self) -> Vec<PointStatus> {
         let attempts = self
             .crl_attempts
             .lock()
             .map(|a| a.clone())
             .unwrap_or_else(|p| p.into_inner().clone());
-        status(
-            points(&self.indexed().0),
-            &self.crls(),
-            &attempts,
-            self.clock.now().utc().timestamp(),
-        )
+        let index = self.indexed();
+        let (crls, now) = (self.crls(), self.clock.now().utc().timestamp());
+        let mut all = status(points(&index.0), &crls, &attempts, now);
+        let targets = crate::ocsp::targets(&index.0, &self.anchors);
+        all.extend(crate::ocsp::status(&targets, &crls, &attempts, now));
+        all
     }
 
     fn record_attempt(&self, url: &str, attempt: Attempt) {
@@ -260,6 +271,9 @@ fn status(
             let held = crls.get(&url);
             let attempt = attempts.get(&url);
             PointStatus {
+                kind: "crl",
+                certificate: None,
+                cert_status: None,
                 state: match held {
                     None => "missing",
                     Some(c) if c.next_update() <= now => "expired",
@@ -297,6 +311,7 @@ async fn run<S: Store>(g: Arc<Gestore<S>>, fetcher: Arc<dyn Fetcher>) {
     // The points of the Indice copy last read; computed again only when it is replaced.
     let mut indexed = g.indexed();
     let mut points = points(&indexed.0);
+    let mut targets = crate::ocsp::targets(&indexed.0, &g.anchors);
     // A pass asked for by `refresh_crls_now` is under way.
     let mut forced = false;
     loop {
@@ -304,7 +319,9 @@ async fn run<S: Store>(g: Arc<Gestore<S>>, fetcher: Arc<dyn Fetcher>) {
         if !Arc::ptr_eq(&current, &indexed) {
             indexed = current;
             points = self::points(&indexed.0);
-            due.retain(|url, _| points.contains(url));
+            targets = crate::ocsp::targets(&indexed.0, &g.anchors);
+            let keys: BTreeSet<String> = targets.iter().map(|t| t.key()).collect();
+            due.retain(|key, _| points.contains(key) || keys.contains(key));
         }
         for url in &points {
             let now = g.clock.now().utc().timestamp();
@@ -319,6 +336,27 @@ async fn run<S: Store>(g: Arc<Gestore<S>>, fetcher: Arc<dyn Fetcher>) {
             due.insert(url.clone(), next);
             g.record_attempt(
                 url,
+                Attempt {
+                    at: now,
+                    error: outcome.err(),
+                    next,
+                },
+            );
+        }
+        for t in &targets {
+            let key = t.key();
+            let now = g.clock.now().utc().timestamp();
+            if due.get(&key).is_some_and(|d| *d > now) {
+                continue;
+            }
+            let outcome = g.refresh_ocsp(fetcher.as_ref(), t).await;
+            if let Err(e) = &outcome {
+                tracing::warn!(responder = %t.responder, "OCSP response not taken: {e}");
+            }
+            let next = next_attempt(now, refresh, &outcome);
+            due.insert(key.clone(), next);
+            g.record_attempt(
+                &key,
                 Attempt {
                     at: now,
                     error: outcome.err(),
@@ -355,8 +393,19 @@ mod tests {
         let t0 = 1_700_000_000;
         let ca = pki::make_ca("CA A", t0, 30).unwrap();
         let other = pki::make_ca("CA B", t0, 30).unwrap();
-        let leaf =
-            pki::issue_signing_cert_with_crl(&ca, "A", "a.test", None, t0, 10, Some(url)).unwrap();
+        let leaf = pki::issue_signing_cert_with_points(
+            &ca,
+            "A",
+            "a.test",
+            None,
+            t0,
+            10,
+            pki::RevocationPoints {
+                crl: Some(url),
+                ocsp: None,
+            },
+        )
+        .unwrap();
         let der = leaf.cert_der().unwrap();
         let index = Index {
             records: vec![ProviderRecord::new(
@@ -380,8 +429,19 @@ mod tests {
         let (url, other) = ("http://crl.test/a.crl", "http://crl.test/b.crl");
         let t0 = 1_700_000_000;
         let ca = pki::make_ca("CA A", t0, 30).unwrap();
-        let leaf =
-            pki::issue_signing_cert_with_crl(&ca, "A", "a.test", None, t0, 10, Some(url)).unwrap();
+        let leaf = pki::issue_signing_cert_with_points(
+            &ca,
+            "A",
+            "a.test",
+            None,
+            t0,
+            10,
+            pki::RevocationPoints {
+                crl: Some(url),
+                ocsp: None,
+            },
+        )
+        .unwrap();
         let crl = pki::make_crl(&ca, &[(&leaf.cert, t0 + 5)], t0 + 10, t0 + 100)
             .unwrap()
             .to_der()

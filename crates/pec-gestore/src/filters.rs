@@ -239,9 +239,23 @@ impl<S: Store> Gestore<S> {
             "# HELP pec_crl_points CRL distribution points of the Indice copy by state (current, expired, missing; pec.md §4.4).\n# TYPE pec_crl_points gauge"
         );
         let points = self.crl_status();
+        let count = |kind: &str, state: &str| {
+            points
+                .iter()
+                .filter(|p| p.kind == kind && p.state == state)
+                .count()
+        };
         for state in ["current", "expired", "missing"] {
-            let n = points.iter().filter(|p| p.state == state).count();
+            let n = count("crl", state);
             let _ = writeln!(out, "pec_crl_points{{state=\"{state}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP pec_ocsp_responses Certificates of the Indice copy with an OCSP responder, by the state of the response held (current, expired, missing).\n# TYPE pec_ocsp_responses gauge"
+        );
+        for state in ["current", "expired", "missing"] {
+            let n = count("ocsp", state);
+            let _ = writeln!(out, "pec_ocsp_responses{{state=\"{state}\"}} {n}");
         }
         let _ = writeln!(
             out,

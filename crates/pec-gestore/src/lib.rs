@@ -16,6 +16,7 @@ pub mod eventlog;
 pub mod filters;
 pub mod lockout;
 mod mailboxes;
+pub mod ocsp;
 mod queue;
 mod retention;
 pub mod sessions;

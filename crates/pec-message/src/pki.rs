@@ -124,27 +124,36 @@ pub fn issue_signing_cert(
     not_before: i64,
     days: u32,
 ) -> Result<Issued, PkiError> {
-    issue_signing_cert_with_crl(
+    issue_signing_cert_with_points(
         ca,
         provider_name,
         service_domain,
         key,
         not_before,
         days,
-        None,
+        RevocationPoints::default(),
     )
 }
 
-/// [`issue_signing_cert`] with a cRLDistributionPoints extension naming `crl_url`, where
-/// peers fetch the CA's CRL to check this certificate (pec.md §4.4 step 3).
-pub fn issue_signing_cert_with_crl(
+/// Where peers learn whether a certificate is revoked (pec.md §4.3, §4.4 step 3).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RevocationPoints<'a> {
+    /// The URL of the CA's CRL, named in a cRLDistributionPoints extension.
+    pub crl: Option<&'a str>,
+    /// The URL of the CA's OCSP responder, named in an authorityInfoAccess extension.
+    pub ocsp: Option<&'a str>,
+}
+
+/// [`issue_signing_cert`] naming the CA's CRL and OCSP responder of `points`, where peers
+/// check this certificate (pec.md §4.4 step 3).
+pub fn issue_signing_cert_with_points(
     ca: &Issued,
     provider_name: &str,
     service_domain: &str,
     key: Option<PKey<Private>>,
     not_before: i64,
     days: u32,
-    crl_url: Option<&str>,
+    points: RevocationPoints<'_>,
 ) -> Result<Issued, PkiError> {
     let key = match key {
         Some(k) => k,
@@ -156,7 +165,7 @@ pub fn issue_signing_cert_with_crl(
         service_domain,
         &key,
         (not_before, days),
-        crl_url,
+        points,
     )?;
     Ok(Issued { cert, key })
 }
@@ -176,7 +185,7 @@ pub fn issue_for_public_key<T: openssl::pkey::HasPublic>(
         service_domain,
         public,
         (not_before, days),
-        None,
+        RevocationPoints::default(),
     )
 }
 
@@ -187,7 +196,7 @@ fn signing_cert<T: openssl::pkey::HasPublic>(
     service_domain: &str,
     public: &openssl::pkey::PKeyRef<T>,
     (not_before, days): (i64, u32),
-    crl_url: Option<&str>,
+    points: RevocationPoints<'_>,
 ) -> Result<X509, PkiError> {
     let mut name = X509NameBuilder::new()?;
     name.append_entry_by_nid(Nid::COUNTRYNAME, "IT")?;
@@ -212,8 +221,11 @@ fn signing_cert<T: openssl::pkey::HasPublic>(
     b.append_extension(ski)?;
     b.append_extension(aki)?;
     b.append_extension(san)?;
-    if let Some(url) = crl_url {
+    if let Some(url) = points.crl {
         b.append_extension(crl_distribution_point(url)?)?;
+    }
+    if let Some(url) = points.ocsp {
+        b.append_extension(ocsp_access(url)?)?;
     }
     b.sign(&ca.key, MessageDigest::sha256())?;
     Ok(b.build())
@@ -249,6 +261,14 @@ fn crl_distribution_point(url: &str) -> Result<X509Extension, PkiError> {
     let full_name = tlv(0xA0, &tlv(0x86, url.as_bytes()));
     let point = tlv(0x30, &tlv(0xA0, &full_name));
     extension("2.5.29.31", &tlv(0x30, &point))
+}
+
+/// The authorityInfoAccess extension naming the OCSP responder `url` (RFC 5280 §4.2.2.1).
+fn ocsp_access(url: &str) -> Result<X509Extension, PkiError> {
+    // id-ad-ocsp, 1.3.6.1.5.5.7.48.1.
+    let method = tlv(0x06, &[0x2b, 6, 1, 5, 5, 7, 0x30, 1]);
+    let access = tlv(0x30, &[method, tlv(0x86, url.as_bytes())].concat());
+    extension("1.3.6.1.5.5.7.1.1", &tlv(0x30, &access))
 }
 
 /// A version-2 CRL of `ca` (SHA-256), issued at `this_update` and due again at

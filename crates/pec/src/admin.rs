@@ -175,7 +175,10 @@ pub fn print_log(v: &Value) {
 pub fn print_crl(v: &Value) {
     let points = v.as_array().map(Vec::as_slice).unwrap_or_default();
     if points.is_empty() {
-        println!("No CRL distribution point: no certificate of the Indice copy names one.");
+        println!(
+            "No CRL distribution point or OCSP responder: no certificate of the Indice copy \
+             names one."
+        );
     }
     let time = |k: &str, e: &Value| {
         e[k].as_i64()
@@ -184,13 +187,24 @@ pub fn print_crl(v: &Value) {
             .unwrap_or_else(|| "-".into())
     };
     for e in points {
-        println!("{}", e["url"].as_str().unwrap_or(""));
+        let ocsp = e["kind"] == "ocsp";
+        println!(
+            "{}{}",
+            if ocsp { "OCSP " } else { "CRL " },
+            e["url"].as_str().unwrap_or("")
+        );
+        if let Some(c) = e["certificate"].as_str() {
+            println!("  certificate:  {c}");
+        }
         println!("  state:        {}", e["state"].as_str().unwrap_or(""));
         if let Some(issuer) = e["issuer"].as_str() {
             println!("  issuer:       {issuer}");
             println!("  this update:  {}", time("this_update", e));
             println!("  next update:  {}", time("next_update", e));
-            println!("  revoked:      {}", e["revoked"]);
+            match e["cert_status"].as_str() {
+                Some(status) => println!("  status:       {status}"),
+                None => println!("  revoked:      {}", e["revoked"]),
+            }
         }
         println!("  last attempt: {}", time("last_attempt", e));
         if let Some(err) = e["last_error"].as_str() {

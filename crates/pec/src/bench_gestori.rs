@@ -337,7 +337,7 @@ pub(crate) fn measure(
             listen_ip: ip,
             standard_ports: false,
             routes: &[route],
-            crl_url: None,
+            revocation: Default::default(),
             scanners: scanners.clone(),
         })
     };

@@ -309,7 +309,7 @@ pub fn run(count: usize, write: Option<&Path>) -> Result<()> {
         listen_ip: IP,
         standard_ports: false,
         routes: &[],
-        crl_url: None,
+        revocation: Default::default(),
         scanners: Default::default(),
     })?;
     let mut pec = crate::bench_gestori::start(&data)?;

@@ -156,7 +156,7 @@ pub fn run(seconds: u64, clients: usize, count: usize, write: Option<&Path>) -> 
         listen_ip: IP,
         standard_ports: false,
         routes: &[],
-        crl_url: None,
+        revocation: Default::default(),
         scanners: Default::default(),
     })?;
     let _pec = crate::bench_gestori::start(&data)?;

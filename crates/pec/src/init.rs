@@ -5,7 +5,9 @@
 use crate::config::valid_host_port;
 use anyhow::{Context, Result, bail};
 use pec_index::{Index, ProviderRecord};
-use pec_message::pki::{issue_signing_cert_with_crl, issue_tls_cert, make_ca, make_crl};
+use pec_message::pki::{
+    RevocationPoints, issue_signing_cert_with_points, issue_tls_cert, make_ca, make_crl,
+};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -17,8 +19,9 @@ pub struct InitOptions<'a> {
     pub listen_ip: &'a str,
     pub standard_ports: bool,
     pub routes: &'a [String],
-    /// The CRL distribution point of the signing certificate (pec.md §4.4 step 3).
-    pub crl_url: Option<&'a str>,
+    /// The CRL distribution point and OCSP responder of the signing certificate (pec.md
+    /// §4.4 step 3).
+    pub revocation: RevocationPoints<'a>,
     pub scanners: Scanners,
 }
 
@@ -97,10 +100,15 @@ pub fn run(o: &InitOptions<'_>) -> Result<()> {
         routes.push((d.to_ascii_lowercase(), hp.to_string()));
     }
     o.scanners.check()?;
-    if let Some(url) = o.crl_url
-        && !(url.starts_with("http://") || url.starts_with("https://"))
-    {
-        bail!("--crl-url {url:?} must be an http:// or https:// URL");
+    for (flag, url) in [
+        ("--crl-url", o.revocation.crl),
+        ("--ocsp-url", o.revocation.ocsp),
+    ] {
+        if let Some(url) = url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            bail!("{flag} {url:?} must be an http:// or https:// URL");
+        }
     }
     let toml_path = o.data.join("pec.toml");
     if toml_path.exists() {
@@ -114,7 +122,8 @@ pub fn run(o: &InitOptions<'_>) -> Result<()> {
 
     let now = chrono::Utc::now().timestamp() - 3600;
     let ca = make_ca(&format!("{} CA (sviluppo)", o.name), now, 3650)?;
-    let signing = issue_signing_cert_with_crl(&ca, o.name, &domain, None, now, 825, o.crl_url)?;
+    let signing =
+        issue_signing_cert_with_points(&ca, o.name, &domain, None, now, 825, o.revocation)?;
     let hostname = format!("mx.{domain}");
     let ip_text = ip.to_string();
     let tls = issue_tls_cert(
@@ -127,7 +136,7 @@ pub fn run(o: &InitOptions<'_>) -> Result<()> {
     )?;
     std::fs::write(pki.join("ca.pem"), ca.cert.to_pem()?)?;
     write_private(&pki.join("ca.key"), &ca.key.private_key_to_pem_pkcs8()?)?;
-    if o.crl_url.is_some() {
+    if o.revocation.crl.is_some() {
         // The CA's first CRL, empty, due again when the certificate expires: publish it at
         // --crl-url (a development CA has no one to issue a fresh CRL every few days).
         let crl = make_crl(&ca, &[], now, now + 825 * 86_400)?;

@@ -96,6 +96,10 @@ enum Command {
         /// certificate's cRLDistributionPoints; the first CRL is pki/ca.crl.
         #[arg(long, value_name = "URL")]
         crl_url: Option<String>,
+        /// Where peers ask the development CA's OCSP responder: written into the signing
+        /// certificate's authorityInfoAccess (the CA key is pki/ca.key).
+        #[arg(long, value_name = "URL")]
+        ocsp_url: Option<String>,
     },
     /// Run the gestore. Without --data, a demo gestore for pec.localhost in ./pec-data.
     Serve {
@@ -610,6 +614,7 @@ fn main() -> ExitCode {
             icap,
             rspamd,
             crl_url,
+            ocsp_url,
         } => init::run(&init::InitOptions {
             data: &data,
             domain: &domain,
@@ -617,7 +622,10 @@ fn main() -> ExitCode {
             listen_ip: &listen_ip,
             standard_ports: ports == "standard",
             routes: &routes,
-            crl_url: crl_url.as_deref(),
+            revocation: pec_message::pki::RevocationPoints {
+                crl: crl_url.as_deref(),
+                ocsp: ocsp_url.as_deref(),
+            },
             scanners: init::Scanners {
                 clamd,
                 icap,

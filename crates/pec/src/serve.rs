@@ -86,7 +86,7 @@ pub fn run(data: Option<&Path>) -> Result<()> {
             listen_ip: "127.0.0.1",
             standard_ports: false,
             routes: &[],
-            crl_url: None,
+            revocation: Default::default(),
             scanners: Default::default(),
         })?;
     }

@@ -11,6 +11,7 @@
 //! Nothing a message carries takes part: its certificates neither supply the issuer nor
 //! change which CRL applies.
 
+use super::ocsp::{FetchedOcsp, OcspState};
 use super::trust::unix;
 use crate::pki::name_string;
 use der::Decode as _;
@@ -190,11 +191,13 @@ fn uris(name: &DistributionPointName) -> Vec<String> {
     }
 }
 
-/// The CRLs in force, by the distribution-point URL they were fetched from, and the policy
-/// for a signer certificate whose status cannot be established.
+/// The CRLs in force, by the distribution-point URL they were fetched from, the OCSP
+/// responses in force, by the DER of the certificate they speak of, and the policy for a
+/// signer certificate whose status cannot be established.
 #[derive(Default, Clone)]
 pub struct Crls {
     by_url: HashMap<String, Arc<FetchedCrl>>,
+    ocsp: HashMap<Vec<u8>, Arc<FetchedOcsp>>,
     /// When true, a signer certificate that names a distribution point but has no current
     /// CRL there is not trusted. When false (the default), such a certificate is trusted and
     /// the report says its status is unknown; a listed revocation always counts.
@@ -206,6 +209,7 @@ impl Crls {
     pub fn new(required: bool) -> Crls {
         Crls {
             by_url: HashMap::new(),
+            ocsp: HashMap::new(),
             required,
         }
     }
@@ -218,6 +222,16 @@ impl Crls {
     /// The CRL fetched from `url`.
     pub fn get(&self, url: &str) -> Option<&Arc<FetchedCrl>> {
         self.by_url.get(url)
+    }
+
+    /// Sets the OCSP response about the certificate `der`, replacing an older one.
+    pub fn insert_ocsp(&mut self, der: Vec<u8>, response: Arc<FetchedOcsp>) {
+        self.ocsp.insert(der, response);
+    }
+
+    /// The OCSP response held about the certificate `der`.
+    pub fn ocsp(&self, der: &[u8]) -> Option<&Arc<FetchedOcsp>> {
+        self.ocsp.get(der)
     }
 
     /// How many distribution points have a CRL.
@@ -283,6 +297,8 @@ pub struct Revocation {
     pub status: RevocationStatus,
     /// The distribution point whose CRL decided it.
     pub crl: Option<String>,
+    /// The OCSP responder whose response decided it.
+    pub ocsp: Option<String>,
     /// A sentence on how it was decided, or why it could not be.
     pub detail: Option<String>,
 }
@@ -292,6 +308,16 @@ impl Revocation {
         Revocation {
             status,
             crl: crl.map(str::to_string),
+            ocsp: None,
+            detail: Some(detail),
+        }
+    }
+
+    fn by_ocsp(status: RevocationStatus, o: &FetchedOcsp, detail: String) -> Revocation {
+        Revocation {
+            status,
+            crl: None,
+            ocsp: Some(o.responder.clone()),
             detail: Some(detail),
         }
     }
@@ -330,7 +356,8 @@ fn same_name(a: &X509NameRef, b: &X509NameRef) -> bool {
     a.try_cmp(b).is_ok_and(|o| o.is_eq())
 }
 
-fn date(t: i64) -> String {
+/// `t` (Unix seconds) as `2026-11-25 10:00:00 UTC`.
+pub(super) fn date(t: i64) -> String {
     chrono::DateTime::from_timestamp(t, 0)
         .map(|d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string())
         .unwrap_or_else(|| t.to_string())
@@ -340,8 +367,47 @@ fn date(t: i64) -> String {
 /// `crls`. A CRL counts when it was fetched from one of the signer's distribution points,
 /// names the signer's issuer and was verified with the key that also verifies the signer
 /// certificate; a listed revocation at or before `at` is final, and otherwise the CRL must
-/// still be current at `at` (its nextUpdate not passed).
+/// still be current at `at` (its nextUpdate not passed). An OCSP response held about the
+/// certificate (checked when taken, [`FetchedOcsp::check`]) counts the same way: a
+/// revocation at or before `at` it reports is final whatever the CRL says, and a `good`
+/// still current at `at` decides when no CRL does.
 pub fn check_revocation(signer: &X509, der: &[u8], crls: &Crls, at: i64) -> Revocation {
+    let ocsp = crls.ocsp(der);
+    if let Some(o) = ocsp
+        && let OcspState::Revoked(when) = o.state
+        && when <= at
+    {
+        return Revocation::by_ocsp(
+            RevocationStatus::Revoked,
+            o,
+            format!(
+                "revoked on {} (OCSP response from {})",
+                date(when),
+                o.responder
+            ),
+        );
+    }
+    let by_crl = check_crls(signer, der, crls, at);
+    match (by_crl.status, ocsp) {
+        (RevocationStatus::Unknown | RevocationStatus::NotPublished, Some(o))
+            if o.state != OcspState::Unknown && o.valid_until() >= at =>
+        {
+            Revocation::by_ocsp(
+                RevocationStatus::Good,
+                o,
+                format!(
+                    "good according to the OCSP response from {} of {}",
+                    o.responder,
+                    date(o.this_update)
+                ),
+            )
+        }
+        _ => by_crl,
+    }
+}
+
+/// [`check_revocation`] with the CRLs alone.
+fn check_crls(signer: &X509, der: &[u8], crls: &Crls, at: i64) -> Revocation {
     // Most signers name no point: OpenSSL's parsed extension answers that without decoding
     // the certificate again, which matters once per received message.
     let urls = match signer.crl_distribution_points() {
@@ -352,6 +418,7 @@ pub fn check_revocation(signer: &X509, der: &[u8], crls: &Crls, at: i64) -> Revo
         return Revocation {
             status: RevocationStatus::NotPublished,
             crl: None,
+            ocsp: None,
             detail: None,
         };
     }

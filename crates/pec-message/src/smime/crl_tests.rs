@@ -18,10 +18,20 @@ struct World {
 
 fn world() -> World {
     let ca = pki::make_ca("CRL CA", T0, 30).unwrap();
-    let listed =
-        pki::issue_signing_cert_with_crl(&ca, "Gestore", "g.test", None, T0, 10, Some(URL))
-            .unwrap()
-            .cert;
+    let listed = pki::issue_signing_cert_with_points(
+        &ca,
+        "Gestore",
+        "g.test",
+        None,
+        T0,
+        10,
+        pki::RevocationPoints {
+            crl: Some(URL),
+            ocsp: None,
+        },
+    )
+    .unwrap()
+    .cert;
     let der = listed.to_der().unwrap();
     World { ca, listed, der }
 }

@@ -513,3 +513,113 @@ impl Drop for CrlServer {
         let _ = self.0.wait();
     }
 }
+
+/// `pec verify --json --data` of `g` on `raw`.
+pub fn verify_json(raw: &[u8], g: &Gestore) -> Value {
+    use std::io::Write as _;
+    let mut c = std::process::Command::new(pec())
+        .args(["verify", "--json", "--data", g.data(), "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(raw).unwrap();
+    let o = c.wait_with_output().unwrap();
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// A file of `g`'s development PKI.
+pub fn pki_file(g: &Gestore, name: &str) -> Vec<u8> {
+    std::fs::read(g.dir.join("pki").join(name)).unwrap()
+}
+
+/// The development CA `pec init` made for `g`, with its key.
+pub fn dev_ca(g: &Gestore) -> pec_message::pki::Issued {
+    pec_message::pki::Issued {
+        cert: openssl::x509::X509::from_pem(&pki_file(g, "ca.pem")).unwrap(),
+        key: openssl::pkey::PKey::private_key_from_pem(&pki_file(g, "ca.key")).unwrap(),
+    }
+}
+
+/// Replaces the CRL the web server offers at `path` in one step.
+pub fn publish(path: &std::path::Path, crl: &openssl::x509::X509Crl) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, crl.to_der().unwrap()).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// `g`'s server log without terminal colours.
+pub fn plain_log(g: &Gestore) -> String {
+    let log = g.server_log();
+    let mut out = String::with_capacity(log.len());
+    let mut rest = log.as_str();
+    while let Some(i) = rest.find('\x1b') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        rest = rest.find('m').map_or("", |m| &rest[m + 1..]);
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `pec admin crl --refresh --json`: every point fetched again now, then their state.
+pub fn refresh_crls(g: &Gestore) -> Value {
+    let out = run_ok(&["admin", "--data", g.data(), "crl", "--refresh", "--json"]);
+    serde_json::from_str(&out).unwrap()
+}
+
+/// Waits until `g`'s server log holds `needle`.
+pub fn wait_log(g: &Gestore, needle: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !plain_log(g).contains(needle) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}: no {needle:?} in the server log:\n{}",
+            g.domain,
+            g.server_log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// OpenSSL's OCSP responder (`openssl ocsp -port`) for the CA whose `ca.pem` and `ca.key`
+/// are in `pki`, answering from the OpenSSL index file `index` (signed by the CA itself,
+/// responses valid an hour); it listens on every address. Stopped on drop.
+pub struct OcspResponder(Child, std::process::ChildStdout);
+
+impl OcspResponder {
+    pub fn start(pki: &Path, index: &Path, port: u16) -> OcspResponder {
+        let mut child = Command::new("openssl")
+            .args(["ocsp", "-port", &port.to_string(), "-index"])
+            .arg(index)
+            .arg("-CA")
+            .arg(pki.join("ca.pem"))
+            .arg("-rsigner")
+            .arg(pki.join("ca.pem"))
+            .arg("-rkey")
+            .arg(pki.join("ca.key"))
+            .args(["-nmin", "60"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Ready once it prints "ACCEPT [::]:PORT PID=...". Not probed with a connection:
+        // OpenSSL 3.0's responder stops answering after a connection closed without a
+        // request.
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert!(
+            line.starts_with("ACCEPT"),
+            "the OCSP responder did not start: {line}"
+        );
+        OcspResponder(child, out.into_inner())
+    }
+}
+
+impl Drop for OcspResponder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
