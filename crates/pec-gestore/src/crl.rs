@@ -302,9 +302,31 @@ fn next_attempt(now: i64, refresh: i64, outcome: &Result<i64, String>) -> i64 {
     }
 }
 
-/// Fetches every distribution point when it is due: at start, then every refresh interval
-/// or at the CRL's nextUpdate if sooner, and within [`RETRY_SECS`] after a failure. New
-/// points of a reloaded Indice copy are fetched within a second.
+/// Records the attempt at `key` made at `now` and when it is due again.
+fn settle<S: Store>(
+    g: &Gestore<S>,
+    key: &str,
+    now: i64,
+    refresh: i64,
+    outcome: Result<i64, String>,
+    due: &mut HashMap<String, i64>,
+) {
+    let next = next_attempt(now, refresh, &outcome);
+    due.insert(key.to_string(), next);
+    g.record_attempt(
+        key,
+        Attempt {
+            at: now,
+            error: outcome.err(),
+            next,
+        },
+    );
+}
+
+/// Fetches every distribution point, and asks every OCSP responder, when it is due: at
+/// start, then every refresh interval or at the CRL's (response's) nextUpdate if sooner, and
+/// within [`RETRY_SECS`] after a failure. New points of a reloaded Indice copy are fetched
+/// within a second.
 async fn run<S: Store>(g: Arc<Gestore<S>>, fetcher: Arc<dyn Fetcher>) {
     let refresh = g.settings.crl_refresh_secs.max(1);
     let mut due: HashMap<String, i64> = HashMap::new();
@@ -332,16 +354,7 @@ async fn run<S: Store>(g: Arc<Gestore<S>>, fetcher: Arc<dyn Fetcher>) {
             if let Err(e) = &outcome {
                 tracing::warn!(%url, "CRL not taken, keeping the last one: {e}");
             }
-            let next = next_attempt(now, refresh, &outcome);
-            due.insert(url.clone(), next);
-            g.record_attempt(
-                url,
-                Attempt {
-                    at: now,
-                    error: outcome.err(),
-                    next,
-                },
-            );
+            settle(&g, url, now, refresh, outcome, &mut due);
         }
         for t in &targets {
             let key = t.key();
@@ -353,16 +366,7 @@ async fn run<S: Store>(g: Arc<Gestore<S>>, fetcher: Arc<dyn Fetcher>) {
             if let Err(e) = &outcome {
                 tracing::warn!(responder = %t.responder, "OCSP response not taken: {e}");
             }
-            let next = next_attempt(now, refresh, &outcome);
-            due.insert(key.clone(), next);
-            g.record_attempt(
-                &key,
-                Attempt {
-                    at: now,
-                    error: outcome.err(),
-                    next,
-                },
-            );
+            settle(&g, &key, now, refresh, outcome, &mut due);
         }
         if forced {
             forced = false;

@@ -171,3 +171,42 @@ pub(crate) fn status(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pec_index::ProviderRecord;
+    use pec_message::pki;
+
+    /// Only certificates naming a responder and issued by a configured anchor are asked
+    /// about, with that anchor as the only key that may answer.
+    #[test]
+    fn certificates_are_asked_about_only_with_their_issuer_among_the_anchors() {
+        let t0 = 1_700_000_000;
+        let ca = pki::make_ca("CA A", t0, 30).unwrap();
+        let other = pki::make_ca("CA B", t0, 30).unwrap();
+        let issue = |ocsp: Option<&str>, domain: &str| {
+            let points = pki::RevocationPoints { crl: None, ocsp };
+            pki::issue_signing_cert_with_points(&ca, "A", domain, None, t0, 10, points)
+                .unwrap()
+                .cert_der()
+                .unwrap()
+        };
+        let named = issue(Some("http://ocsp.test/a"), "a.test");
+        let silent = issue(None, "b.test");
+        let index = Index {
+            records: vec![
+                ProviderRecord::new("A", named.clone(), "r@a.test", &["a.test"]),
+                ProviderRecord::new("B", silent, "r@b.test", &["b.test"]),
+            ],
+        };
+        let t = targets(&index, std::slice::from_ref(&ca.cert));
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].der, named);
+        assert_eq!(t[0].responder, "http://ocsp.test/a");
+        assert_eq!(t[0].issuer.to_der().unwrap(), ca.cert.to_der().unwrap());
+        assert!(t[0].key().starts_with("ocsp:"));
+        assert!(targets(&index, std::slice::from_ref(&other.cert)).is_empty());
+        assert!(targets(&index, &[]).is_empty());
+    }
+}
