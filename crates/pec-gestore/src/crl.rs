@@ -389,6 +389,15 @@ mod tests {
     use pec_index::ProviderRecord;
     use pec_message::pki;
 
+    /// A signing certificate of `ca` naming the distribution point `url`.
+    fn leaf_naming(ca: &pki::Issued, url: &str, t0: i64) -> pki::Issued {
+        let points = pki::RevocationPoints {
+            crl: Some(url),
+            ocsp: None,
+        };
+        pki::issue_signing_cert_with_points(ca, "A", "a.test", None, t0, 10, points).unwrap()
+    }
+
     /// Only the configured CA that issued a certificate naming the point vouches for its CRL:
     /// not another CA, and not the provider certificate pinned by the Indice copy.
     #[test]
@@ -397,19 +406,7 @@ mod tests {
         let t0 = 1_700_000_000;
         let ca = pki::make_ca("CA A", t0, 30).unwrap();
         let other = pki::make_ca("CA B", t0, 30).unwrap();
-        let leaf = pki::issue_signing_cert_with_points(
-            &ca,
-            "A",
-            "a.test",
-            None,
-            t0,
-            10,
-            pki::RevocationPoints {
-                crl: Some(url),
-                ocsp: None,
-            },
-        )
-        .unwrap();
+        let leaf = leaf_naming(&ca, url, t0);
         let der = leaf.cert_der().unwrap();
         let index = Index {
             records: vec![ProviderRecord::new(
@@ -433,19 +430,7 @@ mod tests {
         let (url, other) = ("http://crl.test/a.crl", "http://crl.test/b.crl");
         let t0 = 1_700_000_000;
         let ca = pki::make_ca("CA A", t0, 30).unwrap();
-        let leaf = pki::issue_signing_cert_with_points(
-            &ca,
-            "A",
-            "a.test",
-            None,
-            t0,
-            10,
-            pki::RevocationPoints {
-                crl: Some(url),
-                ocsp: None,
-            },
-        )
-        .unwrap();
+        let leaf = leaf_naming(&ca, url, t0);
         let crl = pki::make_crl(&ca, &[(&leaf.cert, t0 + 5)], t0 + 10, t0 + 100)
             .unwrap()
             .to_der()

@@ -14,6 +14,47 @@ fn tools() {
     require("openssl");
 }
 
+/// Gestore A (`a` on `ip_a`, `pec init` with `extra`) and B (`b` on `ip_b`), peers, with A's
+/// CA among B's trust anchors, as every gestore trusts AgID CA1: only a trust anchor vouches
+/// for a CRL or an OCSP response.
+fn pair(
+    root: &std::path::Path,
+    (a, ip_a): (&str, &str),
+    (b, ip_b): (&str, &str),
+    extra: &[&str],
+) -> (Gestore, Gestore) {
+    let ga = Gestore::init_with(
+        root,
+        a,
+        "Gestore A",
+        ip_a,
+        &[format!("{b}={ip_b}:2525")],
+        extra,
+    );
+    let gb = Gestore::init(root, b, "Gestore B", ip_b, &[format!("{a}={ip_a}:2525")]);
+    std::fs::copy(ga.ca(), gb.dir.join("ca-a.pem")).unwrap();
+    let toml = gb.dir.join("pec.toml");
+    let text = std::fs::read_to_string(&toml).unwrap().replace(
+        "anchors = [\"pki/ca.pem\"]",
+        "anchors = [\"pki/ca.pem\", \"ca-a.pem\"]",
+    );
+    assert!(text.contains("ca-a.pem"));
+    std::fs::write(&toml, text).unwrap();
+    ga.peer(&gb);
+    gb.peer(&ga);
+    (ga, gb)
+}
+
+/// A plain message from mario at A to anna at B.
+fn plain_message(a: &str, b: &str, subject: &str) -> Vec<u8> {
+    format!(
+        "From: mario@{a}\r\nTo: anna@{b}\r\nSubject: {subject}\r\nMessage-ID: \
+         <{subject}@client.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n\
+         Testo.\r\n"
+    )
+    .into_bytes()
+}
+
 /// pec.md §4.4 step 3: B fetches the CRL that A's signing certificate names; while it does
 /// not list A's certificate A's mail is PEC, and once it does, A's mail is no longer trusted
 /// (an anomaly envelope for the recipient, no presa in carico for A).
@@ -25,35 +66,14 @@ fn a_revoked_provider_certificate_is_no_longer_trusted() {
     let www = root.path().join("www");
     std::fs::create_dir_all(&www).unwrap();
     let url = "http://127.0.0.27:8080/ra.crl";
-    let mut a = Gestore::init_with(
+    // B keeps the default 4-hour schedule: each new CRL below is fetched at once by
+    // `pec admin crl --refresh`.
+    let (mut a, mut b) = pair(
         root.path(),
-        "ra.test",
-        "Gestore A",
-        "127.0.0.25",
-        &["rb.test=127.0.0.26:2525".to_string()],
+        ("ra.test", "127.0.0.25"),
+        ("rb.test", "127.0.0.26"),
         &["--crl-url", url],
     );
-    let mut b = Gestore::init(
-        root.path(),
-        "rb.test",
-        "Gestore B",
-        "127.0.0.26",
-        &["ra.test=127.0.0.25:2525".to_string()],
-    );
-    // B trusts A's CA, as every gestore trusts AgID CA1 (only a trust anchor vouches for a
-    // CRL). B keeps the default 4-hour schedule: each new CRL below is fetched at once by
-    // `pec admin crl --refresh`.
-    std::fs::copy(a.ca(), b.dir.join("ca-ra.pem")).unwrap();
-    let toml = b.dir.join("pec.toml");
-    let text = std::fs::read_to_string(&toml).unwrap();
-    let text = text.replace(
-        "anchors = [\"pki/ca.pem\"]",
-        "anchors = [\"pki/ca.pem\", \"ca-ra.pem\"]",
-    );
-    assert!(text.contains("ca-ra.pem"));
-    std::fs::write(&toml, text).unwrap();
-    a.peer(&b);
-    b.peer(&a);
     std::fs::copy(a.dir.join("pki/ca.crl"), www.join("ra.crl")).unwrap();
     let _web = CrlServer::start(&www, "127.0.0.27", 8080);
     a.start();
@@ -62,14 +82,7 @@ fn a_revoked_provider_certificate_is_no_longer_trusted() {
     b.add_mailbox("anna@rb.test", &[]);
     wait_log(&b, "CRL fetched");
 
-    let message = |subject: &str| {
-        format!(
-            "From: mario@ra.test\r\nTo: anna@rb.test\r\nSubject: {subject}\r\nMessage-ID: \
-             <{subject}@client.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n\
-             Testo.\r\n"
-        )
-        .into_bytes()
-    };
+    let message = |subject: &str| plain_message("ra.test", "rb.test", subject);
     // The CRL does not list A's certificate: certified mail as usual.
     assert!(submit(
         &a,
@@ -163,32 +176,12 @@ fn a_certificate_revoked_through_ocsp_is_no_longer_trusted() {
     const PORT: u16 = 28082;
     let root = tempfile::tempdir().unwrap();
     let url = format!("http://127.0.0.28:{PORT}");
-    let mut a = Gestore::init_with(
+    let (mut a, mut b) = pair(
         root.path(),
-        "oa.test",
-        "Gestore A",
-        "127.0.0.28",
-        &["ob.test=127.0.0.29:2525".to_string()],
+        ("oa.test", "127.0.0.28"),
+        ("ob.test", "127.0.0.29"),
         &["--ocsp-url", &url],
     );
-    let mut b = Gestore::init(
-        root.path(),
-        "ob.test",
-        "Gestore B",
-        "127.0.0.29",
-        &["oa.test=127.0.0.28:2525".to_string()],
-    );
-    // B trusts A's CA, the only key that may answer for A's certificate.
-    std::fs::copy(a.ca(), b.dir.join("ca-oa.pem")).unwrap();
-    let toml = b.dir.join("pec.toml");
-    let text = std::fs::read_to_string(&toml).unwrap().replace(
-        "anchors = [\"pki/ca.pem\"]",
-        "anchors = [\"pki/ca.pem\", \"ca-oa.pem\"]",
-    );
-    assert!(text.contains("ca-oa.pem"));
-    std::fs::write(&toml, text).unwrap();
-    a.peer(&b);
-    b.peer(&a);
     // The responder's index: A's signing certificate, valid.
     let signing = openssl::x509::X509::from_pem(&pki_file(&a, "signing.pem")).unwrap();
     let serial = signing
@@ -215,14 +208,7 @@ fn a_certificate_revoked_through_ocsp_is_no_longer_trusted() {
     b.add_mailbox("anna@ob.test", &[]);
     wait_log(&b, "OCSP response taken");
 
-    let message = |subject: &str| {
-        format!(
-            "From: mario@oa.test\r\nTo: anna@ob.test\r\nSubject: {subject}\r\nMessage-ID: \
-             <{subject}@client.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n\
-             Testo.\r\n"
-        )
-        .into_bytes()
-    };
+    let message = |subject: &str| plain_message("oa.test", "ob.test", subject);
     assert!(submit(
         &a,
         "mario@oa.test",
