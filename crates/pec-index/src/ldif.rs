@@ -23,7 +23,25 @@ pub enum LdifError {
         /// The attribute (pec.md §7.2, MUST list of `provider`).
         attribute: &'static str,
     },
+    /// An entry with provider attributes whose object classes do not include `provider`.
+    #[error(
+        "LDIF entry {dn}: it has {attribute} but its objectclass values do not include provider"
+    )]
+    NotProvider {
+        /// The entry.
+        dn: String,
+        /// The first provider attribute found.
+        attribute: &'static str,
+    },
 }
+
+/// The attributes of the `provider` class (pec.md §7.2) that mark an entry as meant to be one.
+const PROVIDER_ATTRIBUTES: [&str; 4] = [
+    "providerName",
+    "providerCertificate",
+    "providerCertificateHash",
+    "mailReceipt",
+];
 
 struct Entry {
     line: usize,
@@ -78,6 +96,14 @@ pub(super) fn parse(text: &str) -> Result<Index, LdifError> {
         if name.eq_ignore_ascii_case("version") && current.is_none() {
             continue;
         }
+        // RFC 2849: a record begins with its dn and ends at a blank line; a second dn in the
+        // same record means the separator is missing, and merging the two would give one
+        // provider the other's certificates and domains.
+        if name.eq_ignore_ascii_case("dn") && current.is_some() {
+            return Err(syntax(
+                "a new entry (dn:) begins before the blank line that ends the previous one",
+            ));
+        }
         current
             .get_or_insert_with(|| Entry {
                 line: n,
@@ -121,6 +147,12 @@ fn record(e: &Entry) -> Result<Option<ProviderRecord>, LdifError> {
         .iter()
         .any(|v| text(v).eq_ignore_ascii_case("provider"));
     if !is_provider {
+        // The tree's other nodes (the `o=postacert` base, organisational units) are skipped;
+        // an entry carrying provider attributes without the class is a broken provider entry
+        // (a misspelt objectclass), not one to drop without a word.
+        if let Some(attribute) = PROVIDER_ATTRIBUTES.iter().find(|a| !values(a).is_empty()) {
+            return Err(LdifError::NotProvider { dn, attribute });
+        }
         return Ok(None);
     }
     let one = |name: &'static str| -> Result<String, LdifError> {

@@ -197,4 +197,21 @@ mod tests {
         let e = Index::from_ldif("dn: a\nfoo:: !!!\n").unwrap_err();
         assert!(e.to_string().contains("line 2"), "{e}");
     }
+
+    /// Two entries run together (no blank line between them) or a provider entry with a
+    /// misspelt object class are errors, not a merged record or a silent skip.
+    #[test]
+    fn merged_or_misclassed_provider_entries_are_refused() {
+        let two = sample().to_ldif();
+        let merged = two.replace("\n\ndn: providerName", "\ndn: providerName");
+        let e = Index::from_ldif(&merged).unwrap_err();
+        assert!(e.to_string().contains("blank line"), "{e}");
+        let typo = two.replace("objectclass: provider", "objectclass: provder");
+        let e = Index::from_ldif(&typo).unwrap_err();
+        assert!(e.to_string().contains("providerName"), "{e}");
+        assert!(e.to_string().contains("objectclass"), "{e}");
+        // The tree's base entry alone is still skipped quietly.
+        let base = "dn: o=postacert\nobjectclass: organization\no: postacert\n";
+        assert!(Index::from_ldif(base).expect("parses").records.is_empty());
+    }
 }

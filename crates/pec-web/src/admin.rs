@@ -433,10 +433,17 @@ async fn advance<S: Store>(
         ));
     }
     let Json(a) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
-    if a.seconds <= 0 {
+    // Past a century the clock leaves the range chrono represents (the offset is added to
+    // every `now`), and no deadline needs more.
+    const MAX_OFFSET: i64 = 100 * 366 * 86_400;
+    if a.seconds <= 0 || a.seconds.saturating_add(st.g.clock.offset()) > MAX_OFFSET {
         return Err(ApiError(
             StatusCode::BAD_REQUEST,
-            "seconds must be positive".into(),
+            format!(
+                "seconds must be positive, and the clock offset at most {MAX_OFFSET} s \
+                 (100 years); it is {} s now",
+                st.g.clock.offset()
+            ),
         ));
     }
     st.g.clock.advance(a.seconds);

@@ -217,13 +217,12 @@ pub fn print_crl(v: &Value) {
 /// The password from `file` (its first line), or a generated one (`true`).
 pub fn password(file: Option<&Path>) -> Result<(String, bool)> {
     Ok(match file {
-        Some(f) => (
-            std::fs::read_to_string(f)
-                .with_context(|| format!("cannot read {}", f.display()))?
-                .trim_end_matches(['\r', '\n'])
-                .to_string(),
-            false,
-        ),
+        Some(f) => {
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read {}", f.display()))?;
+            let first = text.lines().next().unwrap_or_default();
+            (first.trim_end_matches('\r').to_string(), false)
+        }
         None => (crate::init::token()[..16].to_string(), true),
     })
 }

@@ -173,7 +173,7 @@ impl Reader {
     }
 }
 
-fn valid_domain(d: &str) -> bool {
+pub fn valid_domain(d: &str) -> bool {
     !d.is_empty()
         && d.len() <= 253
         && d.split('.').all(|l| {
@@ -243,6 +243,12 @@ impl Config {
             domains.insert(0, domain.clone());
         }
         let hostname = r.string(g, "gestore.hostname", Some(&format!("mx.{domain}")));
+        if !valid_domain(&hostname.to_ascii_lowercase()) {
+            r.errors.push(format!(
+                "gestore.hostname: {hostname:?} is not a host name (it is sent in EHLO and \
+                 Message-IDs)"
+            ));
+        }
 
         let l = r.section(
             &root,
@@ -276,6 +282,26 @@ impl Config {
         let pop3s_port = port(&mut r, "listen.pop3s", 9950);
         let https_port = port(&mut r, "listen.https", 8443);
         let admin_port = port(&mut r, "listen.admin", 8025);
+        // Every listener binds listen.ip; the admin API binds it too when it is loopback.
+        let mut bound = vec![
+            ("listen.mx", mx_port),
+            ("listen.submission", submission_port),
+            ("listen.submissions", submissions_port),
+            ("listen.imap", imap_port),
+            ("listen.imaps", imaps_port),
+            ("listen.pop3", pop3_port),
+            ("listen.pop3s", pop3s_port),
+            ("listen.https", https_port),
+        ];
+        if listen_ip.is_loopback() {
+            bound.push(("listen.admin", admin_port));
+        }
+        for (i, (key, p)) in bound.iter().enumerate() {
+            if let Some((first, _)) = bound[..i].iter().find(|(_, q)| q == p) {
+                r.errors
+                    .push(format!("{key}: port {p} is already taken by {first}"));
+            }
+        }
 
         let t = r.section(&root, "tls", &["cert", "key"]);
         let tls_cert = r.path(dir, t, "tls.cert", "pki/tls.pem");
@@ -407,6 +433,11 @@ impl Config {
             None => {}
             Some(Value::Table(t)) => {
                 for (d, v) in t {
+                    if !valid_domain(&d.to_ascii_lowercase()) {
+                        r.errors
+                            .push(format!("relay.routes: {d:?} is not a domain name"));
+                        continue;
+                    }
                     match v {
                         Value::String(hp) if valid_host_port(hp) => {
                             routes.insert(d.to_ascii_lowercase(), hp.clone());
@@ -546,6 +577,28 @@ mod tests {
             "limits.max_recipients: 10 is out of range 50",
             "relay.routes.b.test: expected",
             "bogus: unknown section",
+        ] {
+            assert!(e.contains(needle), "missing {needle:?} in:\n{e}");
+        }
+    }
+
+    /// Two listeners on one port, a host name that cannot go in EHLO and a route for a
+    /// malformed domain are reported with their keys, not at bind or relay time.
+    #[test]
+    fn clashing_ports_and_bad_names_are_reported_with_their_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("pec.toml"),
+            "[gestore]\nname = \"X\"\ndomain = \"pec.example.it\"\nhostname = \"bad host/x\"\n\
+             [listen]\nhttps = 8025\nimaps = 2525\n[relay]\nroutes = { \"a..b\" = \"127.0.0.1:25\" }\n",
+        )
+        .unwrap();
+        let e = Config::load(dir.path()).unwrap_err();
+        for needle in [
+            "gestore.hostname: \"bad host/x\" is not a host name",
+            "listen.imaps: port 2525 is already taken by listen.mx",
+            "listen.admin: port 8025 is already taken by listen.https",
+            "relay.routes: \"a..b\" is not a domain name",
         ] {
             assert!(e.contains(needle), "missing {needle:?} in:\n{e}");
         }

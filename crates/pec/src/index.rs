@@ -100,16 +100,54 @@ pub fn import(data: &Path, file: &Path) -> Result<()> {
         })
         .flat_map(|r| r.certificate_hashes.clone())
         .collect();
-    for r in &incoming.records {
+    let same_entry = |a: &ProviderRecord, b: &ProviderRecord| {
+        a.provider_name == b.provider_name && a.provider_unit == b.provider_unit
+    };
+    for (i, r) in incoming.records.iter().enumerate() {
+        let who = &r.provider_name;
         let ours = r
             .certificate_hashes
             .iter()
             .any(|h| own_hashes.iter().any(|o| o.eq_ignore_ascii_case(h)));
+        if incoming.records[..i].iter().any(|x| same_entry(x, r)) {
+            problems.push(format!("{who}: the file holds this entry twice"));
+        }
+        // An entry replaces the one of the same name (below): never this gestore's own.
+        let replaces_own = index.records.iter().any(|x| {
+            same_entry(x, r)
+                && x.managed_domains
+                    .iter()
+                    .any(|d| cfg.domains.contains(&d.to_ascii_lowercase()))
+        });
+        if replaces_own && !ours {
+            problems.push(format!(
+                "{who}: this is the name of this gestore's own entry; a peer needs a \
+                 providerName (or providerUnit) of its own"
+            ));
+        }
         for d in &r.managed_domains {
-            if cfg.domains.contains(&d.to_ascii_lowercase()) && !ours {
+            let lower = d.to_ascii_lowercase();
+            if !crate::config::valid_domain(&lower) {
+                problems.push(format!("{who}: managedDomains {d:?} is not a domain name"));
+            }
+            if cfg.domains.contains(&lower) && !ours {
+                problems.push(format!("{who}: claims {d}, a domain of this gestore"));
+                continue;
+            }
+            // pec.md §7.1: a domain belongs to one provider; by_domain would pick either.
+            let held = |x: &ProviderRecord| {
+                !same_entry(x, r) && x.managed_domains.iter().any(|m| m.eq_ignore_ascii_case(d))
+            };
+            if let Some(x) = index
+                .records
+                .iter()
+                .chain(&incoming.records[..i])
+                .find(|x| held(x))
+                && !(cfg.domains.contains(&lower) && ours)
+            {
                 problems.push(format!(
-                    "{}: claims {d}, a domain of this gestore",
-                    r.provider_name
+                    "{who}: claims {d}, already managed by {}",
+                    x.provider_name
                 ));
             }
         }
@@ -123,11 +161,7 @@ pub fn import(data: &Path, file: &Path) -> Result<()> {
     }
     let (mut added, mut replaced) = (0, 0);
     for r in incoming.records {
-        match index
-            .records
-            .iter_mut()
-            .find(|x| x.provider_name == r.provider_name && x.provider_unit == r.provider_unit)
-        {
+        match index.records.iter_mut().find(|x| same_entry(x, &r)) {
             Some(x) => {
                 *x = r;
                 replaced += 1;

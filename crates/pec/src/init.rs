@@ -53,14 +53,54 @@ impl Scanners {
     }
 }
 
-fn write_private(path: &Path, data: &[u8]) -> Result<()> {
-    std::fs::write(path, data).with_context(|| format!("cannot write {}", path.display()))?;
+/// Writes a file only its owner may read, created so from the start (no window in which the
+/// umask's mode applies).
+pub fn write_private(path: &Path, data: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
     }
-    Ok(())
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        // `mode` applies only when the file is created.
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    file.write_all(data)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// What `pec init` writes or `pec serve` keeps in a data directory: any of them present means
+/// the directory holds a gestore, and initialising it again would replace its keys.
+const GESTORE_FILES: [&str; 6] = [
+    "pec.toml",
+    "pki",
+    "store",
+    "log",
+    "index.ldif",
+    "admin.token",
+];
+
+/// Creates the data directory, readable by its owner only: it holds the keys, the store with
+/// every mailbox and the event log.
+fn create_data_dir(dir: &Path) -> Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))
 }
 
 /// A random token, hex.
@@ -79,8 +119,11 @@ fn rand_bytes(b: &mut [u8]) {
 
 pub fn run(o: &InitOptions<'_>) -> Result<()> {
     let domain = o.domain.trim().to_ascii_lowercase();
-    if domain.is_empty() || !domain.contains('.') || domain.contains(['@', ' ', '/']) {
-        bail!("--domain {domain:?} is not a domain name such as pec.example.it");
+    if !domain.contains('.') || !crate::config::valid_domain(&domain) {
+        bail!(
+            "--domain {domain:?} is not a domain name such as pec.example.it (letters, digits \
+             and hyphens, labels joined by dots)"
+        );
     }
     if o.name.trim().is_empty() {
         bail!("--name must not be empty");
@@ -94,7 +137,7 @@ pub fn run(o: &InitOptions<'_>) -> Result<()> {
         let Some((d, hp)) = r.split_once('=') else {
             bail!("--route {r:?} must be DOMAIN=HOST:PORT");
         };
-        if d.is_empty() || !valid_host_port(hp) {
+        if !crate::config::valid_domain(&d.to_ascii_lowercase()) || !valid_host_port(hp) {
             bail!("--route {r:?} must be DOMAIN=HOST:PORT, e.g. b.test=127.0.0.3:2525");
         }
         routes.push((d.to_ascii_lowercase(), hp.to_string()));
@@ -117,6 +160,20 @@ pub fn run(o: &InitOptions<'_>) -> Result<()> {
             toml_path.display()
         );
     }
+    let present: Vec<&str> = GESTORE_FILES
+        .into_iter()
+        .filter(|f| o.data.join(f).exists())
+        .collect();
+    if !present.is_empty() {
+        bail!(
+            "{} already holds {} but no pec.toml: it looks like a gestore's data directory, \
+             and initialising it again would replace its keys and Indice copy. Restore its \
+             pec.toml, or choose an empty directory",
+            o.data.display(),
+            present.join(", ")
+        );
+    }
+    create_data_dir(o.data)?;
     let pki = o.data.join("pki");
     std::fs::create_dir_all(&pki).with_context(|| format!("cannot create {}", pki.display()))?;
 

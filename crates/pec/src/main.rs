@@ -332,7 +332,8 @@ fn duration_secs(s: &str) -> anyhow::Result<i64> {
     let n: i64 = n
         .parse()
         .map_err(|_| anyhow::anyhow!("{s:?} is not a duration such as 12h, 90m or 30s"))?;
-    Ok(n * mult)
+    n.checked_mul(mult)
+        .ok_or_else(|| anyhow::anyhow!("{s:?} is too long a duration"))
 }
 
 fn admin_run(data: &std::path::Path, command: AdminCommand) -> anyhow::Result<ExitCode> {

@@ -97,6 +97,9 @@ pub fn run(data: Option<&Path>) -> Result<()> {
     rt.block_on(serve(cfg, fresh))
 }
 
+/// The shortest admin token `pec serve` accepts (`pec init` writes 48 hex characters).
+const MIN_ADMIN_TOKEN: usize = 16;
+
 async fn serve(cfg: Config, demo: bool) -> Result<()> {
     let store = Arc::new(
         SqliteStore::open(&cfg.dir.join("store"))
@@ -154,7 +157,10 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
         let password = crate::init::token()[..16].to_string();
         g.add_mailbox(DEMO_USER, &password, 0, Default::default())
             .await?;
-        std::fs::write(cfg.dir.join("demo-password.txt"), format!("{password}\n"))?;
+        crate::init::write_private(
+            &cfg.dir.join("demo-password.txt"),
+            format!("{password}\n").as_bytes(),
+        )?;
         demo_password = Some(password);
     } else if cfg.dir.join("demo-password.txt").exists() {
         demo_password = std::fs::read_to_string(cfg.dir.join("demo-password.txt"))
@@ -308,6 +314,15 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
         .with_context(|| format!("cannot read {}", cfg.dir.join("admin.token").display()))?
         .trim()
         .to_string();
+    // An empty token would match a request that sends none.
+    if token.len() < MIN_ADMIN_TOKEN {
+        anyhow::bail!(
+            "{} holds a token of {} characters; the admin API needs at least {MIN_ADMIN_TOKEN} \
+             (write a long random one, e.g. `openssl rand -hex 24`)",
+            cfg.dir.join("admin.token").display(),
+            token.len()
+        );
+    }
     let admin = bind(cfg.admin_addr(), "the admin API").await?;
     lines.push(format!(
         "  {:<38} http://{}",
