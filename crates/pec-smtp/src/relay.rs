@@ -72,14 +72,25 @@ impl Response {
     }
 }
 
+/// The longest reply line read, CRLF included.
+const MAX_REPLY_LINE: usize = 8192;
+/// The longest reply read, every line of it.
+const MAX_REPLY: usize = 64 * 1024;
+
 /// One reply; `Ok(None)` when the connection was closed or reset before any byte of it.
 async fn read_reply<R: AsyncBufReadExt + Unpin>(
     r: &mut R,
 ) -> Result<Option<Response>, TransportError> {
     let mut text = Vec::new();
+    let mut size = 0usize;
     loop {
-        let mut line = String::new();
-        let n = match r.read_line(&mut line).await {
+        let mut raw = Vec::new();
+        // A line or a reply past these bounds is a hostile or broken server, not a reply
+        // (RFC 5321 §4.5.3.1.5: 512 octets a reply line).
+        let n = match tokio::io::AsyncReadExt::take(&mut *r, MAX_REPLY_LINE as u64)
+            .read_until(b'\n', &mut raw)
+            .await
+        {
             Ok(n) => n,
             Err(e)
                 if text.is_empty()
@@ -103,6 +114,15 @@ async fn read_reply<R: AsyncBufReadExt + Unpin>(
                 "connection closed by the server in the middle of a reply",
             ));
         }
+        size += n;
+        if !raw.ends_with(b"\n") || size > MAX_REPLY {
+            return Err(temp(format!(
+                "the server's reply is longer than {} bytes a line or {MAX_REPLY} in all",
+                MAX_REPLY_LINE
+            )));
+        }
+        // Reply text is ASCII (RFC 5321 §4.2); other bytes are shown, not fatal.
+        let line = String::from_utf8_lossy(&raw);
         let line = line.trim_end();
         let code: u16 = line
             .get(..3)
@@ -285,6 +305,7 @@ impl Relay {
             tls: false,
             pipelining: false,
             chunking: false,
+            size: false,
             idle_since: Instant::now(),
         };
         let greeting = c.step(None, t).await?;
@@ -302,6 +323,7 @@ impl Relay {
         }
         c.pipelining = offers(&ehlo, "PIPELINING");
         c.chunking = offers(&ehlo, "CHUNKING");
+        c.size = offers(&ehlo, "SIZE");
         let offers_tls = offers(&ehlo, "STARTTLS");
         if offers_tls {
             let r = c.step(Some("STARTTLS\r\n".to_string()), t).await?;
@@ -330,6 +352,7 @@ impl Relay {
                 // RFC 3207 §4.2: what was offered before TLS no longer counts.
                 c.pipelining = offers(&ehlo, "PIPELINING");
                 c.chunking = offers(&ehlo, "CHUNKING");
+                c.size = offers(&ehlo, "SIZE");
             } else if d.require_tls {
                 return Err(temp(format!("{addr}: STARTTLS refused ({})", r.describe())));
             }
@@ -362,7 +385,12 @@ impl Relay {
             (true, false) => Mode::Pipelined,
             _ => Mode::Plain,
         };
-        let mail_cmd = format!("MAIL FROM:<{}> SIZE={}\r\n", d.mail_from, d.message.len());
+        // RFC 1870 §6: the SIZE parameter only toward a server that offered the extension.
+        let mail_cmd = if c.size {
+            format!("MAIL FROM:<{}> SIZE={}\r\n", d.mail_from, d.message.len())
+        } else {
+            format!("MAIL FROM:<{}>\r\n", d.mail_from)
+        };
         let rcpt_cmds: Vec<String> = d
             .rcpt_to
             .iter()
@@ -610,6 +638,8 @@ struct Conn {
     pipelining: bool,
     /// The server offered CHUNKING (BDAT) in its last EHLO answer.
     chunking: bool,
+    /// The server offered SIZE (RFC 1870).
+    size: bool,
     idle_since: Instant,
 }
 

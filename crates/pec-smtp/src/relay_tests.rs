@@ -17,6 +17,28 @@ async fn multi_line_replies_are_joined() {
     assert!(resp.text.contains("STARTTLS"));
 }
 
+/// A reply line past the bound, or endless continuation lines, end the attempt instead of
+/// filling memory; bytes that are not UTF-8 are shown, not fatal.
+#[tokio::test]
+async fn oversized_replies_are_refused_and_odd_bytes_tolerated() {
+    let long = [b"250-".to_vec(), vec![b'x'; 2 * MAX_REPLY_LINE]].concat();
+    let e = read_reply(&mut BufReader::new(&long[..]))
+        .await
+        .unwrap_err();
+    assert!(e.temporary && e.text.contains("longer than"), "{}", e.text);
+    let endless = b"250-x\r\n".repeat(MAX_REPLY / 7 + 10);
+    let e = read_reply(&mut BufReader::new(&endless[..]))
+        .await
+        .unwrap_err();
+    assert!(e.text.contains("longer than"), "{}", e.text);
+    let latin1 = b"250 consegnato \xe8 ok\r\n";
+    let resp = read_reply(&mut BufReader::new(&latin1[..]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resp.code, 250);
+}
+
 /// What an SMTP sink offers and what it saw.
 #[derive(Default)]
 struct SinkLog {

@@ -81,7 +81,7 @@ async fn connection<St: Store>(
         let Some(acceptor) = &svc.tls else {
             return Ok(());
         };
-        let tls = acceptor.accept(stream).await?;
+        let tls = handshake(acceptor, stream).await?;
         cfg.tls = true;
         cfg.starttls = false;
         run(&g, &cfg, &svc.limiter, tls, true).await?;
@@ -95,11 +95,27 @@ async fn connection<St: Store>(
             let Some(acceptor) = &svc.tls else {
                 return Ok(());
             };
-            let tls = acceptor.accept(plain).await?;
+            let tls = handshake(acceptor, plain).await?;
             cfg.tls = true;
             // RFC 3207 §4.2: the client starts over with EHLO; no new greeting.
             run(&g, &cfg, &svc.limiter, tls, false).await?;
             Ok(())
         }
     }
+}
+
+/// How long a client may take over the TLS handshake before its connection slot is freed.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The server side of a TLS handshake, within [`HANDSHAKE_TIMEOUT`].
+async fn handshake<S>(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    stream: S,
+) -> std::io::Result<tokio_rustls::server::TlsStream<S>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
 }

@@ -57,49 +57,94 @@ const MAX_AUTH_FAILURES: u32 = 3;
 /// 5 minutes). Relay clients that keep connections open for reuse close them sooner.
 const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
+/// Reads one line, LF included. A line longer than `max` is read to its end and dropped, and
+/// answered `InvalidData` (RFC 5321 §4.5.3.1.4: reply 500 and discard the rest of the line), so
+/// its tail is never taken for a command and memory stays bounded.
 async fn read_line<R: AsyncBufReadExt + Unpin>(
     r: &mut R,
     max: usize,
 ) -> std::io::Result<Option<Vec<u8>>> {
     let mut line = Vec::new();
+    let mut overflow = false;
     loop {
         let buf = r.fill_buf().await?;
         if buf.is_empty() {
-            return Ok(if line.is_empty() { None } else { Some(line) });
+            return if overflow {
+                Err(std::io::ErrorKind::UnexpectedEof.into())
+            } else {
+                Ok(if line.is_empty() { None } else { Some(line) })
+            };
         }
         if let Some(i) = buf.iter().position(|&b| b == b'\n') {
-            line.extend_from_slice(&buf[..=i]);
+            if !overflow && line.len() + i < max {
+                line.extend_from_slice(&buf[..=i]);
+            } else {
+                overflow = true;
+            }
             r.consume(i + 1);
-            return Ok(Some(line));
+            return if overflow {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "line too long",
+                ))
+            } else {
+                Ok(Some(line))
+            };
         }
         let n = buf.len();
-        if line.len() + n > max {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "line too long",
-            ));
+        if overflow || line.len() + n > max {
+            overflow = true;
+            line = Vec::new();
+        } else {
+            line.extend_from_slice(buf);
         }
-        line.extend_from_slice(buf);
         r.consume(n);
     }
 }
 
-/// Reads DATA up to the lone dot, undoing dot-stuffing. `Ok(None)` means it exceeded `max`
-/// (the rest was read and dropped).
+/// A line within the idle timeout (AUTH continuations); a line too long is an error.
+async fn read_within<R: AsyncBufReadExt + Unpin>(r: &mut R) -> std::io::Result<Option<Vec<u8>>> {
+    tokio::time::timeout(IDLE_TIMEOUT, read_line(r, MAX_LINE))
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
+}
+
+/// Reads DATA up to `<CRLF>.<CRLF>`, undoing dot-stuffing (RFC 5321 §4.5.2). Only a dot line
+/// ending in CRLF after a line ending in CRLF ends the data (RFC 5321 §4.1.1.4): a bare LF
+/// never starts or ends the terminator, so `<LF>.<CRLF>` or `<CRLF>.<LF>` cannot smuggle a
+/// second message into the session, and lines after a bare LF are kept as sent. Each line
+/// must arrive within the idle timeout. `Ok(None)` means it exceeded `max` (the rest was read
+/// and dropped).
 async fn read_data<R: AsyncBufReadExt + Unpin>(
     r: &mut R,
     max: u64,
 ) -> std::io::Result<Option<Vec<u8>>> {
     let mut out = Vec::new();
     let mut too_big = false;
+    let mut after_crlf = true;
     loop {
-        let Some(line) = read_line(r, 1 << 20).await? else {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        let line = match tokio::time::timeout(IDLE_TIMEOUT, read_line(r, 1 << 20)).await {
+            Err(_) => return Err(std::io::ErrorKind::TimedOut.into()),
+            Ok(Ok(Some(line))) => line,
+            Ok(Ok(None)) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                // A line past 1 MiB: dropped with the rest of the message.
+                too_big = true;
+                out = Vec::new();
+                after_crlf = true;
+                continue;
+            }
+            Ok(Err(e)) => return Err(e),
         };
-        if line == b".\r\n" || line == b".\n" {
+        if after_crlf && line == b".\r\n" {
             return Ok(if too_big { None } else { Some(out) });
         }
-        let line = line.strip_prefix(b".").unwrap_or(&line);
+        let ends_crlf = line.ends_with(b"\r\n");
+        let line = match line.strip_prefix(b".") {
+            Some(rest) if after_crlf => rest,
+            _ => &line[..],
+        };
+        after_crlf = ends_crlf;
         if too_big || out.len() as u64 + line.len() as u64 > max {
             too_big = true;
             out = Vec::new();
@@ -180,8 +225,14 @@ where
     macro_rules! send {
         () => {{
             if !out.is_empty() {
-                io.get_mut().write_all(&out).await?;
-                io.get_mut().flush().await?;
+                // A client that stops reading must not hold the connection slot for good.
+                let write = async {
+                    io.get_mut().write_all(&out).await?;
+                    io.get_mut().flush().await
+                };
+                tokio::time::timeout(IDLE_TIMEOUT, write)
+                    .await
+                    .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
                 out.clear();
             }
         }};
@@ -309,7 +360,7 @@ where
                             None => {
                                 reply!("334 ");
                                 send_before_read!();
-                                match read_line(&mut io, MAX_LINE).await? {
+                                match read_within(&mut io).await? {
                                     Some(l) => String::from_utf8_lossy(&l).trim().to_string(),
                                     None => return Ok(End::Closed),
                                 }
@@ -332,7 +383,7 @@ where
                             None => {
                                 reply!("334 VXNlcm5hbWU6");
                                 send_before_read!();
-                                match read_line(&mut io, MAX_LINE).await? {
+                                match read_within(&mut io).await? {
                                     Some(l) => String::from_utf8_lossy(&l).trim().to_string(),
                                     None => return Ok(End::Closed),
                                 }
@@ -340,7 +391,7 @@ where
                         };
                         reply!("334 UGFzc3dvcmQ6");
                         send_before_read!();
-                        let pass = match read_line(&mut io, MAX_LINE).await? {
+                        let pass = match read_within(&mut io).await? {
                             Some(l) => String::from_utf8_lossy(&l).trim().to_string(),
                             None => return Ok(End::Closed),
                         };
@@ -489,7 +540,9 @@ where
                         tokio::io::copy(&mut (&mut io).take(size), &mut tokio::io::sink()).await
                     }
                 };
-                let got = tokio::time::timeout(IDLE_TIMEOUT, read)
+                // The idle timeout, plus the time the chunk takes at 64 KiB/s.
+                let allowed = IDLE_TIMEOUT + std::time::Duration::from_secs(size / 65_536);
+                let got = tokio::time::timeout(allowed, read)
                     .await
                     .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
                 if got < size {
@@ -641,6 +694,41 @@ mod tests {
         );
         let mut r = BufReader::new(&b"0123456789\r\n.\r\n"[..]);
         assert!(read_data(&mut r, 5).await.unwrap().is_none());
+    }
+
+    /// SMTP smuggling: only <CRLF>.<CRLF> ends the data; a bare LF neither starts nor ends
+    /// the terminator, and what follows it is kept as sent.
+    #[tokio::test]
+    async fn only_crlf_dot_crlf_ends_data() {
+        for (input, kept) in [
+            (&b"a\n.\r\nMAIL\r\n.\r\n"[..], &b"a\n.\r\nMAIL\r\n"[..]),
+            (b"a\r\n.\nMAIL\r\n.\r\n", b"a\r\n\nMAIL\r\n"),
+            (b"a\n.\nb\r\n.\r\n", b"a\n.\nb\r\n"),
+            (b"a\n..b\r\n.\r\n", b"a\n..b\r\n"),
+        ] {
+            let mut r = BufReader::new(input);
+            assert_eq!(
+                read_data(&mut r, 100).await.unwrap().unwrap(),
+                kept,
+                "{}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    /// An overlong line is dropped to its end: what follows is the next command, not its tail.
+    #[tokio::test]
+    async fn an_overlong_line_is_dropped_whole() {
+        let mut input = vec![b'A'; 3 * MAX_LINE];
+        input.extend_from_slice(b"\r\nNOOP\r\n");
+        let mut r = BufReader::with_capacity(1024, &input[..]);
+        let e = read_line(&mut r, MAX_LINE).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+        assert_eq!(
+            read_line(&mut r, MAX_LINE).await.unwrap().unwrap(),
+            b"NOOP\r\n"
+        );
+        assert!(read_line(&mut r, MAX_LINE).await.unwrap().is_none());
     }
 
     #[test]
