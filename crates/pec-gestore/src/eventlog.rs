@@ -71,17 +71,20 @@ fn last_line(path: &Path) -> Option<String> {
         .last()
 }
 
-/// (seq, hash) of the last entry written, from the files.
-fn head(dir: &Path) -> (i64, String) {
-    for (_, path) in day_files(dir).iter().rev() {
-        if let Some(line) = last_line(path)
+/// (seq, hash) of the last entry written, and the day of its file: the highest entry over the
+/// files' last lines (each file holds its entries in order; the days' files follow each other).
+fn head(dir: &Path) -> (i64, String, Option<String>) {
+    let mut best = (0, GENESIS.to_string(), None);
+    for (day, path) in day_files(dir) {
+        if let Some(line) = last_line(&path)
             && let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
             && let (Some(seq), Some(hash)) = (v["seq"].as_i64(), v["hash"].as_str())
+            && seq > best.0
         {
-            return (seq, hash.to_string());
+            best = (seq, hash.to_string(), Some(day));
         }
     }
-    (0, GENESIS.to_string())
+    best
 }
 
 fn seal_path(dir: &Path, day: &str) -> PathBuf {
@@ -95,11 +98,15 @@ pub(crate) async fn run<S: Store>(g: Arc<Gestore<S>>) {
         tracing::error!("cannot create {}: {e}", dir.display());
         return;
     }
-    let (mut seq, mut hash) = head(&dir);
+    let (seq, hash, day) = head(&dir);
+    let mut at = Head { seq, hash, day };
     loop {
-        match export(&g, &dir, &mut seq, &mut hash).await {
-            Ok(()) => {}
-            Err(e) => tracing::error!("event log export failed, will retry: {e}"),
+        if let Err(e) = export(&g, &dir, &mut at).await {
+            tracing::error!("event log export failed, will retry: {e}");
+            // What reached the files is the truth: a batch that failed half-way is not
+            // written twice nor skipped.
+            let (seq, hash, day) = head(&dir);
+            at = Head { seq, hash, day };
         }
         if let Err(e) = seal_finished_days(&g, &dir) {
             tracing::error!("event log sealing failed, will retry: {e}");
@@ -108,16 +115,21 @@ pub(crate) async fn run<S: Store>(g: Arc<Gestore<S>>) {
     }
 }
 
-async fn export<S: Store>(
-    g: &Gestore<S>,
-    dir: &Path,
-    seq: &mut i64,
-    hash: &mut String,
-) -> Result<(), String> {
+/// The last entry written to the files.
+struct Head {
+    seq: i64,
+    hash: String,
+    /// The day of the file it went to: later entries never go to an earlier day's file, so
+    /// the files, in day order, hold the entries in commit order even when an event's time
+    /// (taken before its commit) is a little before midnight and the entry before it after.
+    day: Option<String>,
+}
+
+async fn export<S: Store>(g: &Gestore<S>, dir: &Path, at: &mut Head) -> Result<(), String> {
     loop {
         let events = g
             .store
-            .events(*seq, None, 500)
+            .events(at.seq, None, 500)
             .await
             .map_err(|e| e.to_string())?;
         if events.is_empty() {
@@ -126,37 +138,51 @@ async fn export<S: Store>(
         let mut by_file: Vec<(PathBuf, String)> = Vec::new();
         let today = day_of(g.clock.unix());
         let mut sealed: HashMap<String, bool> = HashMap::new();
+        // The head moves only once the batch is on disk.
+        let (mut seq, mut hash, mut last_day) = (at.seq, at.hash.clone(), at.day.clone());
         for e in &events {
             let event = canonical(&e.json)?;
-            let h = entry_hash(hash, e.seq, &event);
+            let h = entry_hash(&hash, e.seq, &event);
             let line = format!(
                 "{{\"seq\":{},\"prev\":\"{}\",\"hash\":\"{}\",\"event\":{}}}\n",
                 e.seq, hash, h, event
             );
-            // Never append to a sealed day: late entries go to today's file.
             let mut day = day_of(e.time);
+            if let Some(d) = &last_day
+                && *d > day
+            {
+                day = d.clone();
+            }
+            // Never append to a sealed day: late entries go to today's file.
             let is_sealed = *sealed
                 .entry(day.clone())
                 .or_insert_with(|| seal_path(dir, &day).exists());
             if is_sealed {
-                day = today.clone();
+                day = today.clone().max(day);
             }
             let path = dir.join(format!("events-{day}.jsonl"));
             match by_file.last_mut() {
                 Some((p, text)) if *p == path => text.push_str(&line),
                 _ => by_file.push((path, line)),
             }
-            *seq = e.seq;
-            *hash = h;
+            seq = e.seq;
+            hash = h;
+            last_day = Some(day);
         }
         // The appends and their fsync run on the blocking pool, not on a runtime thread.
         tokio::task::spawn_blocking(move || append_all(by_file))
             .await
             .map_err(|e| e.to_string())??;
+        *at = Head {
+            seq,
+            hash,
+            day: last_day,
+        };
     }
 }
 
-/// Appends each text to its file, and syncs it.
+/// Appends each text to its file, and syncs it. A file whose append fails is cut back to its
+/// length before, so no half line stays behind to break the chain.
 fn append_all(by_file: Vec<(PathBuf, String)>) -> Result<(), String> {
     for (path, text) in by_file {
         let mut f = OpenOptions::new()
@@ -164,9 +190,14 @@ fn append_all(by_file: Vec<(PathBuf, String)>) -> Result<(), String> {
             .append(true)
             .open(&path)
             .map_err(|e| format!("{}: {e}", path.display()))?;
-        f.write_all(text.as_bytes())
-            .and_then(|_| f.sync_data())
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let before = f
+            .metadata()
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .len();
+        if let Err(e) = f.write_all(text.as_bytes()).and_then(|_| f.sync_data()) {
+            let _ = f.set_len(before).and_then(|_| f.sync_data());
+            return Err(format!("{}: {e}", path.display()));
+        }
     }
     Ok(())
 }
@@ -179,8 +210,11 @@ fn seal_text(day: &str, seq: i64, hash: &str, at: TimeRef) -> String {
     )
 }
 
+/// Seals every finished day not sealed yet; a day whose last line cannot be read is reported
+/// and the others are still sealed.
 fn seal_finished_days<S: Store>(g: &Gestore<S>, dir: &Path) -> Result<(), String> {
     let today = day_of(g.clock.unix());
+    let mut errors = Vec::new();
     for (day, path) in day_files(dir) {
         if day >= today || seal_path(dir, &day).exists() {
             continue;
@@ -188,30 +222,54 @@ fn seal_finished_days<S: Store>(g: &Gestore<S>, dir: &Path) -> Result<(), String
         let Some(line) = last_line(&path) else {
             continue;
         };
-        let v: serde_json::Value = serde_json::from_str(&line).map_err(|e| e.to_string())?;
-        let (Some(seq), Some(hash)) = (v["seq"].as_i64(), v["hash"].as_str()) else {
-            return Err(format!("{}: last line has no seq/hash", path.display()));
+        let v: serde_json::Value = match serde_json::from_str(&line) {
+            Ok(v) => v,
+            Err(e) => {
+                errors.push(format!("{}: last line: {e}", path.display()));
+                continue;
+            }
         };
-        g.seal_day(dir, &day, seq, hash)?;
+        let (Some(seq), Some(hash)) = (v["seq"].as_i64(), v["hash"].as_str()) else {
+            errors.push(format!("{}: last line has no seq/hash", path.display()));
+            continue;
+        };
+        if let Err(e) = g.seal_day(dir, &day, seq, hash) {
+            errors.push(e);
+        }
     }
-    Ok(())
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
 }
 
 impl<S: Store> Gestore<S> {
     fn seal_day(&self, dir: &Path, day: &str, seq: i64, hash: &str) -> Result<(), String> {
-        let now = self.clock.now();
-        let text = seal_text(day, seq, hash, now);
-        let p7s = pec_message::smime::signed_data(self.signer.as_ref(), text.as_bytes(), now)
-            .map_err(|e| e.to_string())?;
-        let sig = dir.join(format!("events-{day}.seal.p7s"));
-        fs::write(&sig, p7s).map_err(|e| format!("{}: {e}", sig.display()))?;
-        // The .seal text last: its presence means the seal is complete.
-        let tmp = dir.join(format!("events-{day}.seal.tmp"));
-        fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
-        fs::rename(&tmp, seal_path(dir, day)).map_err(|e| e.to_string())?;
+        write_seal(self.signer.as_ref(), dir, day, seq, hash, self.clock.now())?;
         tracing::info!(day, last_seq = seq, "event log day sealed");
         Ok(())
     }
+}
+
+/// Seals `day` at entry `seq` whose chain hash is `hash`: the seal text, signed by `signer`.
+fn write_seal(
+    signer: &dyn pec_message::smime::Signer,
+    dir: &Path,
+    day: &str,
+    seq: i64,
+    hash: &str,
+    now: TimeRef,
+) -> Result<(), String> {
+    let text = seal_text(day, seq, hash, now);
+    let p7s =
+        pec_message::smime::signed_data(signer, text.as_bytes(), now).map_err(|e| e.to_string())?;
+    let sig = dir.join(format!("events-{day}.seal.p7s"));
+    fs::write(&sig, p7s).map_err(|e| format!("{}: {e}", sig.display()))?;
+    // The .seal text last: its presence means the seal is complete.
+    let tmp = dir.join(format!("events-{day}.seal.tmp"));
+    fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    fs::rename(&tmp, seal_path(dir, day)).map_err(|e| e.to_string())
 }
 
 /// The result of [`verify_dir`].
@@ -223,23 +281,51 @@ pub struct LogReport {
     pub days: usize,
     /// Days with a valid seal.
     pub sealed_days: usize,
+    /// Entries of the store compared with the files (`None`: no store was given).
+    pub store_entries: Option<u64>,
     /// Every problem, one sentence each (empty when the log is intact).
     pub problems: Vec<String>,
 }
 
-/// Checks the chain of every entry and every seal in `dir` (the `log` directory); seals are
-/// checked against `anchors` when given.
-pub fn verify_dir(dir: &Path, anchors: &[openssl::x509::X509]) -> LogReport {
+/// Reads the store's log events with `seq > after`, oldest first, at most `limit`.
+pub type StoreEvents<'a> = &'a dyn Fn(i64, usize) -> Result<Vec<pec_store::LoggedEvent>, String>;
+
+/// What [`verify_dir`] checks the files against.
+pub struct Verify<'a> {
+    /// The trust anchors a seal's signer must chain to, at the time it was sealed.
+    pub anchors: &'a [openssl::x509::X509],
+    /// The provider's service address (`posta-certificata@DOMAIN`): a seal must be signed by a
+    /// certificate for it, not by any certificate the anchors vouch for.
+    pub own_address: Option<&'a str>,
+    /// The store's copy of the events: every entry of the files must match it, and every
+    /// event it committed more than `grace` seconds before `now` must be in the files, so a
+    /// cut tail or a removed last day is found.
+    pub store: Option<StoreEvents<'a>>,
+    /// Now, Unix seconds.
+    pub now: i64,
+    /// How long a committed event may take to reach the files: a running gestore writes
+    /// them within a second; a stopped one has written all it will until it starts again.
+    pub grace: i64,
+}
+
+/// Problems of one kind beyond this many are counted, not listed.
+const MAX_LISTED: usize = 20;
+
+/// Checks the chain of every entry and every seal in `dir` (the `log` directory), and the
+/// files against the store when given: every day but the newest must be sealed, each seal
+/// must name its day and that day's last entry and be signed by the provider, and any
+/// altered, removed, inserted or reordered entry is reported.
+pub fn verify_dir(dir: &Path, with: &Verify<'_>) -> LogReport {
     let mut r = LogReport::default();
     let mut prev = GENESIS.to_string();
     let mut last_seq = 0i64;
-    let mut heads: std::collections::HashMap<i64, String> = Default::default();
+    let mut heads: HashMap<i64, String> = HashMap::new();
     let files = day_files(dir);
     if files.is_empty() {
         r.problems
             .push(format!("no event log files in {}", dir.display()));
     }
-    for (day, path) in &files {
+    for (i, (day, path)) in files.iter().enumerate() {
         r.days += 1;
         let text = match fs::read(path) {
             Ok(t) => t,
@@ -248,6 +334,7 @@ pub fn verify_dir(dir: &Path, anchors: &[openssl::x509::X509]) -> LogReport {
                 continue;
             }
         };
+        let mut file_last = None;
         for (n, line) in text.split(|&b| b == b'\n').enumerate() {
             if line.is_empty() {
                 continue;
@@ -284,30 +371,110 @@ pub fn verify_dir(dir: &Path, anchors: &[openssl::x509::X509]) -> LogReport {
             }
             r.entries += 1;
             last_seq = seq;
+            file_last = Some(seq);
             prev = h.to_string();
             heads.insert(seq, prev.clone());
         }
         let seal = seal_path(dir, day);
-        if let Ok(text) = fs::read_to_string(&seal) {
-            match check_seal(
-                &text,
-                &dir.join(format!("events-{day}.seal.p7s")),
-                &heads,
-                anchors,
-            ) {
+        match fs::read_to_string(&seal) {
+            Ok(text) => match check_seal(&text, dir, day, file_last, &heads, with) {
                 Ok(()) => r.sealed_days += 1,
                 Err(e) => r.problems.push(format!("seal of {day}: {e}")),
-            }
+            },
+            // The newest day may be today's, or one the gestore has not sealed yet.
+            Err(_) if i + 1 == files.len() => {}
+            Err(_) => r.problems.push(format!(
+                "events-{day}.jsonl has no seal, and a later day exists (a past day's seal \
+                 was removed)"
+            )),
         }
+    }
+    if let Some(store) = with.store {
+        compare_with_store(&mut r, &heads, store, with.now - with.grace);
     }
     r
 }
 
+/// Recomputes the chain from the store's events and compares it, entry by entry, with the
+/// files' chain (`heads`, seq → hash).
+fn compare_with_store(
+    r: &mut LogReport,
+    heads: &HashMap<i64, String>,
+    store: StoreEvents<'_>,
+    before: i64,
+) {
+    let (mut prev, mut after, mut checked) = (GENESIS.to_string(), 0i64, 0u64);
+    let (mut differ, mut missing) = (0usize, 0usize);
+    loop {
+        let page = match store(after, 10_000) {
+            Ok(p) => p,
+            Err(e) => {
+                r.problems
+                    .push(format!("the store's events cannot be read: {e}"));
+                return;
+            }
+        };
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for e in &page {
+            checked += 1;
+            let Ok(event) = canonical(&e.json) else {
+                r.problems
+                    .push(format!("the store's event {} is not valid JSON", e.seq));
+                continue;
+            };
+            let h = entry_hash(&prev, e.seq, &event);
+            match heads.get(&e.seq) {
+                Some(x) if *x == h => {}
+                Some(_) => {
+                    differ += 1;
+                    if differ <= MAX_LISTED {
+                        r.problems.push(format!(
+                            "entry {} of the files differs from the store's record of it",
+                            e.seq
+                        ));
+                    }
+                }
+                None if e.time > before => {}
+                None => {
+                    missing += 1;
+                    if missing <= MAX_LISTED {
+                        r.problems.push(format!(
+                            "entry {}, committed on {}, is not in the log files (removed, or \
+                             not written yet: a gestore stopped right after a commit writes \
+                             it when it starts again)",
+                            e.seq,
+                            crate::eventlog::day_of(e.time)
+                        ));
+                    }
+                }
+            }
+            prev = h;
+        }
+    }
+    for (n, what) in [(differ, "differing"), (missing, "missing")] {
+        if n > MAX_LISTED {
+            r.problems
+                .push(format!("{} more {what} entries not listed", n - MAX_LISTED));
+        }
+    }
+    let extra = heads.keys().filter(|&&k| k > after).count();
+    if extra > 0 {
+        r.problems.push(format!(
+            "{extra} entr{} of the files (after entry {after}) are not in the store",
+            if extra == 1 { "y" } else { "ies" }
+        ));
+    }
+    r.store_entries = Some(checked);
+}
+
 fn check_seal(
     text: &str,
-    p7s: &Path,
-    heads: &std::collections::HashMap<i64, String>,
-    anchors: &[openssl::x509::X509],
+    dir: &Path,
+    day: &str,
+    file_last: Option<i64>,
+    heads: &HashMap<i64, String>,
+    with: &Verify<'_>,
 ) -> Result<(), String> {
     let field = |name: &str| {
         text.lines()
@@ -315,26 +482,59 @@ fn check_seal(
             .map(str::trim)
             .ok_or_else(|| format!("the seal has no {name}"))
     };
+    if field("day:")? != day {
+        return Err(format!(
+            "the seal is for {}, not for this day",
+            field("day:")?
+        ));
+    }
     let seq: i64 = field("last-seq:")?
         .parse()
         .map_err(|_| "bad last-seq".to_string())?;
+    if file_last.is_some_and(|l| l != seq) {
+        return Err(format!(
+            "the seal closes the day at entry {seq}, but its file ends at entry {}",
+            file_last.unwrap_or_default()
+        ));
+    }
     let head = field("head:")?;
     match heads.get(&seq) {
         Some(h) if h == head => {}
         Some(_) => return Err(format!("entry {seq} differs from the sealed chain head")),
         None => return Err(format!("sealed entry {seq} is missing from the log")),
     }
-    let der = fs::read(p7s).map_err(|e| format!("{}: {e}", p7s.display()))?;
+    let sealed_at = chrono::DateTime::parse_from_rfc3339(field("sealed-at:")?)
+        .map_err(|_| "bad sealed-at".to_string())?
+        .timestamp();
+    let p7s = dir.join(format!("events-{day}.seal.p7s"));
+    let der = fs::read(&p7s).map_err(|e| format!("{}: {e}", p7s.display()))?;
     if let SignatureCheck::Invalid(why) = verify_detached(&der, text.as_bytes()) {
         return Err(format!("signature does not verify: {why}"));
     }
-    if !anchors.is_empty() {
-        let info = cms_info(&der)?;
-        let signer = info.signer.ok_or("the seal names no signer certificate")?;
-        if let TrustCheck::Untrusted(why) = check_trust(&signer, &info.certificates, anchors, None)
+    let info = cms_info(&der)?;
+    let signer = info.signer.ok_or("the seal names no signer certificate")?;
+    if let Some(own) = with.own_address {
+        let cert = pec_message::smime::parse_certificate(&signer)
+            .map_err(|_| "the seal's signer certificate cannot be read".to_string())?;
+        let emails = pec_message::pki::certificate_emails(&cert);
+        if !emails.iter().any(|e| e.eq_ignore_ascii_case(own)) {
+            return Err(format!(
+                "the seal is signed by a certificate for {}, not for this provider ({own})",
+                emails.join(", ")
+            ));
+        }
+    }
+    if !with.anchors.is_empty() {
+        // Checked as of the sealing: a seal stays valid after its certificate expires.
+        if let TrustCheck::Untrusted(why) =
+            check_trust(&signer, &info.certificates, with.anchors, Some(sealed_at))
         {
             return Err(why);
         }
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "eventlog_tests.rs"]
+mod tests;

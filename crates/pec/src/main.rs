@@ -312,12 +312,17 @@ enum ScannersCommand {
 
 #[derive(Subcommand)]
 enum LogCommand {
-    /// Check the hash chain and the daily seals of the log files.
+    /// Check the hash chain and the daily seals of the log files, and the files against the
+    /// store's copy of the events.
     Verify {
         #[arg(long, value_name = "DIR")]
         data: PathBuf,
         #[arg(long)]
         json: bool,
+        /// Events committed this recently may not be in the files yet (a running gestore
+        /// writes them within a second); 0 when the gestore is stopped.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+        grace: i64,
     },
 }
 
@@ -548,16 +553,33 @@ fn admin_run(data: &std::path::Path, command: AdminCommand) -> anyhow::Result<Ex
     Ok(ExitCode::SUCCESS)
 }
 
-fn log_verify(data: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
+fn log_verify(data: &std::path::Path, json: bool, grace: i64) -> anyhow::Result<ExitCode> {
     let cfg = config::Config::load(data).map_err(anyhow::Error::msg)?;
     let anchors = serve::anchors(&cfg)?;
-    let report = pec_gestore::eventlog::verify_dir(&data.join("log"), &anchors);
+    let own = format!("posta-certificata@{}", cfg.domain);
+    let store_dir = data.join("store");
+    let store = |after: i64, limit: usize| {
+        pec_store::SqliteStore::events_offline(&store_dir, after, limit).map_err(|e| e.to_string())
+    };
+    let report = pec_gestore::eventlog::verify_dir(
+        &data.join("log"),
+        &pec_gestore::eventlog::Verify {
+            anchors: &anchors,
+            own_address: Some(&own),
+            store: Some(&store),
+            now: chrono::Utc::now().timestamp(),
+            grace: grace.max(0),
+        },
+    );
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(
-            "{} entries in {} day file(s), {} sealed day(s)",
-            report.entries, report.days, report.sealed_days
+            "{} entries in {} day file(s), {} sealed day(s), {} entries compared with the store",
+            report.entries,
+            report.days,
+            report.sealed_days,
+            report.store_entries.unwrap_or(0)
         );
         for p in &report.problems {
             println!("PROBLEM: {p}");
@@ -643,8 +665,8 @@ fn main() -> ExitCode {
         } => index::import(&data, &file).map(|()| ExitCode::SUCCESS),
         Command::Admin { data, command } => admin_run(&data, command),
         Command::Log {
-            command: LogCommand::Verify { data, json },
-        } => log_verify(&data, json),
+            command: LogCommand::Verify { data, json, grace },
+        } => log_verify(&data, json, grace),
         Command::Bench {
             seconds,
             write,

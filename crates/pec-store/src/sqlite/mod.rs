@@ -58,6 +58,35 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Log events with `seq > after`, oldest first, at most `limit`, read from the store in
+    /// `dir` through a read-only connection of its own: for `pec log verify`, which checks
+    /// the log files against the store without starting a writer (the server may be running).
+    pub fn events_offline(dir: &Path, after: i64, limit: usize) -> Result<Vec<LoggedEvent>> {
+        let db = dir.join("pec.sqlite");
+        if !db.exists() {
+            return Err(StoreError::Database(format!(
+                "{} does not exist",
+                db.display()
+            )));
+        }
+        let c = db::open(&db, true)?;
+        all(
+            &c,
+            "SELECT seq, time, identificativo, json FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            params![after, limit as i64],
+            |r| {
+                Ok(LoggedEvent {
+                    seq: r.get(0)?,
+                    time: r.get(1)?,
+                    identificativo: r.get(2)?,
+                    json: r.get(3)?,
+                })
+            },
+        )
+    }
+}
+
 fn migrate(conn: &mut Conn) -> Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     for (i, sql) in schema::MIGRATIONS.iter().enumerate() {
