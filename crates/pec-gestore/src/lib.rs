@@ -388,8 +388,12 @@ impl<S: Store> Gestore<S> {
         message: &[u8],
         key: Option<&str>,
     ) -> Result<Vec<LocalRecipient>, GestoreError> {
-        let mut out = Vec::with_capacity(rcpt_to.len());
+        let mut out: Vec<LocalRecipient> = Vec::with_capacity(rcpt_to.len());
         for r in rcpt_to {
+            // One recipient named twice gets one copy and one receipt (pec.md §2.12, §5.9).
+            if out.iter().any(|o| o.address.eq_ignore_ascii_case(r)) {
+                continue;
+            }
             let state = match self.store.mailbox(r).await? {
                 None => MailboxState::Unknown,
                 Some(m) if m.disabled => MailboxState::Disabled,

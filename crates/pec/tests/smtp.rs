@@ -56,7 +56,7 @@ fn pipelined_and_chunked_submissions() {
     );
     assert_eq!(codes("pipelined_codes"), ["250", "250", "354"]);
     assert_eq!(r["data_final"], "250");
-    assert_eq!(codes("bdat_last_codes"), ["250", "250", "250"]);
+    assert_eq!(codes("bdat_last_codes"), ["250", "250", "250", "250"]);
     assert_eq!(codes("bdat_first_codes"), ["250", "250", "250"]);
     assert_eq!(codes("bdat_second_code"), ["250"]);
     assert_eq!(codes("mixed_codes"), ["250", "250", "250"]);
@@ -78,6 +78,11 @@ fn pipelined_and_chunked_submissions() {
         .filter(|m| m["kind"] == "posta-certificata")
         .map(|m| m["subject"].as_str().unwrap().to_string())
         .collect();
+    // The recipient named twice got one copy and one receipt (pec.md §2.12).
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let inbox = g.messages("mario@s.test");
+    assert_eq!(count(&inbox, "posta-certificata"), 3, "{inbox:?}");
+    assert_eq!(count(&inbox, "avvenuta-consegna"), 3, "{inbox:?}");
     for s in ["pipelined data", "chunked one", "chunked two"] {
         assert!(subjects.iter().any(|x| x.ends_with(s)), "{s}: {subjects:?}");
     }

@@ -481,7 +481,11 @@ where
                     );
                     continue;
                 }
-                tx.rcpt_to.push(to);
+                // One recipient named twice is one recipient: one copy, one receipt
+                // (pec.md §2.12, §5.9).
+                if !tx.rcpt_to.iter().any(|r| r.eq_ignore_ascii_case(&to)) {
+                    tx.rcpt_to.push(to);
+                }
                 reply!("250 2.1.5 Ok");
             }
             Command::Data => {

@@ -74,10 +74,14 @@ body = message("pipelined data").replace(b"\r\n.", b"\r\n..")
 s.send(body + b".\r\n")
 out["data_final"] = s.reply()[-1][:3]
 
-# CHUNKING: MAIL, RCPT and the whole message in one BDAT LAST, in one write.
+# CHUNKING: MAIL, RCPT and the whole message in one BDAT LAST, in one write. The recipient
+# is named twice (the second time in capitals): one recipient, one copy, one receipt.
 m = message("chunked one")
-s.send(f"MAIL FROM:<{user}>\r\nRCPT TO:<{user}>\r\nBDAT {len(m)} LAST\r\n".encode() + m)
-out["bdat_last_codes"] = s.codes(3)
+s.send(
+    f"MAIL FROM:<{user}>\r\nRCPT TO:<{user}>\r\nRCPT TO:<{user.upper()}>\r\nBDAT {len(m)} LAST\r\n".encode()
+    + m
+)
+out["bdat_last_codes"] = s.codes(4)
 
 # Two chunks.
 m = message("chunked two")
