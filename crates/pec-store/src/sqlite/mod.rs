@@ -75,16 +75,19 @@ impl SqliteStore {
             &c,
             "SELECT seq, time, identificativo, json FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
             params![after, limit as i64],
-            |r| {
-                Ok(LoggedEvent {
-                    seq: r.get(0)?,
-                    time: r.get(1)?,
-                    identificativo: r.get(2)?,
-                    json: r.get(3)?,
-                })
-            },
+            logged_event,
         )
     }
+}
+
+/// A row of `SELECT seq, time, identificativo, json FROM events`.
+fn logged_event(r: &Row<'_>) -> rusqlite::Result<LoggedEvent> {
+    Ok(LoggedEvent {
+        seq: r.get(0)?,
+        time: r.get(1)?,
+        identificativo: r.get(2)?,
+        json: r.get(3)?,
+    })
 }
 
 fn migrate(conn: &mut Conn) -> Result<()> {
@@ -627,14 +630,7 @@ impl Store for SqliteStore {
                     "SELECT seq, time, identificativo, json FROM events
                      WHERE seq > ?1 AND (?2 IS NULL OR identificativo = ?2) ORDER BY seq LIMIT ?3",
                     params![after, identificativo, limit as i64],
-                    |r| {
-                        Ok(LoggedEvent {
-                            seq: r.get(0)?,
-                            time: r.get(1)?,
-                            identificativo: r.get(2)?,
-                            json: r.get(3)?,
-                        })
-                    },
+                    logged_event,
                 )
             })
             .await
