@@ -444,7 +444,7 @@ fn compare_with_store(
                              not written yet: a gestore stopped right after a commit writes \
                              it when it starts again)",
                             e.seq,
-                            crate::eventlog::day_of(e.time)
+                            day_of(e.time)
                         ));
                     }
                 }
@@ -482,11 +482,9 @@ fn check_seal(
             .map(str::trim)
             .ok_or_else(|| format!("the seal has no {name}"))
     };
-    if field("day:")? != day {
-        return Err(format!(
-            "the seal is for {}, not for this day",
-            field("day:")?
-        ));
+    let sealed_day = field("day:")?;
+    if sealed_day != day {
+        return Err(format!("the seal is for {sealed_day}, not for this day"));
     }
     let seq: i64 = field("last-seq:")?
         .parse()

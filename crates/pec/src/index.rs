@@ -90,14 +90,13 @@ pub fn import(data: &Path, file: &Path) -> Result<()> {
     }
     let mut problems: Vec<String> = incoming.records.iter().flat_map(check).collect();
     let mut index = crate::serve::load_index(&cfg.index)?;
+    let own_domain = |d: &str| cfg.domains.contains(&d.to_ascii_lowercase());
+    // This gestore's own entry: the one managing its domains.
+    let is_own = |x: &ProviderRecord| x.managed_domains.iter().any(|d| own_domain(d));
     let own_hashes: Vec<String> = index
         .records
         .iter()
-        .filter(|r| {
-            r.managed_domains
-                .iter()
-                .any(|d| cfg.domains.contains(&d.to_ascii_lowercase()))
-        })
+        .filter(|r| is_own(r))
         .flat_map(|r| r.certificate_hashes.clone())
         .collect();
     let same_entry = |a: &ProviderRecord, b: &ProviderRecord| {
@@ -113,12 +112,7 @@ pub fn import(data: &Path, file: &Path) -> Result<()> {
             problems.push(format!("{who}: the file holds this entry twice"));
         }
         // An entry replaces the one of the same name (below): never this gestore's own.
-        let replaces_own = index.records.iter().any(|x| {
-            same_entry(x, r)
-                && x.managed_domains
-                    .iter()
-                    .any(|d| cfg.domains.contains(&d.to_ascii_lowercase()))
-        });
+        let replaces_own = index.records.iter().any(|x| same_entry(x, r) && is_own(x));
         if replaces_own && !ours {
             problems.push(format!(
                 "{who}: this is the name of this gestore's own entry; a peer needs a \
@@ -130,8 +124,10 @@ pub fn import(data: &Path, file: &Path) -> Result<()> {
             if !crate::config::valid_domain(&lower) {
                 problems.push(format!("{who}: managedDomains {d:?} is not a domain name"));
             }
-            if cfg.domains.contains(&lower) && !ours {
-                problems.push(format!("{who}: claims {d}, a domain of this gestore"));
+            if own_domain(&lower) {
+                if !ours {
+                    problems.push(format!("{who}: claims {d}, a domain of this gestore"));
+                }
                 continue;
             }
             // pec.md §7.1: a domain belongs to one provider; by_domain would pick either.
@@ -143,7 +139,6 @@ pub fn import(data: &Path, file: &Path) -> Result<()> {
                 .iter()
                 .chain(&incoming.records[..i])
                 .find(|x| held(x))
-                && !(cfg.domains.contains(&lower) && ours)
             {
                 problems.push(format!(
                     "{who}: claims {d}, already managed by {}",

@@ -102,11 +102,19 @@ async fn read_line<R: AsyncBufReadExt + Unpin>(
     }
 }
 
-/// A line within the idle timeout (AUTH continuations); a line too long is an error.
-async fn read_within<R: AsyncBufReadExt + Unpin>(r: &mut R) -> std::io::Result<Option<Vec<u8>>> {
-    tokio::time::timeout(IDLE_TIMEOUT, read_line(r, MAX_LINE))
+/// `io` within `limit`; past it, a `TimedOut` error (the session ends and frees its slot).
+pub(super) async fn within<T>(
+    limit: std::time::Duration,
+    io: impl std::future::Future<Output = std::io::Result<T>>,
+) -> std::io::Result<T> {
+    tokio::time::timeout(limit, io)
         .await
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
+}
+
+/// A line within the idle timeout (AUTH continuations); a line too long is an error.
+async fn read_within<R: AsyncBufReadExt + Unpin>(r: &mut R) -> std::io::Result<Option<Vec<u8>>> {
+    within(IDLE_TIMEOUT, read_line(r, MAX_LINE)).await
 }
 
 /// Reads DATA up to `<CRLF>.<CRLF>`, undoing dot-stuffing (RFC 5321 §4.5.2). Only a dot line
@@ -123,18 +131,17 @@ async fn read_data<R: AsyncBufReadExt + Unpin>(
     let mut too_big = false;
     let mut after_crlf = true;
     loop {
-        let line = match tokio::time::timeout(IDLE_TIMEOUT, read_line(r, 1 << 20)).await {
-            Err(_) => return Err(std::io::ErrorKind::TimedOut.into()),
-            Ok(Ok(Some(line))) => line,
-            Ok(Ok(None)) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+        let line = match within(IDLE_TIMEOUT, read_line(r, 1 << 20)).await {
+            Ok(Some(line)) => line,
+            Ok(None) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                 // A line past 1 MiB: dropped with the rest of the message.
                 too_big = true;
                 out = Vec::new();
                 after_crlf = true;
                 continue;
             }
-            Ok(Err(e)) => return Err(e),
+            Err(e) => return Err(e),
         };
         if after_crlf && line == b".\r\n" {
             return Ok(if too_big { None } else { Some(out) });
@@ -230,9 +237,7 @@ where
                     io.get_mut().write_all(&out).await?;
                     io.get_mut().flush().await
                 };
-                tokio::time::timeout(IDLE_TIMEOUT, write)
-                    .await
-                    .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+                within(IDLE_TIMEOUT, write).await?;
                 out.clear();
             }
         }};
@@ -546,9 +551,7 @@ where
                 };
                 // The idle timeout, plus the time the chunk takes at 64 KiB/s.
                 let allowed = IDLE_TIMEOUT + std::time::Duration::from_secs(size / 65_536);
-                let got = tokio::time::timeout(allowed, read)
-                    .await
-                    .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+                let got = within(allowed, read).await?;
                 if got < size {
                     return Err(std::io::ErrorKind::UnexpectedEof.into());
                 }
