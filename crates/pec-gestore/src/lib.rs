@@ -504,6 +504,25 @@ impl<S: Store> Gestore<S> {
             &tag,
             &out.undelivered,
         ));
+        // A queue entry refused here as a whole goes back in a DSN committed with the
+        // entry's end: a crash cannot separate them.
+        if let (Some(id), Reply::Refused { text }) = (queue_done, &out.reply) {
+            let failures: Vec<pec_engine::bounce::Failure> = rcpt_to
+                .iter()
+                .map(|r| pec_engine::bounce::Failure {
+                    recipient: r.clone(),
+                    status: queue::status_of(text, "5.1.1"),
+                    diagnostic: text.clone(),
+                })
+                .collect();
+            out.effects.extend(queue::bounce(
+                self,
+                &mail_from,
+                &message,
+                &id.to_string(),
+                &failures,
+            ));
+        }
         let base = pec_store::Commit {
             queue_done: queue_done.into_iter().collect(),
             ..Default::default()

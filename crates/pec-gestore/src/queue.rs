@@ -7,12 +7,14 @@
 
 use crate::{Gestore, GestoreError};
 use pec_engine::bounce::{Failure, dsn};
-use pec_engine::receiving::{Reply, dedup_key};
+use pec_engine::receiving::dedup_key;
 use pec_engine::{Effect, Event, EventKind};
 use pec_message::original::OriginalHeaders;
-use pec_store::{Commit, QueueEntry, Store};
+use pec_store::{Commit, QueueEntry, QueueRetry, Store};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -113,8 +115,16 @@ pub trait Transport: Send + Sync {
 /// spaced out up to half an hour, always within the 24-hour lifetime.
 const BACKOFF: [i64; 6] = [15, 60, 300, 600, 900, 1800];
 
+/// How often a running attempt's lease is looked at, and renewed once half of it is gone.
+const RENEW_EVERY: Duration = Duration::from_secs(30);
+
+/// The entries this worker is attempting, each with the lease it holds now
+/// ([`QueueEntry::lease_until`]).
+type InFlight = Arc<Mutex<HashMap<i64, Arc<AtomicI64>>>>;
+
 pub(crate) async fn run<S: Store>(g: Arc<Gestore<S>>, transport: Arc<dyn Transport>) {
     let slots = Arc::new(Semaphore::new(16));
+    let in_flight: InFlight = Arc::default();
     let mut handed = g.handoff.open();
     let mut ready: Vec<QueueEntry> = Vec::new();
     let mut last_lease: Option<Instant> = None;
@@ -154,49 +164,97 @@ pub(crate) async fn run<S: Store>(g: Arc<Gestore<S>>, transport: Arc<dyn Transpo
             continue;
         }
         for entry in std::mem::take(&mut ready) {
+            let lease = {
+                let mut flying = in_flight.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(held) = flying.get(&entry.id) {
+                    // Its lease ran out while this worker still attempts it (a slow peer,
+                    // a clock step) and the store gave it out again, to this worker: the
+                    // running attempt holds the new lease, no second one starts.
+                    held.store(entry.lease_until, Ordering::SeqCst);
+                    continue;
+                }
+                let lease = Arc::new(AtomicI64::new(entry.lease_until));
+                flying.insert(entry.id, lease.clone());
+                lease
+            };
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 return;
             };
             let g = g.clone();
             let transport = transport.clone();
+            let in_flight = in_flight.clone();
             tokio::spawn(async move {
                 let id = entry.id;
-                if let Err(e) = handle(&g, transport.as_ref(), entry).await {
+                let work = handle(&g, transport.as_ref(), entry);
+                if let Err(e) = under_lease(&g, id, &lease, work).await {
                     tracing::error!(queue_id = id, "queue entry failed, it will come back: {e}");
                 }
+                in_flight
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
                 drop(permit);
             });
         }
     }
 }
 
+/// Runs `work` on entry `id` while keeping its lease: renewed whenever less than half of
+/// it is left (an attempt may outlast one lease: a slow peer, a long wait for a slot), so
+/// that no other worker attempts the entry meanwhile. When the lease turns out taken by
+/// another holder, `work` is dropped: that holder delivers the entry.
+async fn under_lease<S: Store>(
+    g: &Gestore<S>,
+    id: i64,
+    lease: &AtomicI64,
+    work: impl Future<Output = Result<(), GestoreError>>,
+) -> Result<(), GestoreError> {
+    let mut work = std::pin::pin!(work);
+    loop {
+        let held = lease.load(Ordering::SeqCst);
+        let now = g.clock.unix();
+        if held - now < LEASE_SECS / 2 {
+            let until = now + LEASE_SECS;
+            match g.store.renew_queue_lease(id, held, until).await {
+                Ok(true) => lease.store(until, Ordering::SeqCst),
+                // Re-leased to this worker meanwhile: renew the new lease.
+                Ok(false) if lease.load(Ordering::SeqCst) != held => continue,
+                Ok(false) => {
+                    tracing::warn!(
+                        queue_id = id,
+                        "the entry's lease went to another holder; this attempt stops"
+                    );
+                    return Ok(());
+                }
+                Err(e) => tracing::warn!(queue_id = id, "lease renewal failed: {e}"),
+            }
+        }
+        tokio::select! {
+            r = &mut work => return r,
+            _ = tokio::time::sleep(RENEW_EVERY) => {}
+        }
+    }
+}
+
+/// One attempt at entry `e`, whose outcome is committed in one transaction: the log
+/// event, the DSN of the recipients that failed for good, and the entry finished or put
+/// back with the recipients still to reach.
 async fn handle<S: Store>(
     g: &Arc<Gestore<S>>,
     transport: &dyn Transport,
     e: QueueEntry,
 ) -> Result<(), GestoreError> {
     if g.is_local_domain(&e.domain) {
-        let reply = g
-            .receive_step(
-                &e.mail_from,
-                &e.rcpt_to,
-                e.bytes.clone(),
-                Some(e.id),
-                crate::Findings::default(),
-            )
-            .await?;
-        if let Reply::Refused { text } = reply {
-            let failures = e
-                .rcpt_to
-                .iter()
-                .map(|r| Failure {
-                    recipient: r.clone(),
-                    status: "5.1.1".into(),
-                    diagnostic: text.clone(),
-                })
-                .collect::<Vec<_>>();
-            give_up(g, &e, &failures).await?;
-        }
+        // The receiving point commits the entry's end, and its DSN when refused, with the
+        // rest of its step.
+        g.receive_step(
+            &e.mail_from,
+            &e.rcpt_to,
+            e.bytes.clone(),
+            Some(e.id),
+            crate::Findings::default(),
+        )
+        .await?;
         return Ok(());
     }
     let require_tls = g.is_certified_domain(&e.domain);
@@ -245,45 +303,39 @@ async fn handle<S: Store>(
             }
         }
     }
+    let mut effects = Vec::new();
     if !accepted.is_empty() {
-        let ev = relay_event(
+        effects.push(Effect::Log(relay_event(
             g,
             &e,
             EventKind::Inoltro,
             &accepted,
             format!("consegnato a {}", e.domain),
-        );
-        let done = later.is_empty() && failures.is_empty();
-        g.commit(
-            g.clock.now(),
-            vec![Effect::Log(ev)],
-            Commit {
-                queue_done: done.then_some(e.id).into_iter().collect(),
-                ..Default::default()
-            },
-        )
-        .await?;
-        if done {
-            return Ok(());
-        }
+        )));
     }
-    if !failures.is_empty() && later.is_empty() {
-        return give_up(g, &e, &failures).await;
+    // The attempt number keeps apart the DSNs of one entry's successive attempts.
+    let tag = format!("{}.{}", e.id, e.attempts);
+    effects.extend(bounce(g, &e.mail_from, &e.bytes, &tag, &failures));
+    let mut step = Commit::default();
+    if later.is_empty() {
+        step.queue_done.push(e.id);
+    } else {
+        let delay = BACKOFF[(e.attempts.saturating_sub(1) as usize).min(BACKOFF.len() - 1)];
+        let next = (now + delay)
+            .min(e.created + g.settings.queue_lifetime_secs)
+            .max(now + 1);
+        tracing::info!(queue_id = e.id, domain = %e.domain, "temporary failure, next attempt in {}s: {last_error}", next - now);
+        step.queue_retry.push(QueueRetry {
+            id: e.id,
+            rcpt_to: later,
+            next_attempt: next,
+            error: last_error,
+        });
     }
-    if !failures.is_empty() {
-        // Some recipients failed for good, others wait: bounce the first now, keep the rest.
-        bounce_only(g, &e, &failures).await?;
-    }
-    let delay = BACKOFF[(e.attempts.saturating_sub(1) as usize).min(BACKOFF.len() - 1)];
-    let next = (now + delay)
-        .min(e.created + g.settings.queue_lifetime_secs)
-        .max(now + 1);
-    tracing::info!(queue_id = e.id, domain = %e.domain, "temporary failure, next attempt in {}s: {last_error}", next - now);
-    g.store.retry_queue(e.id, later, next, &last_error).await?;
-    Ok(())
+    g.commit(g.clock.now(), effects, step).await
 }
 
-fn status_of(text: &str, default: &str) -> String {
+pub(crate) fn status_of(text: &str, default: &str) -> String {
     text.split_whitespace()
         .find(|w| {
             w.len() >= 5
@@ -379,32 +431,6 @@ pub(crate) fn bounce<S: Store>(
     effects
 }
 
-async fn give_up<S: Store>(
-    g: &Arc<Gestore<S>>,
-    e: &QueueEntry,
-    failures: &[Failure],
-) -> Result<(), GestoreError> {
-    let base = Commit {
-        queue_done: vec![e.id],
-        ..Default::default()
-    };
-    g.commit(
-        g.clock.now(),
-        bounce(g, &e.mail_from, &e.bytes, &e.id.to_string(), failures),
-        base,
-    )
-    .await
-}
-
-async fn bounce_only<S: Store>(
-    g: &Arc<Gestore<S>>,
-    e: &QueueEntry,
-    failures: &[Failure],
-) -> Result<(), GestoreError> {
-    g.commit(
-        g.clock.now(),
-        bounce(g, &e.mail_from, &e.bytes, &e.id.to_string(), failures),
-        Commit::default(),
-    )
-    .await
-}
+#[cfg(test)]
+#[path = "queue_tests.rs"]
+mod tests;

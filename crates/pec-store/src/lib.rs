@@ -197,14 +197,15 @@ pub trait Store: Send + Sync + 'static {
         lease_secs: i64,
         max: usize,
     ) -> impl Future<Output = Result<Vec<QueueEntry>>> + Send;
-    /// Puts a leased entry back for a later attempt with fewer recipients or a new error.
-    fn retry_queue(
+    /// Extends the lease of entry `id` to `until`, only while its lease is still `held`
+    /// (the [`QueueEntry::lease_until`] the holder got): `false` when the entry is gone or
+    /// another holder leased it since, and the holder must then leave it alone.
+    fn renew_queue_lease(
         &self,
         id: i64,
-        rcpt_to: Vec<String>,
-        next_attempt: i64,
-        error: &str,
-    ) -> impl Future<Output = Result<()>> + Send;
+        held: i64,
+        until: i64,
+    ) -> impl Future<Output = Result<bool>> + Send;
     /// Leases up to `max` deadlines due at `now`.
     fn lease_deadlines(
         &self,

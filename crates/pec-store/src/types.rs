@@ -169,6 +169,22 @@ pub struct QueueEntry {
     pub attempts: u32,
     /// Last error.
     pub last_error: Option<String>,
+    /// Until when this holder's lease runs (Unix seconds). It is also the lease's token:
+    /// [`crate::Store::renew_queue_lease`] extends the lease only while it is unchanged.
+    pub lease_until: i64,
+}
+
+/// A leased queue entry put back for a later attempt, with the recipients still to reach.
+#[derive(Debug, Clone)]
+pub struct QueueRetry {
+    /// The entry.
+    pub id: i64,
+    /// Remaining forward-paths.
+    pub rcpt_to: Vec<String>,
+    /// When to try again (Unix seconds).
+    pub next_attempt: i64,
+    /// What went wrong.
+    pub error: String,
 }
 
 /// A transaction to track at the sender side.
@@ -260,6 +276,8 @@ pub struct Commit {
     pub events: Vec<NewEvent>,
     /// Queue entries finished.
     pub queue_done: Vec<i64>,
+    /// Leased queue entries put back for a later attempt (their lease ends).
+    pub queue_retry: Vec<QueueRetry>,
     /// Deadlines finished.
     pub deadlines_done: Vec<i64>,
     /// Infected messages for the virus store.

@@ -10,8 +10,8 @@ mod web;
 
 use crate::{
     Append, Commit, FlagOp, FolderRefusal, FolderVersion, NewDeadline, NewEvent, NewMailbox,
-    NewMessage, NewQuarantined, NewQueueEntry, NewTracked, Portion, STANDARD_FOLDERS, Store,
-    StoreError,
+    NewMessage, NewQuarantined, NewQueueEntry, NewTracked, Portion, QueueRetry, STANDARD_FOLDERS,
+    Store, StoreError,
 };
 use folders::*;
 use security::*;
@@ -234,9 +234,31 @@ async fn queue_entries_are_leased_and_come_back<S: Store>(s: &S) {
     );
     let again = s.lease_queue(181, 60, 10).await.unwrap();
     assert_eq!(again.len(), 1, "a lapsed lease comes back");
-    s.retry_queue(again[0].id, vec!["y@c.test".into()], 500, "4.0.0 later")
-        .await
-        .unwrap();
+    assert_eq!(again[0].lease_until, 241);
+    assert!(
+        !s.renew_queue_lease(again[0].id, 180, 900).await.unwrap(),
+        "a lease given out since is not the holder's to renew"
+    );
+    assert!(s.renew_queue_lease(again[0].id, 241, 300).await.unwrap());
+    assert!(
+        s.lease_queue(260, 60, 10).await.unwrap().is_empty(),
+        "renewed past its first end"
+    );
+    s.commit(Commit {
+        queue_retry: vec![QueueRetry {
+            id: again[0].id,
+            rcpt_to: vec!["y@c.test".into()],
+            next_attempt: 500,
+            error: "4.0.0 later".into(),
+        }],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert!(
+        !s.renew_queue_lease(again[0].id, 300, 900).await.unwrap(),
+        "a retried entry's lease has ended"
+    );
     assert!(s.lease_queue(400, 60, 10).await.unwrap().is_empty());
     let l = s.lease_queue(500, 60, 10).await.unwrap();
     assert_eq!(l[0].rcpt_to, vec!["y@c.test".to_string()]);
@@ -249,6 +271,12 @@ async fn queue_entries_are_leased_and_come_back<S: Store>(s: &S) {
     .unwrap();
     assert_eq!(s.queue_len().await.unwrap(), 0);
     assert!(s.lease_queue(10_000, 60, 10).await.unwrap().is_empty());
+    assert!(
+        !s.renew_queue_lease(l[0].id, l[0].lease_until, 20_000)
+            .await
+            .unwrap(),
+        "a finished entry has no lease"
+    );
 }
 
 async fn queue_entries_leased_by_their_commit_come_back_when_the_lease_ends<S: Store>(s: &S) {
@@ -275,6 +303,7 @@ async fn queue_entries_leased_by_their_commit_come_back_when_the_lease_ends<S: S
     );
     assert_eq!(leased[1].bytes, b"for e.test");
     assert_eq!((leased[0].attempts, leased[0].created), (1, 1_000));
+    assert_eq!(leased[0].lease_until, 1_600, "the lease of the commit");
     assert_ne!(leased[0].id, leased[1].id);
     assert!(
         s.lease_queue(1_599, 60, 10).await.unwrap().is_empty(),

@@ -127,6 +127,7 @@ pub(super) fn apply(
                 created: q.not_before,
                 attempts: 1,
                 last_error: None,
+                lease_until: c.queue_lease_until,
             });
         }
     }
@@ -200,6 +201,17 @@ pub(super) fn apply(
     for id in &c.queue_done {
         conn.prepare_cached("DELETE FROM queue WHERE id = ?")?
             .execute([id])?;
+    }
+    for r in &c.queue_retry {
+        conn.prepare_cached(
+            "UPDATE queue SET rcpt_to = ?, next_attempt = ?, lease_until = 0, last_error = ? WHERE id = ?",
+        )?
+        .execute(params![
+            serde_json::to_string(&r.rcpt_to).unwrap_or_default(),
+            r.next_attempt,
+            &r.error,
+            r.id
+        ])?;
     }
     for id in &c.deadlines_done {
         conn.prepare_cached("DELETE FROM deadlines WHERE id = ?")?

@@ -529,29 +529,22 @@ impl Store for SqliteStore {
                 created,
                 attempts: attempts as u32,
                 last_error,
+                lease_until: now + lease_secs,
             });
         }
         out.sort_by_key(|e| e.id);
         Ok(out)
     }
 
-    async fn retry_queue(
-        &self,
-        id: i64,
-        rcpt_to: Vec<String>,
-        next_attempt: i64,
-        error: &str,
-    ) -> Result<()> {
-        let rcpt_to = serde_json::to_string(&rcpt_to)
-            .map_err(|e| StoreError::Corrupt(format!("queue rcpt_to: {e}")))?;
-        let error = error.to_string();
+    async fn renew_queue_lease(&self, id: i64, held: i64, until: i64) -> Result<bool> {
         self.writer
             .run(move |w| {
-                w.prepare_cached(
-                    "UPDATE queue SET rcpt_to = ?, next_attempt = ?, lease_until = 0, last_error = ? WHERE id = ?",
-                )?
-                .execute(params![rcpt_to, next_attempt, error, id])?;
-                Ok(())
+                let n = w
+                    .prepare_cached(
+                        "UPDATE queue SET lease_until = ?3 WHERE id = ?1 AND lease_until = ?2",
+                    )?
+                    .execute(params![id, held, until])?;
+                Ok(n == 1)
             })
             .await
     }
