@@ -4,9 +4,6 @@
 //! own outcome from its RCPT answer and the final DATA answer.
 
 use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{NameServerConfig, ResolverConfig};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::proto::rr::RData;
 use pec_gestore::{Delivery, RcptOutcome, Transport, TransportError};
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
@@ -29,8 +26,11 @@ pub struct RelayConfig {
     pub resolver: Option<SocketAddr>,
     /// Port of MX hosts found in DNS.
     pub mx_port: u16,
-    /// TLS client configuration.
+    /// TLS client configuration toward PEC domains (pec.md §8.2).
     pub tls: Arc<ClientConfig>,
+    /// TLS client configuration elsewhere: opportunistic (RFC 7435), so it accepts any
+    /// certificate, and a failed handshake is followed by a plain attempt.
+    pub opportunistic_tls: Arc<ClientConfig>,
     /// Timeout of each network step.
     pub timeout: Duration,
     /// Local address to connect from (the gestore's listening address), if any.
@@ -169,6 +169,9 @@ fn stuffed(message: &[u8]) -> Vec<u8> {
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
+#[path = "relay_dns.rs"]
+mod dns;
+
 impl Relay {
     /// A relay client.
     pub fn new(cfg: RelayConfig) -> Relay {
@@ -179,92 +182,6 @@ impl Relay {
         }
     }
 
-    async fn resolver(&self) -> Result<&TokioResolver, TransportError> {
-        let r = self
-            .resolver
-            .get_or_init(|| async {
-                match self.cfg.resolver {
-                    Some(addr) => {
-                        let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
-                        for c in &mut ns.connections {
-                            c.port = addr.port();
-                        }
-                        TokioResolver::builder_with_config(
-                            ResolverConfig::from_name_servers(vec![ns]),
-                            TokioRuntimeProvider::default(),
-                        )
-                        .build()
-                        .map_err(|e| e.to_string())
-                    }
-                    None => TokioResolver::builder_tokio()
-                        .and_then(|b| b.build())
-                        .map_err(|e| e.to_string()),
-                }
-            })
-            .await;
-        r.as_ref()
-            .map_err(|e| temp(format!("no DNS resolver: {e}")))
-    }
-
-    /// The hosts to try for `domain`, best first: (host name for TLS, address).
-    async fn targets(&self, domain: &str) -> Result<Vec<(String, String)>, TransportError> {
-        if let Some(hp) = self
-            .cfg
-            .routes
-            .iter()
-            .find(|(d, _)| d.eq_ignore_ascii_case(domain))
-            .map(|(_, hp)| hp.clone())
-        {
-            let host = hp
-                .rsplit_once(':')
-                .map(|(h, _)| h)
-                .unwrap_or(&hp)
-                .to_string();
-            return Ok(vec![(host, hp)]);
-        }
-        let resolver = self.resolver().await?;
-        let mut mx: Vec<(u16, String)> = match resolver.mx_lookup(format!("{domain}.")).await {
-            Ok(l) => l
-                .answers()
-                .iter()
-                .filter_map(|r| match &r.data {
-                    RData::MX(m) => Some((
-                        m.preference,
-                        m.exchange.to_ascii().trim_end_matches('.').to_string(),
-                    )),
-                    _ => None,
-                })
-                .collect(),
-            Err(e) if e.is_no_records_found() => Vec::new(),
-            Err(e) => return Err(temp(format!("MX lookup for {domain} failed: {e}"))),
-        };
-        if mx.is_empty() {
-            // RFC 5321 §5.1: no MX, the domain itself is the host.
-            mx.push((0, domain.to_string()));
-        }
-        mx.sort();
-        let mut out = Vec::new();
-        for (_, host) in mx {
-            match resolver.lookup_ip(format!("{host}.")).await {
-                Ok(ips) => {
-                    for ip in ips.iter() {
-                        out.push((
-                            host.clone(),
-                            SocketAddr::new(ip, self.cfg.mx_port).to_string(),
-                        ));
-                    }
-                }
-                Err(e) => tracing::debug!("{host}: no address ({e})"),
-            }
-        }
-        if out.is_empty() {
-            return Err(temp(format!("no mail server address found for {domain}")));
-        }
-        Ok(out)
-    }
-
-    /// A connection to `addr` ready for MAIL FROM: greeting, EHLO, and STARTTLS when offered
-    /// (pec.md §8.2: required toward PEC domains).
     /// TCP to `addr` (`host:port`), from the configured source address when there is one.
     async fn connect(&self, addr: &str) -> std::io::Result<TcpStream> {
         let Some(ip) = self.cfg.source else {
@@ -292,7 +209,17 @@ impl Relay {
 
     /// A connection to `addr` ready for MAIL FROM: greeting, EHLO, and STARTTLS when offered
     /// (pec.md §8.2: required toward PEC domains).
-    async fn open(&self, host: &str, addr: &str, d: &Delivery<'_>) -> Result<Conn, TransportError> {
+    ///
+    /// Without `starttls` the session stays plain: the second try toward a non-PEC domain
+    /// whose TLS handshake failed (RFC 7435 §3: opportunistic security falls back to
+    /// cleartext).
+    async fn open(
+        &self,
+        host: &str,
+        addr: &str,
+        d: &Delivery<'_>,
+        starttls: bool,
+    ) -> Result<Conn, Opening> {
         let t = self.cfg.timeout;
         let tcp = tokio::time::timeout(t, self.connect(addr))
             .await
@@ -303,6 +230,7 @@ impl Relay {
             io: BufReader::new(Box::new(tcp)),
             addr: addr.to_string(),
             tls: false,
+            strict_tls: false,
             pipelining: false,
             chunking: false,
             size: false,
@@ -313,33 +241,40 @@ impl Relay {
             return Err(TransportError {
                 temporary: greeting.class() == 4,
                 text: format!("{addr}: greeting {}", greeting.describe()),
-            });
+            }
+            .into());
         }
         let ehlo = c
             .step(Some(format!("EHLO {}\r\n", self.cfg.helo)), t)
             .await?;
         if ehlo.class() != 2 {
-            return Err(temp(format!("{addr}: EHLO refused: {}", ehlo.describe())));
+            return Err(temp(format!("{addr}: EHLO refused: {}", ehlo.describe())).into());
         }
         c.pipelining = offers(&ehlo, "PIPELINING");
         c.chunking = offers(&ehlo, "CHUNKING");
         c.size = offers(&ehlo, "SIZE");
         let offers_tls = offers(&ehlo, "STARTTLS");
-        if offers_tls {
+        if offers_tls && starttls {
             let r = c.step(Some("STARTTLS\r\n".to_string()), t).await?;
             if r.class() == 2 {
                 let name = ServerName::try_from(host.to_string())
                     .map_err(|e| temp(format!("{host}: not a valid TLS name ({e})")))?;
                 let plain = c.io.into_inner();
+                let config = if d.require_tls {
+                    self.cfg.tls.clone()
+                } else {
+                    self.cfg.opportunistic_tls.clone()
+                };
                 let tls = tokio::time::timeout(
                     t,
-                    tokio_rustls::TlsConnector::from(self.cfg.tls.clone()).connect(name, plain),
+                    tokio_rustls::TlsConnector::from(config).connect(name, plain),
                 )
                 .await
-                .map_err(|_| temp(format!("{addr}: TLS handshake timed out")))?
-                .map_err(|e| temp(format!("{addr}: TLS handshake failed: {e}")))?;
+                .map_err(|_| Opening::Tls(temp(format!("{addr}: TLS handshake timed out"))))?
+                .map_err(|e| Opening::Tls(temp(format!("{addr}: TLS handshake failed: {e}"))))?;
                 c.io = BufReader::new(Box::new(tls));
                 c.tls = true;
+                c.strict_tls = d.require_tls;
                 let ehlo = c
                     .step(Some(format!("EHLO {}\r\n", self.cfg.helo)), t)
                     .await?;
@@ -347,21 +282,22 @@ impl Relay {
                     return Err(temp(format!(
                         "{addr}: EHLO after TLS refused: {}",
                         ehlo.describe()
-                    )));
+                    ))
+                    .into());
                 }
                 // RFC 3207 §4.2: what was offered before TLS no longer counts.
                 c.pipelining = offers(&ehlo, "PIPELINING");
                 c.chunking = offers(&ehlo, "CHUNKING");
                 c.size = offers(&ehlo, "SIZE");
             } else if d.require_tls {
-                return Err(temp(format!("{addr}: STARTTLS refused ({})", r.describe())));
+                return Err(temp(format!("{addr}: STARTTLS refused ({})", r.describe())).into());
             }
         } else if d.require_tls {
             // pec.md §8.2: between gestori the channel must be encrypted.
-            return Err(temp(format!(
+            return Err(Opening::Other(temp(format!(
                 "{addr}: STARTTLS not offered; TLS is required toward the PEC domain {}",
                 d.domain
-            )));
+            ))));
         }
         Ok(c)
     }
@@ -379,6 +315,9 @@ impl Relay {
         d: &Delivery<'_>,
     ) -> Result<(Vec<RcptOutcome>, bool), Attempt> {
         let t = self.cfg.timeout;
+        // RFC 5321 §4.5.3.2.6: the answer to the end of the message is worth 10 minutes of
+        // waiting (20 steps of the default 30 s): the peer may be committing it.
+        let final_wait = t * 20;
         let addr = c.addr.clone();
         let mode = match (c.pipelining, c.chunking) {
             (true, true) => Mode::Chunked,
@@ -420,7 +359,7 @@ impl Relay {
             // it has committed: the wait is the one for a final answer. A connection closed
             // before any answer was a pooled one the peer had let go; any other failure
             // may come after the message was taken, so it is not retried at once.
-            Mode::Chunked => match c.read_first(t * 10).await {
+            Mode::Chunked => match c.read_first(final_wait).await {
                 Ok(Some(r)) => r,
                 Ok(None) => {
                     return Err(Attempt::Stale(temp(format!(
@@ -442,7 +381,7 @@ impl Relay {
             Mode::Plain => None,
             Mode::Pipelined => Some(c.read(t * 4).await.map_err(|e| Attempt::Failed(e, false))?),
             Mode::Chunked => Some(
-                c.read(t * 10)
+                c.read(final_wait)
                     .await
                     .map_err(|e| Attempt::Failed(e, false))?,
             ),
@@ -509,7 +448,7 @@ impl Relay {
                     Attempt::Failed(temp(format!("sending the message: {}", e.text)), false)
                 })?;
                 // The final answer may take long: the next hop commits before answering.
-                c.read(t * 10)
+                c.read(final_wait)
                     .await
                     .map_err(|e| Attempt::Failed(e, false))?
             }
@@ -518,12 +457,13 @@ impl Relay {
         Ok((refused_by(outcomes, &done), true))
     }
 
-    /// An idle pooled connection to `addr` (encrypted when `tls` is required).
+    /// An idle pooled connection to `addr` (encrypted as toward a PEC domain when `tls` is
+    /// required).
     fn take(&self, addr: &str, tls: bool) -> Option<Conn> {
         let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
         let idle = pool.get_mut(addr)?;
         while let Some(c) = idle.pop() {
-            if c.idle_since.elapsed() < POOL_IDLE && (c.tls || !tls) {
+            if c.idle_since.elapsed() < POOL_IDLE && (c.strict_tls || !tls) {
                 return Some(c);
             }
         }
@@ -584,7 +524,16 @@ impl Relay {
                 }
             }
         }
-        let c = self.open(host, addr, d).await?;
+        let c = match self.open(host, addr, d, true).await {
+            Ok(c) => c,
+            Err(Opening::Tls(e)) if !d.require_tls => {
+                tracing::info!("{}; trying again without TLS", e.text);
+                self.open(host, addr, d, false)
+                    .await
+                    .map_err(Opening::into_error)?
+            }
+            Err(e) => return Err(e.into_error()),
+        };
         self.run_on(c, d).await.unwrap_or_else(Err)
     }
 }
@@ -629,11 +578,36 @@ const POOL_IDLE: Duration = Duration::from_secs(60);
 /// Idle connections kept per address.
 const POOL_MAX: usize = 16;
 
+/// Why a connection could not be opened.
+enum Opening {
+    /// The TLS handshake failed or timed out.
+    Tls(TransportError),
+    /// Anything else.
+    Other(TransportError),
+}
+
+impl Opening {
+    fn into_error(self) -> TransportError {
+        match self {
+            Opening::Tls(e) | Opening::Other(e) => e,
+        }
+    }
+}
+
+impl From<TransportError> for Opening {
+    fn from(e: TransportError) -> Self {
+        Opening::Other(e)
+    }
+}
+
 /// An open SMTP client connection.
 struct Conn {
     io: BufReader<Box<dyn Stream>>,
     addr: String,
     tls: bool,
+    /// Encrypted with the configuration required toward PEC domains (certificates checked
+    /// as configured), not opportunistically.
+    strict_tls: bool,
     /// The server offered PIPELINING in its last EHLO answer.
     pipelining: bool,
     /// The server offered CHUNKING (BDAT) in its last EHLO answer.

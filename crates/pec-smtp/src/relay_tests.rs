@@ -59,16 +59,18 @@ type Log = Arc<Mutex<SinkLog>>;
 /// recipient was accepted (as a pipelining server may), and closes a connection after
 /// `per_conn` messages (0: never).
 async fn sink_with(pipelining: bool, chunking: bool, per_conn: usize) -> (String, Log) {
-    sink_slow(pipelining, chunking, per_conn, Duration::ZERO).await
+    sink_slow(pipelining, chunking, per_conn, Duration::ZERO, false).await
 }
 
 /// The same, answering MAIL only after `slow` when the message came with it (as a server
-/// that answers a chunked group once it has committed the message).
+/// that answers a chunked group once it has committed the message), and with `broken_tls`
+/// offering STARTTLS, then answering the TLS handshake with nonsense.
 async fn sink_slow(
     pipelining: bool,
     chunking: bool,
     per_conn: usize,
     slow: Duration,
+    broken_tls: bool,
 ) -> (String, Log) {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap().to_string();
@@ -95,6 +97,9 @@ async fn sink_slow(
                         }
                         if chunking {
                             a.push_str("250-CHUNKING\r\n");
+                        }
+                        if broken_tls {
+                            a.push_str("250-STARTTLS\r\n");
                         }
                         a.push_str("250 8BITMIME\r\n");
                         a.into_bytes()
@@ -153,6 +158,10 @@ async fn sink_slow(
                                 .push((std::mem::take(&mut rcpts), data));
                             b"250 ok\r\n".to_vec()
                         }
+                    } else if cmd.starts_with("STARTTLS") {
+                        let _ = io.get_mut().write_all(b"220 go ahead\r\n").await;
+                        let _ = io.get_mut().write_all(b"this is not TLS\r\n").await;
+                        return;
                     } else if cmd.starts_with("QUIT") {
                         return;
                     } else {
@@ -185,6 +194,7 @@ fn relay_with_timeout(addr: &str, timeout: Duration) -> Relay {
         resolver: None,
         mx_port: 25,
         tls: crate::tls::client_config(false, &[]).unwrap(),
+        opportunistic_tls: crate::tls::client_config(false, &[]).unwrap(),
         timeout,
         source: None,
     })
@@ -198,6 +208,35 @@ fn delivery(rcpt: &[String]) -> Delivery<'_> {
         message: b"Subject: x\r\n\r\nx\r\n",
         require_tls: false,
     }
+}
+
+/// RFC 7435: toward an ordinary domain a failed TLS handshake is followed by a plain
+/// session; toward a PEC domain it is a temporary failure (pec.md §8.2).
+#[tokio::test]
+async fn a_failed_handshake_falls_back_to_plain_only_outside_pec() {
+    let (addr, log) = sink_slow(true, true, 0, Duration::ZERO, true).await;
+    let r = relay(&addr);
+    let rcpt = vec!["x@c.test".to_string()];
+    let o = r.deliver(delivery(&rcpt)).await.unwrap();
+    assert_eq!(o, vec![RcptOutcome::Accepted]);
+    assert_eq!(
+        log.lock().unwrap().conns,
+        2,
+        "the handshake, then the plain session"
+    );
+    let mut pec = delivery(&rcpt);
+    pec.require_tls = true;
+    let e = r.deliver(pec).await.unwrap_err();
+    assert!(
+        e.temporary && e.text.contains("TLS handshake"),
+        "{}",
+        e.text
+    );
+    assert_eq!(
+        log.lock().unwrap().messages.len(),
+        1,
+        "nothing in clear toward a PEC domain, not even on the pooled plain connection"
+    );
 }
 
 #[tokio::test]
@@ -300,7 +339,7 @@ async fn a_pipelined_transaction_without_recipients_is_abandoned_cleanly() {
 async fn a_chunked_group_answered_after_the_commit_is_not_sent_twice() {
     // The peer answers MAIL only once the message is committed, later than a command answer
     // is waited for (4 × 50 ms) but within the wait for a final answer (10 × 50 ms).
-    let (addr, log) = sink_slow(true, true, 0, Duration::from_millis(300)).await;
+    let (addr, log) = sink_slow(true, true, 0, Duration::from_millis(300), false).await;
     let r = relay_with_timeout(&addr, Duration::from_millis(50));
     let rcpt = vec!["x@c.test".to_string()];
     assert_eq!(
@@ -309,4 +348,92 @@ async fn a_chunked_group_answered_after_the_commit_is_not_sent_twice() {
     );
     let log = log.lock().unwrap();
     assert_eq!((log.conns, log.messages.len()), (1, 1));
+}
+
+/// A dnsmasq on `127.0.0.60` answering for `c.test` (MX `mx.c.test` at 127.0.0.1),
+/// `nomail.test` (null MX) and nothing else under `test` (NXDOMAIN). `None` when dnsmasq
+/// is not installed outside CI; under `CI=true` its absence fails the test.
+fn dnsmasq() -> Option<(std::process::Child, SocketAddr)> {
+    let ip = "127.0.0.60";
+    let port = std::net::UdpSocket::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new("dnsmasq")
+        .args([
+            "--keep-in-foreground",
+            &format!("--port={port}"),
+            &format!("--listen-address={ip}"),
+            "--bind-interfaces",
+            "--no-resolv",
+            "--no-hosts",
+            "--pid-file=",
+            "--local=/test/",
+            "--mx-host=c.test,mx.c.test,10",
+            "--host-record=mx.c.test,127.0.0.1",
+            "--mx-host=nomail.test,.",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    match child {
+        Ok(c) => Some((c, SocketAddr::new(ip.parse().unwrap(), port))),
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("dnsmasq is needed for the MX lookup test (Debian package dnsmasq-base): {e}")
+        }
+        Err(e) => {
+            eprintln!("SKIPPED: dnsmasq not available ({e}); install dnsmasq-base");
+            None
+        }
+    }
+}
+
+/// The MX path (RFC 5321 §5.1) through a real DNS server: a domain's MX is found and
+/// used; a null MX (RFC 7505) and a domain that does not exist fail for good at once
+/// instead of being retried for a day.
+#[tokio::test]
+async fn mx_lookup_finds_the_server_and_refuses_null_mx_and_nxdomain() {
+    let Some((mut dns, resolver)) = dnsmasq() else {
+        return;
+    };
+    let (addr, log) = sink(0).await;
+    let port: u16 = addr.rsplit_once(':').unwrap().1.parse().unwrap();
+    let r = Relay::new(RelayConfig {
+        helo: "a.test".into(),
+        routes: HashMap::new(),
+        resolver: Some(resolver),
+        mx_port: port,
+        tls: crate::tls::client_config(false, &[]).unwrap(),
+        opportunistic_tls: crate::tls::client_config(false, &[]).unwrap(),
+        timeout: Duration::from_secs(5),
+        source: None,
+    });
+    let rcpt = vec!["x@c.test".to_string()];
+    // dnsmasq may take a moment to listen.
+    let mut outcome = None;
+    for _ in 0..50 {
+        match r.deliver(delivery(&rcpt)).await {
+            Ok(o) => {
+                outcome = Some(o);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    assert_eq!(outcome, Some(vec![RcptOutcome::Accepted]));
+    assert_eq!(log.lock().unwrap().messages.len(), 1);
+    for (domain, expected) in [("nomail.test", "null MX"), ("none.test", "NXDOMAIN")] {
+        let rcpt = vec![format!("x@{domain}")];
+        let mut d = delivery(&rcpt);
+        d.domain = domain;
+        let e = r.deliver(d).await.unwrap_err();
+        assert!(
+            !e.temporary && e.text.contains(expected),
+            "{domain}: {}",
+            e.text
+        );
+    }
+    let _ = dns.kill();
+    let _ = dns.wait();
 }

@@ -175,6 +175,8 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
         mx_port: cfg.relay_mx_port,
         tls: pec_smtp::tls::client_config(cfg.tls_verify, &cfg.ca_files)
             .map_err(anyhow::Error::msg)?,
+        // RFC 7435: toward ordinary domains any certificate, or none, beats cleartext.
+        opportunistic_tls: pec_smtp::tls::client_config(false, &[]).map_err(anyhow::Error::msg)?,
         timeout: Duration::from_secs(cfg.relay_timeout_secs),
         // Outbound mail leaves from the address the gestore listens on, when it has one.
         source: (!cfg.listen_ip.is_unspecified()).then_some(cfg.listen_ip),
