@@ -63,6 +63,7 @@ fn pipelined_and_chunked_submissions() {
     assert_eq!(codes("rcpt_after_bdat"), ["503"]);
     assert_eq!(codes("data_after_bdat"), ["503"]);
     assert_eq!(codes("rset"), ["250"]);
+    assert_eq!(codes("vrfy_help_expn"), ["252", "214", "502"]);
     assert_eq!(codes("bdat_without_mail"), ["503", "250"]);
     assert_eq!(codes("bad_bdat"), ["501"]);
     assert_eq!(r["closed_after_bad_bdat"], true);

@@ -1,5 +1,7 @@
 //! Connection and rate limits of the SMTP listeners: total connections, connections per client
 //! address, and messages per client address per minute. Each refusal has its own code and text.
+//! An IPv6 client counts by its /64 network, what one site usually gets: otherwise a client
+//! with a /64 to itself would have 2^64 addresses to spread over.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -58,6 +60,20 @@ impl Drop for Slot {
     }
 }
 
+/// The key a client counts under: its IPv4 address (also when written as an IPv4-mapped
+/// IPv6 address), or its IPv6 /64 network.
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from_bits(
+                v6.to_bits() & !((1u128 << 64) - 1),
+            )),
+        },
+    }
+}
+
 impl Limiter {
     /// A limiter enforcing `limits`.
     pub fn new(limits: Limits) -> Limiter {
@@ -69,6 +85,7 @@ impl Limiter {
 
     /// Takes a connection slot for `ip`.
     pub fn connect(&self, ip: IpAddr) -> Result<Slot, Refusal> {
+        let ip = client_key(ip);
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if s.total >= self.limits.max_connections {
             return Err(Refusal::TooManyConnections);
@@ -87,6 +104,7 @@ impl Limiter {
 
     /// Counts one message from `ip`; false when over the per-minute rate.
     pub fn allow_message(&self, ip: IpAddr) -> bool {
+        let ip = client_key(ip);
         let minute = chrono::Utc::now().timestamp() / 60;
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if s.rate.len() > 100_000 {
@@ -123,5 +141,27 @@ mod tests {
         assert!(l.connect(a).is_ok());
         assert!(l.allow_message(c) && l.allow_message(c));
         assert!(!l.allow_message(c));
+    }
+
+    #[test]
+    fn an_ipv6_client_counts_by_its_slash_64() {
+        let l = Limiter::new(Limits {
+            max_connections: 10,
+            max_connections_per_ip: 1,
+            messages_per_minute_per_ip: 1,
+        });
+        let one: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let same_net: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other_net: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        let _s = l.connect(one).unwrap();
+        assert_eq!(l.connect(same_net).err(), Some(Refusal::TooManyFromYou));
+        assert!(l.connect(other_net).is_ok());
+        assert!(l.allow_message(one));
+        assert!(!l.allow_message(same_net));
+        // An IPv4 client seen through an IPv4-mapped address is the IPv4 client.
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        let _v = l.connect(v4).unwrap();
+        assert_eq!(l.connect(mapped).err(), Some(Refusal::TooManyFromYou));
     }
 }

@@ -71,6 +71,14 @@ async fn connection<St: Store>(
             };
             if !svc.implicit_tls {
                 stream.write_all(text.as_bytes()).await?;
+            } else if let Some(acceptor) = &svc.tls {
+                // On 465 the refusal goes inside TLS, or the client sees a connection cut
+                // without a reason; a short handshake window, as this client has no slot.
+                let mut tls =
+                    super::session::within(REFUSAL_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                        .await?;
+                tls.write_all(text.as_bytes()).await?;
+                let _ = tls.shutdown().await;
             }
             return Ok(());
         }
@@ -106,6 +114,10 @@ async fn connection<St: Store>(
 
 /// How long a client may take over the TLS handshake before its connection slot is freed.
 const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How long a client refused for the limits may take over the handshake that carries the
+/// refusal on 465.
+const REFUSAL_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The server side of a TLS handshake, within [`HANDSHAKE_TIMEOUT`].
 async fn handshake<S>(

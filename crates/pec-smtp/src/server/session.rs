@@ -616,6 +616,18 @@ where
                 send!();
                 return Ok(End::Closed);
             }
+            // RFC 5321 §3.5.3: a server that does not verify addresses answers VRFY with
+            // 252 (it still takes mail for them); §4.1.1.8: HELP answers 214.
+            Command::Other(v) if v == "VRFY" => {
+                reply!(
+                    "252 2.5.0 Verifica non disponibile; il messaggio sarà accettato / cannot VRFY, but will take the message"
+                )
+            }
+            Command::Other(v) if v == "HELP" => {
+                reply!(
+                    "214 2.0.0 Comandi: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT STARTTLS AUTH"
+                )
+            }
             Command::Other(v) => reply!("502 5.5.1 {v} non implementato"),
         }
     }

@@ -101,6 +101,10 @@ out["data_after_bdat"] = s.codes(1)
 s.send(b"RSET\r\n")
 out["rset"] = s.codes(1)
 
+# RFC 5321 §3.5.3 and §4.1.1.8: VRFY is answered 252, HELP 214, EXPN 502.
+s.send(f"VRFY {user}\r\nHELP\r\nEXPN staff\r\n".encode())
+out["vrfy_help_expn"] = s.codes(3)
+
 # BDAT outside a transaction: its octets are skipped, the session goes on.
 s.send(b"BDAT 6 LAST\r\nNOOP\r\nNOOP\r\n")
 out["bdat_without_mail"] = s.codes(2)
