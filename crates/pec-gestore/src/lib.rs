@@ -38,7 +38,7 @@ use pec_engine::access::{self, Limits, Submission};
 use pec_engine::receiving::{
     self, Inbound, LocalRecipient, MailboxState, OrdinaryPolicy, Reply, SpamPolicy,
 };
-use pec_engine::{Context, EngineError, Ids};
+use pec_engine::{Context, Effect, EngineError, Ids};
 use pec_index::Index;
 use pec_message::TimeRef;
 use pec_message::build::Provider;
@@ -411,12 +411,13 @@ impl<S: Store> Gestore<S> {
                     full: m.quota_bytes > 0 && m.used_bytes + message.len() as u64 > m.quota_bytes,
                 },
             };
+            let address = r.to_ascii_lowercase();
             let has_copy = match key {
-                Some(k) => self.store.has_message_id(r, k).await?,
+                Some(k) => self.store.received_before(&address, k).await?,
                 None => false,
             };
             out.push(LocalRecipient {
-                address: r.to_ascii_lowercase(),
+                address,
                 state,
                 has_copy,
             });
@@ -470,7 +471,7 @@ impl<S: Store> Gestore<S> {
         let now = self.clock.now();
         let this = self.clone();
         let mail_from = mail_from.to_string();
-        let (out, message, mail_from) = tokio::task::spawn_blocking(move || {
+        let (out, message, mail_from, recipients) = tokio::task::spawn_blocking(move || {
             let out = this.with_context(now, |ctx| {
                 receiving::receive(
                     &Inbound {
@@ -483,7 +484,7 @@ impl<S: Store> Gestore<S> {
                     ctx,
                 )
             });
-            (out, message, mail_from)
+            (out, message, mail_from, recipients)
         })
         .await
         .map_err(|e| GestoreError::Internal(e.to_string()))?;
@@ -523,8 +524,29 @@ impl<S: Store> Gestore<S> {
                 &failures,
             ));
         }
+        // pec.md §5.9: the recipients this transaction reached without a copy (no such
+        // mailbox, full, disabled) are recorded, so a replay (a 250 lost on the way back)
+        // brings no second presa in carico or errore-consegna.
+        let taken = match (&key, &out.reply) {
+            (Some(key), Reply::Accepted) => recipients
+                .iter()
+                .filter(|r| !r.has_copy)
+                .filter(|r| {
+                    !out.effects.iter().any(
+                        |e| matches!(e, Effect::Store { mailbox, .. } if *mailbox == r.address),
+                    )
+                })
+                .map(|r| pec_store::Taken {
+                    recipient: r.address.clone(),
+                    message_id: key.clone(),
+                    time: now.utc().timestamp(),
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
         let base = pec_store::Commit {
             queue_done: queue_done.into_iter().collect(),
+            taken,
             ..Default::default()
         };
         self.commit(now, out.effects, base).await?;

@@ -1,5 +1,6 @@
 //! Retention: the virus store keeps an infected message for 30 months and no longer (pec.md
-//! §8.4); a worker purges older entries once an hour.
+//! §8.4), and the records of transactions taken without a copy (pec.md §5.9) last
+//! [`TAKEN_DAYS`]; a worker purges older entries once an hour.
 
 use crate::Gestore;
 use pec_store::Store;
@@ -16,6 +17,10 @@ pub fn virus_store_cutoff(now: chrono::DateTime<chrono::Utc>) -> i64 {
         .timestamp()
 }
 
+/// How long a transaction taken without a copy is remembered, in days: a sender retries for
+/// 24 hours at most (pec.md §5.7), so a replay comes well within it.
+pub const TAKEN_DAYS: i64 = 30;
+
 pub(crate) async fn run<S: Store>(g: Arc<Gestore<S>>) {
     loop {
         let cutoff = virus_store_cutoff(g.clock.now().utc());
@@ -23,6 +28,13 @@ pub(crate) async fn run<S: Store>(g: Arc<Gestore<S>>) {
             Ok(0) => {}
             Ok(n) => tracing::info!("virus store: {n} entries older than 30 months removed"),
             Err(e) => tracing::error!("virus store purge failed, will retry: {e}"),
+        }
+        if let Err(e) = g
+            .store
+            .purge_taken(g.clock.unix() - TAKEN_DAYS * 86_400)
+            .await
+        {
+            tracing::error!("purge of the taken-without-copy records failed, will retry: {e}");
         }
         tokio::time::sleep(Duration::from_secs(3600)).await;
     }

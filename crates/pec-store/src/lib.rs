@@ -180,8 +180,11 @@ pub trait Store: Send + Sync + 'static {
         folder: &str,
         uids: &[u32],
     ) -> impl Future<Output = Result<u64>> + Send;
-    /// Whether a message with `message_id` is in `mailbox` (pec.md §5.9).
-    fn has_message_id(
+    /// Whether a transaction whose message has `message_id` already reached `mailbox`
+    /// (pec.md §5.9): a message with it is in the mailbox, or [`Commit::taken`] recorded
+    /// it for the mailbox (taken without a copy: no such mailbox, full, disabled), and
+    /// [`Store::purge_taken`] has not removed that record yet.
+    fn received_before(
         &self,
         mailbox: &str,
         message_id: &str,
@@ -232,6 +235,9 @@ pub trait Store: Send + Sync + 'static {
     /// Removes the virus store's entries stored before `before` (Unix seconds) with their
     /// bytes; returns how many went (pec.md §8.4: kept 30 months).
     fn purge_quarantine(&self, before: i64) -> impl Future<Output = Result<u64>> + Send;
+    /// Removes the records of [`Commit::taken`] made before `before` (Unix seconds);
+    /// returns how many went.
+    fn purge_taken(&self, before: i64) -> impl Future<Output = Result<u64>> + Send;
     /// Changes the settings given in `s`; `false` when there is no such mailbox.
     fn update_mailbox(
         &self,

@@ -174,6 +174,17 @@ pub struct QueueEntry {
     pub lease_until: i64,
 }
 
+/// A transaction taken for a recipient without a copy stored (pec.md §5.9).
+#[derive(Debug, Clone)]
+pub struct Taken {
+    /// The recipient's address.
+    pub recipient: String,
+    /// The message's `Message-ID` without brackets (the identificativo of an envelope).
+    pub message_id: String,
+    /// When (Unix seconds).
+    pub time: i64,
+}
+
 /// A leased queue entry put back for a later attempt, with the recipients still to reach.
 #[derive(Debug, Clone)]
 pub struct QueueRetry {
@@ -278,6 +289,9 @@ pub struct Commit {
     pub queue_done: Vec<i64>,
     /// Leased queue entries put back for a later attempt (their lease ends).
     pub queue_retry: Vec<QueueRetry>,
+    /// Recipients a transaction reached without storing a copy (an errore-consegna went
+    /// back instead), so that a replay of it is known ([`crate::Store::received_before`]).
+    pub taken: Vec<Taken>,
     /// Deadlines finished.
     pub deadlines_done: Vec<i64>,
     /// Infected messages for the virus store.

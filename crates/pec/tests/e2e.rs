@@ -365,6 +365,52 @@ fn two_gestori_exchange_certified_mail_with_every_receipt() {
         "the Bcc message was relayed"
     );
 
+    // The same envelope again, as a sender whose 250 was lost sends it (pec.md §5.9): one
+    // recipient holds its copy, the other was unknown. Accepted, and nothing more happens:
+    // no second copy, presa in carico or errore-consegna.
+    let msg = original("Ripetuto", "anna@b.test", Some("nessuno2@b.test"), "");
+    assert!(submit(
+        &a,
+        "mario@a.test",
+        &["anna@b.test", "nessuno2@b.test"],
+        &msg
+    ));
+    a.wait_for("mario@a.test", "the second errore-consegna", |m| {
+        count(m, "errore-consegna") == 2
+    });
+    let anna = b.wait_for("anna@b.test", "the envelope", |m| {
+        with_subject(m, "posta-certificata", "POSTA CERTIFICATA: Ripetuto").len() == 1
+    });
+    let envelope = b.message(
+        "anna@b.test",
+        with_subject(&anna, "posta-certificata", "POSTA CERTIFICATA: Ripetuto")[0]["uid"]
+            .as_u64()
+            .unwrap(),
+    );
+    let presa = |a: &Gestore| count(&a.messages("posta-certificata@a.test"), "presa-in-carico");
+    let before = presa(&a);
+    let (ok, err) = send_plain(
+        "127.0.0.3",
+        2525,
+        "mario@a.test",
+        &["anna@b.test", "nessuno2@b.test"],
+        &envelope,
+        root.path(),
+    );
+    assert!(ok, "the replay was refused: {err}");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(presa(&a), before, "a second presa in carico");
+    assert_eq!(count(&a.messages("mario@a.test"), "errore-consegna"), 2);
+    assert_eq!(
+        with_subject(
+            &b.messages("anna@b.test"),
+            "posta-certificata",
+            "POSTA CERTIFICATA: Ripetuto"
+        )
+        .len(),
+        1
+    );
+
     // The log verifies, and stops verifying once a byte changes.
     std::thread::sleep(std::time::Duration::from_millis(800));
     a.kill();

@@ -221,7 +221,9 @@ pub(super) async fn copy_move_and_append_keep_bytes_and_quota<S: Store>(s: &S) {
             .is_none()
     );
     assert!(
-        s.has_message_id("copy@b.test", "<x@a.test>").await.unwrap(),
+        s.received_before("copy@b.test", "<x@a.test>")
+            .await
+            .unwrap(),
         "a moved message keeps its dedup key"
     );
     assert_eq!(

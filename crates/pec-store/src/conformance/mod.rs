@@ -11,7 +11,7 @@ mod web;
 use crate::{
     Append, Commit, FlagOp, FolderRefusal, FolderVersion, NewDeadline, NewEvent, NewMailbox,
     NewMessage, NewQuarantined, NewQueueEntry, NewTracked, Portion, QueueRetry, STANDARD_FOLDERS,
-    Store, StoreError,
+    Store, StoreError, Taken,
 };
 use folders::*;
 use security::*;
@@ -195,8 +195,24 @@ async fn a_second_copy_is_not_stored<S: Store>(s: &S) {
     };
     assert_eq!(s.commit(c.clone()).await.unwrap().stored, vec![Some(1)]);
     assert_eq!(s.commit(c).await.unwrap().stored, vec![None]);
-    assert!(s.has_message_id("d@b.test", "dup@a.test").await.unwrap());
-    assert!(!s.has_message_id("m@b.test", "dup@a.test").await.unwrap());
+    assert!(s.received_before("d@b.test", "dup@a.test").await.unwrap());
+    assert!(!s.received_before("m@b.test", "dup@a.test").await.unwrap());
+    // Taken without a copy (an errore-consegna went back): known until purged.
+    let taken = |time| Commit {
+        taken: vec![Taken {
+            recipient: "m@b.test".into(),
+            message_id: "dup@a.test".into(),
+            time,
+        }],
+        ..Default::default()
+    };
+    s.commit(taken(1_000)).await.unwrap();
+    s.commit(taken(1_001)).await.unwrap();
+    assert!(s.received_before("m@b.test", "dup@a.test").await.unwrap());
+    assert!(!s.received_before("m@b.test", "other@a.test").await.unwrap());
+    assert_eq!(s.purge_taken(1_000).await.unwrap(), 0);
+    assert_eq!(s.purge_taken(1_001).await.unwrap(), 1);
+    assert!(!s.received_before("m@b.test", "dup@a.test").await.unwrap());
     assert_eq!(s.messages("d@b.test").await.unwrap().len(), 1);
 }
 

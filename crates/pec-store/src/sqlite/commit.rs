@@ -202,6 +202,12 @@ pub(super) fn apply(
         conn.prepare_cached("DELETE FROM queue WHERE id = ?")?
             .execute([id])?;
     }
+    for t in &c.taken {
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO taken (recipient, message_id, time) VALUES (?, ?, ?)",
+        )?
+        .execute(params![&t.recipient, &t.message_id, t.time])?;
+    }
     for r in &c.queue_retry {
         conn.prepare_cached(
             "UPDATE queue SET rcpt_to = ?, next_attempt = ?, lease_until = 0, last_error = ? WHERE id = ?",

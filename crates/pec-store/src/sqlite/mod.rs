@@ -427,14 +427,15 @@ impl Store for SqliteStore {
         self.changes.subscribe()
     }
 
-    async fn has_message_id(&self, mailbox: &str, message_id: &str) -> Result<bool> {
+    async fn received_before(&self, mailbox: &str, message_id: &str) -> Result<bool> {
         self.readers.read(|c| {
-            let n: i64 = c
+            let seen: bool = c
                 .prepare_cached(
-                    "SELECT count(*) FROM messages WHERE mailbox = ? AND message_id = ?",
+                    "SELECT EXISTS (SELECT 1 FROM messages WHERE mailbox = ?1 AND message_id = ?2)
+                         OR EXISTS (SELECT 1 FROM taken WHERE recipient = ?1 AND message_id = ?2)",
                 )?
                 .query_row([mailbox, message_id], |r| r.get(0))?;
-            Ok(n > 0)
+            Ok(seen)
         })
     }
 
@@ -655,6 +656,17 @@ impl Store for SqliteStore {
             self.blobs.delete(&b).await?;
         }
         Ok(gone)
+    }
+
+    async fn purge_taken(&self, before: i64) -> Result<u64> {
+        self.writer
+            .run(move |w| {
+                let n = w
+                    .prepare_cached("DELETE FROM taken WHERE time < ?")?
+                    .execute([before])?;
+                Ok(n as u64)
+            })
+            .await
     }
 
     async fn update_mailbox(&self, address: &str, s: MailboxSettings) -> Result<bool> {

@@ -200,4 +200,15 @@ ALTER TABLE messages ADD COLUMN body INTEGER;
 DROP INDEX messages_blob;
 CREATE INDEX messages_blob ON messages (blob) WHERE body IS NULL;
 "#,
+    // 12: transactions taken for a recipient without a stored copy (pec.md §5.9), so that a
+    // replay gets no second presa in carico or errore-consegna.
+    r#"
+CREATE TABLE taken (
+    recipient TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    time INTEGER NOT NULL,
+    PRIMARY KEY (recipient, message_id)
+) WITHOUT ROWID;
+CREATE INDEX taken_time ON taken (time);
+"#,
 ];
