@@ -203,11 +203,20 @@ impl<S: Store> Gestore<S> {
             .next()
             .unwrap_or("0")
             .to_string();
+        // The counter starts at a random point: a restart with the same process id (PID 1
+        // in a container) in the same second, or after the clock stepped back, must not
+        // repeat an identificativo (pec.md §9). Without randomness, the start time's
+        // nanoseconds serve.
+        let mut seed = [0u8; 4];
+        let start = match openssl::rand::rand_bytes(&mut seed) {
+            Ok(()) => u64::from(u32::from_le_bytes(seed)),
+            Err(_) => u64::from(chrono::Utc::now().timestamp_subsec_nanos()),
+        };
         let ids = IdGenerator::new(
             &node,
             std::process::id(),
             &settings.provider.service_domain,
-            0,
+            start,
         );
         let crl_required = settings.crl_required;
         Gestore {
