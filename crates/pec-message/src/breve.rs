@@ -5,7 +5,7 @@
 //! signature stays; an opaque `pkcs7-mime` original cannot be changed, so it stays whole.
 //! Every other byte is kept.
 
-use crate::mime::Entity;
+use crate::mime::{Entity, decode_words};
 
 /// Returns the breve form of `original`.
 pub fn breve(original: &[u8]) -> Vec<u8> {
@@ -59,7 +59,9 @@ fn replace_part(raw: &[u8], eol: &[u8]) -> Vec<u8> {
         return transform(raw, eol);
     }
     let name = match (name, ct.mime_type.as_str()) {
-        (Some(n), _) => n,
+        // A name written as RFC 2047 words (common, though RFC 2231 is the rule) is
+        // decoded, so the hash file is named after the file the user sees.
+        (Some(n), _) => decode_words(&n),
         (None, "message/rfc822") => "messaggio.eml".to_string(),
         (None, _) => return raw.to_vec(),
     };
@@ -131,5 +133,13 @@ mod tests {
         assert!(out.contains("doc.pdf.hash"));
         let opaque = b"Content-Type: application/pkcs7-mime; name=\"smime.p7m\"\r\n\r\nAAAA\r\n";
         assert_eq!(breve(opaque), opaque.to_vec());
+    }
+
+    #[test]
+    fn a_name_in_encoded_words_gives_a_decoded_hash_name() {
+        let m = "Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: application/pdf; name=\"=?UTF-8?B?cGVyY2jDqS5wZGY=?=\"\r\n\r\nJVBERi0x\r\n--b--\r\n";
+        let out = String::from_utf8(breve(m.as_bytes())).expect("utf8");
+        assert!(out.contains("name*=UTF-8''perch%C3%A9.pdf.hash"), "{out}");
+        assert!(!out.contains("=?UTF-8?"), "{out}");
     }
 }

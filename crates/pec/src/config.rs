@@ -352,9 +352,10 @@ impl Config {
             li,
             "limits.max_message_bytes",
             100 << 20,
-            1 << 20,
+            // A 30 MB message to one recipient is within the guaranteed floor.
+            pec_engine::access::MIN_SIZE_X_RECIPIENTS as i64,
             1 << 34,
-            "",
+            floor,
         ) as u64;
         let max_size_x_recipients = r.int(
             li,

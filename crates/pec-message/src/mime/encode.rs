@@ -58,13 +58,39 @@ pub fn base64_lines(data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Encodes an unstructured header value (RFC 2047 §5 (1)): ASCII text is returned unchanged,
-/// anything else becomes UTF-8 `B` encoded words of at most 75 characters, folded.
+/// Encodes an unstructured header value (RFC 2047 §5 (1)): ASCII text is returned unchanged;
+/// otherwise the leading ASCII words stay literal (so `POSTA CERTIFICATA: ` stays readable to
+/// any filter, pec.md §9 "Subject") and the rest becomes UTF-8 `B` encoded words of at most
+/// 75 characters, folded.
 pub fn encode_word(text: &str) -> String {
-    let printable = text.chars().all(|c| (' '..='~').contains(&c));
-    if printable && !text.contains("=?") {
+    let plain = |c: char| (' '..='~').contains(&c);
+    if text.chars().all(plain) && !text.contains("=?") {
         return text.to_string();
     }
+    // The literal part ends at the last space before the first character to encode; an
+    // encoded word must stand apart from text by white space (RFC 2047 §5 (1)).
+    let first = text
+        .char_indices()
+        .find(|&(i, c)| !plain(c) || text[i..].starts_with("=?"))
+        .map_or(text.len(), |(i, _)| i);
+    let cut = text[..first].rfind(' ').map_or(0, |i| i + 1);
+    let (literal, rest) = text.split_at(cut);
+    let words = encoded_words(rest);
+    if literal.is_empty() {
+        return words;
+    }
+    // Fold before the first word when the line would grow past 78 characters (RFC 5322
+    // §2.1.1); the fold's space is the separator.
+    let first_word = words.split("\r\n").next().unwrap_or_default();
+    if literal.len() + first_word.len() + "Subject: ".len() > 78 {
+        format!("{}\r\n {words}", literal.trim_end_matches(' '))
+    } else {
+        format!("{literal}{words}")
+    }
+}
+
+/// `text` as UTF-8 `B` encoded words of at most 75 characters, folded.
+fn encoded_words(text: &str) -> String {
     // Chunk on character boundaries so that each word decodes on its own (RFC 2047 §5 (3)).
     let mut words = Vec::new();
     let mut chunk = String::new();
@@ -87,6 +113,87 @@ pub fn encode_word(text: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\r\n ")
+}
+
+/// Decodes the RFC 2047 encoded words of a value (`B` and `Q`, in UTF-8, US-ASCII or a
+/// Latin-1 family charset), as many clients write a non-ASCII attachment name. White space
+/// between two encoded words goes (§6.2); a word that cannot be decoded stays as it is.
+pub fn decode_words(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    let mut after_word = false;
+    while !rest.is_empty() {
+        let Some(start) = rest.find("=?") else {
+            out.push_str(rest);
+            break;
+        };
+        let (before, candidate) = rest.split_at(start);
+        match decode_one(candidate) {
+            Some((text, used)) => {
+                if !(after_word && before.chars().all(char::is_whitespace)) {
+                    out.push_str(before);
+                }
+                out.push_str(&text);
+                rest = &candidate[used..];
+                after_word = true;
+            }
+            None => {
+                out.push_str(before);
+                out.push_str("=?");
+                rest = &candidate[2..];
+                after_word = false;
+            }
+        }
+    }
+    out
+}
+
+/// One encoded word at the start of `s`: its text and its length.
+fn decode_one(s: &str) -> Option<(String, usize)> {
+    let body = s.strip_prefix("=?")?;
+    let (charset, body) = body.split_once('?')?;
+    let (enc, body) = body.split_once('?')?;
+    let end = body.find("?=")?;
+    let data = &body[..end];
+    if data.contains(' ') {
+        return None;
+    }
+    let used = 2 + charset.len() + 1 + enc.len() + 1 + end + 2;
+    let bytes = match enc {
+        "B" | "b" => base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .ok()?,
+        "Q" | "q" => {
+            let mut b = Vec::with_capacity(data.len());
+            let mut it = data.bytes();
+            while let Some(c) = it.next() {
+                match c {
+                    b'_' => b.push(b' '),
+                    b'=' => {
+                        let hex = [it.next()?, it.next()?];
+                        b.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+                    }
+                    c => b.push(c),
+                }
+            }
+            b
+        }
+        _ => return None,
+    };
+    // RFC 2231 §5: a language may follow the charset after `*`.
+    let charset = charset
+        .split('*')
+        .next()
+        .unwrap_or(charset)
+        .to_ascii_lowercase();
+    let text = match charset.as_str() {
+        "utf-8" | "utf8" | "us-ascii" => String::from_utf8(bytes).ok()?,
+        "iso-8859-1" | "iso-8859-15" | "latin1" | "windows-1252" => {
+            bytes.iter().map(|&b| b as char).collect()
+        }
+        _ => return None,
+    };
+    Some((text, used))
 }
 
 #[cfg(test)]
@@ -115,5 +222,37 @@ mod tests {
         assert!(w.starts_with("=?UTF-8?B?"));
         let long = encode_word(&"à".repeat(80));
         assert!(long.split("\r\n ").all(|w| w.len() <= 75));
+        // The ASCII words before the first non-ASCII one stay literal.
+        let prefixed = encode_word("POSTA CERTIFICATA: Però è così");
+        assert!(
+            prefixed.starts_with("POSTA CERTIFICATA: =?UTF-8?B?"),
+            "{prefixed}"
+        );
+        assert_eq!(decode_words(&prefixed), "POSTA CERTIFICATA: Però è così");
+        let long = encode_word(&format!("ANOMALIA MESSAGGIO: {}", "più ".repeat(30)));
+        assert!(
+            long.starts_with("ANOMALIA MESSAGGIO:\r\n =?UTF-8?B?"),
+            "{long}"
+        );
+        assert_eq!(
+            decode_words(&long.replace("\r\n", "")),
+            format!("ANOMALIA MESSAGGIO: {}", "più ".repeat(30))
+        );
+        // Text that looks like an encoded word is encoded, not left to be misread.
+        assert!(encode_word("a =?x?= b").starts_with("a =?UTF-8?B?"));
+    }
+
+    #[test]
+    fn encoded_words_decode() {
+        assert_eq!(
+            decode_words("=?UTF-8?B?Y29udHJhdHRv?=.pdf"),
+            "contratto.pdf"
+        );
+        assert_eq!(
+            decode_words("=?ISO-8859-1?Q?fattura_n=B0_1?= =?UTF-8?Q?_=C3=A8?=.xml"),
+            "fattura n° 1 è.xml"
+        );
+        assert_eq!(decode_words("plain =?bad"), "plain =?bad");
+        assert_eq!(decode_words("=?KOI8-R?B?8NLJ?="), "=?KOI8-R?B?8NLJ?=");
     }
 }

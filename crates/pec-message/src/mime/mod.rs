@@ -8,5 +8,5 @@
 mod encode;
 mod parse;
 
-pub use encode::{base64_lines, encode_word, qp_encode, to_latin1};
+pub use encode::{base64_lines, decode_words, encode_word, qp_encode, to_latin1};
 pub use parse::{ContentType, Entity, HeaderField, Part, canonical_crlf, parse_params, unfold};
