@@ -247,15 +247,23 @@ async fn handle<S: Store>(
     if g.is_local_domain(&e.domain) {
         // The receiving point commits the entry's end, and its DSN when refused, with the
         // rest of its step.
-        g.receive_step(
-            &e.mail_from,
-            &e.rcpt_to,
-            e.bytes.clone(),
-            Some(e.id),
-            crate::Findings::default(),
-        )
-        .await?;
-        return Ok(());
+        let Err(err) = g
+            .receive_step(
+                &e.mail_from,
+                &e.rcpt_to,
+                e.bytes.clone(),
+                Some(e.id),
+                crate::Findings::default(),
+            )
+            .await
+        else {
+            return Ok(());
+        };
+        // It failed here (the store, the signing device): retried with backoff like a
+        // remote peer's 4xx, and given up after the queue's lifetime (pec.md §5.7).
+        tracing::warn!(queue_id = e.id, "local delivery failed: {err}");
+        let outcomes = vec![RcptOutcome::Temporary(format!("4.3.0 {err}")); e.rcpt_to.len()];
+        return settle(g, &e, outcomes).await;
     }
     let require_tls = g.is_certified_domain(&e.domain);
     let outcomes = transport
@@ -276,6 +284,15 @@ async fn handle<S: Store>(
         Err(err) if err.temporary => vec![RcptOutcome::Temporary(err.text); e.rcpt_to.len()],
         Err(err) => vec![RcptOutcome::Permanent(err.text); e.rcpt_to.len()],
     };
+    settle(g, &e, outcomes).await
+}
+
+/// Commits what one attempt at `e` came to, one outcome per recipient.
+async fn settle<S: Store>(
+    g: &Arc<Gestore<S>>,
+    e: &QueueEntry,
+    outcomes: Vec<RcptOutcome>,
+) -> Result<(), GestoreError> {
     let now = g.clock.unix();
     let expired = now - e.created >= g.settings.queue_lifetime_secs;
     let mut failures = Vec::new();
@@ -307,7 +324,7 @@ async fn handle<S: Store>(
     if !accepted.is_empty() {
         effects.push(Effect::Log(relay_event(
             g,
-            &e,
+            e,
             EventKind::Inoltro,
             &accepted,
             format!("consegnato a {}", e.domain),
