@@ -210,15 +210,30 @@ async fn under_lease<S: Store>(
     work: impl Future<Output = Result<(), GestoreError>>,
 ) -> Result<(), GestoreError> {
     let mut work = std::pin::pin!(work);
+    // Renewals refused while this worker's own re-lease had not reached `lease` yet.
+    let mut refused = 0;
     loop {
         let held = lease.load(Ordering::SeqCst);
         let now = g.clock.unix();
         if held - now < LEASE_SECS / 2 {
             let until = now + LEASE_SECS;
             match g.store.renew_queue_lease(id, held, until).await {
-                Ok(true) => lease.store(until, Ordering::SeqCst),
+                Ok(true) => {
+                    lease.store(until, Ordering::SeqCst);
+                    refused = 0;
+                }
                 // Re-leased to this worker meanwhile: renew the new lease.
                 Ok(false) if lease.load(Ordering::SeqCst) != held => continue,
+                // The worker's own re-lease may be on its way to `lease` (the store
+                // answered, the entry's bytes are being read): look again shortly.
+                Ok(false) if refused < 5 => {
+                    refused += 1;
+                    tokio::select! {
+                        r = &mut work => return r,
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    }
+                    continue;
+                }
                 Ok(false) => {
                     tracing::warn!(
                         queue_id = id,

@@ -61,7 +61,12 @@ fn replace_part(raw: &[u8], eol: &[u8]) -> Vec<u8> {
     let name = match (name, ct.mime_type.as_str()) {
         // A name written as RFC 2047 words (common, though RFC 2231 is the rule) is
         // decoded, so the hash file is named after the file the user sees.
-        (Some(n), _) => decode_words(&n),
+        // Control characters (a CR or LF that an encoded word can carry) would break out
+        // of the header of the signed receipt: they become `_`.
+        (Some(n), _) => decode_words(&n)
+            .chars()
+            .map(|c| if c.is_control() { '_' } else { c })
+            .collect(),
         (None, "message/rfc822") => "messaggio.eml".to_string(),
         (None, _) => return raw.to_vec(),
     };
@@ -141,5 +146,10 @@ mod tests {
         let out = String::from_utf8(breve(m.as_bytes())).expect("utf8");
         assert!(out.contains("name*=UTF-8''perch%C3%A9.pdf.hash"), "{out}");
         assert!(!out.contains("=?UTF-8?"), "{out}");
+        // An encoded CR LF cannot end the part's header or the multipart.
+        let m = "Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: application/pdf; name=\"=?US-ASCII?Q?x=0D=0A=0D=0A--b--?=\"\r\n\r\nJVBERi0x\r\n--b--\r\n";
+        let out = String::from_utf8(breve(m.as_bytes())).expect("utf8");
+        assert!(out.contains("name=\"x____--b--.hash\""), "{out}");
+        assert_eq!(out.matches("--b--").count(), 3, "{out}");
     }
 }

@@ -42,6 +42,7 @@ pub struct Config {
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
     pub messages_per_minute_per_ip: u32,
+    pub message_memory_bytes: u64,
     pub ordinary_mail: String,
     pub routes: HashMap<String, String>,
     pub resolver: Option<SocketAddr>,
@@ -345,6 +346,7 @@ impl Config {
                 "max_connections",
                 "max_connections_per_ip",
                 "messages_per_minute_per_ip",
+                "message_memory_bytes",
             ],
         );
         let floor = " (DM art. 12 guarantees at least 30 MB and 50 recipients)";
@@ -384,6 +386,15 @@ impl Config {
             10_000_000,
             "",
         ) as u32;
+        // Room for every message being received at once: at least one of the largest.
+        let message_memory_bytes = r.int(
+            li,
+            "limits.message_memory_bytes",
+            (4 * max_message_bytes).min(1 << 40) as i64,
+            max_message_bytes as i64,
+            1 << 40,
+            " (at least limits.max_message_bytes)",
+        ) as u64;
 
         let sc = r.section(&root, "scan", &["clamd", "icap", "rspamd", "timeout_secs"]);
         let scan_timeout_secs = r.int(sc, "scan.timeout_secs", 60, 1, 3600, "") as u64;
@@ -531,6 +542,7 @@ impl Config {
             max_connections,
             max_connections_per_ip,
             messages_per_minute_per_ip,
+            message_memory_bytes,
             ordinary_mail,
             routes,
             resolver,

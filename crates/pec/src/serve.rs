@@ -196,6 +196,7 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
         max_connections: cfg.max_connections,
         max_connections_per_ip: cfg.max_connections_per_ip,
         messages_per_minute_per_ip: cfg.messages_per_minute_per_ip,
+        message_memory_bytes: cfg.message_memory_bytes,
     });
     let template = |role| SessionConfig {
         role,

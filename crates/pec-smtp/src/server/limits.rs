@@ -1,7 +1,10 @@
 //! Connection and rate limits of the SMTP listeners: total connections, connections per client
 //! address, and messages per client address per minute. Each refusal has its own code and text.
 //! An IPv6 client counts by its /64 network, what one site usually gets: otherwise a client
-//! with a /64 to itself would have 2^64 addresses to spread over.
+//! with a /64 to itself would have 2^64 addresses to spread over. The bytes of messages being
+//! received share one memory budget, so that many large messages at once cannot exhaust it.
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -16,6 +19,17 @@ pub struct Limits {
     pub max_connections_per_ip: usize,
     /// MAIL commands from one address per minute.
     pub messages_per_minute_per_ip: u32,
+    /// Bytes of messages being received at once, over all sessions (reserved by the MiB).
+    pub message_memory_bytes: u64,
+}
+
+const MIB: u64 = 1 << 20;
+
+/// The memory one message being received holds in the budget ([`Limiter::reserve`]); given
+/// back when dropped.
+#[derive(Debug, Default)]
+pub struct Room {
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 #[derive(Default)]
@@ -30,7 +44,12 @@ struct State {
 pub struct Limiter {
     limits: Limits,
     state: Arc<Mutex<State>>,
+    memory: Arc<Semaphore>,
+    refusals: Arc<Semaphore>,
 }
+
+/// TLS handshakes that carry a refusal on 465, at most at once ([`Limiter::refusal_turn`]).
+const REFUSAL_HANDSHAKES: usize = 8;
 
 /// Why a connection is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,9 +96,40 @@ fn client_key(ip: IpAddr) -> IpAddr {
 impl Limiter {
     /// A limiter enforcing `limits`.
     pub fn new(limits: Limits) -> Limiter {
+        let mib = (limits.message_memory_bytes / MIB).clamp(1, Semaphore::MAX_PERMITS as u64);
         Limiter {
             limits,
             state: Arc::default(),
+            memory: Arc::new(Semaphore::new(mib as usize)),
+            refusals: Arc::new(Semaphore::new(REFUSAL_HANDSHAKES)),
+        }
+    }
+
+    /// A turn to tell a refused client why over TLS; `None` when enough are under way
+    /// (the connection is then closed without a word).
+    pub fn refusal_turn(&self) -> Option<OwnedSemaphorePermit> {
+        self.refusals.clone().try_acquire_owned().ok()
+    }
+
+    /// Grows `room` to hold `bytes`; false when the budget has no room left for it.
+    pub fn reserve(&self, room: &mut Room, bytes: u64) -> bool {
+        let need = bytes.div_ceil(MIB);
+        let held = room.permit.as_ref().map_or(0, |p| p.num_permits() as u64);
+        if need <= held {
+            return true;
+        }
+        let Ok(more) = u32::try_from(need - held) else {
+            return false;
+        };
+        match self.memory.clone().try_acquire_many_owned(more) {
+            Ok(p) => {
+                match &mut room.permit {
+                    Some(h) => h.merge(p),
+                    None => room.permit = Some(p),
+                }
+                true
+            }
+            Err(_) => false,
         }
     }
 
@@ -129,6 +179,7 @@ mod tests {
             max_connections: 2,
             max_connections_per_ip: 1,
             messages_per_minute_per_ip: 2,
+            message_memory_bytes: MIB,
         });
         let a: IpAddr = "127.0.0.1".parse().unwrap();
         let b: IpAddr = "127.0.0.2".parse().unwrap();
@@ -149,6 +200,7 @@ mod tests {
             max_connections: 10,
             max_connections_per_ip: 1,
             messages_per_minute_per_ip: 1,
+            message_memory_bytes: MIB,
         });
         let one: IpAddr = "2001:db8:1:2::1".parse().unwrap();
         let same_net: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();

@@ -71,11 +71,12 @@ async fn connection<St: Store>(
             };
             if !svc.implicit_tls {
                 stream.write_all(text.as_bytes()).await?;
-            } else if let Some(acceptor) = &svc.tls {
+            } else if let (Some(acceptor), Some(_turn)) = (&svc.tls, svc.limiter.refusal_turn()) {
                 // On 465 the refusal goes inside TLS, or the client sees a connection cut
-                // without a reason; a short handshake window, as this client has no slot.
+                // without a reason: a short handshake window, and only a few such
+                // handshakes at once (a flood past the limits is cut without one).
                 let mut tls =
-                    super::session::within(REFUSAL_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                    super::input::within(REFUSAL_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
                         .await?;
                 tls.write_all(text.as_bytes()).await?;
                 let _ = tls.shutdown().await;
@@ -127,5 +128,5 @@ async fn handshake<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    super::session::within(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+    super::input::within(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
 }

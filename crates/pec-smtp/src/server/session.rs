@@ -5,7 +5,10 @@
 //! committed the step (architecture §4).
 
 use super::command::{Command, parse};
-use super::limits::Limiter;
+use super::input::{
+    IDLE_TIMEOUT, MAX_LINE, Received, ascii, crlf, read_data, read_line, read_within, within,
+};
+use super::limits::{Limiter, Room};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use pec_engine::receiving::Reply;
@@ -13,7 +16,7 @@ use pec_gestore::{Account, Gestore, GestoreError};
 use pec_store::Store;
 use std::net::IpAddr;
 use std::sync::Arc;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
 /// Which service a listener offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,151 +54,11 @@ pub enum End<S> {
     StartTls(S),
 }
 
-const MAX_LINE: usize = 4096;
 const MAX_AUTH_FAILURES: u32 = 3;
-/// A client silent this long between commands is dropped (RFC 5321 §4.5.3.2.7: at least
-/// 5 minutes). Relay clients that keep connections open for reuse close them sooner.
-const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// Reads one line, LF included. A line longer than `max` is read to its end and dropped, and
-/// answered `InvalidData` (RFC 5321 §4.5.3.1.4: reply 500 and discard the rest of the line), so
-/// its tail is never taken for a command and memory stays bounded.
-async fn read_line<R: AsyncBufReadExt + Unpin>(
-    r: &mut R,
-    max: usize,
-) -> std::io::Result<Option<Vec<u8>>> {
-    let mut line = Vec::new();
-    let mut overflow = false;
-    loop {
-        let buf = r.fill_buf().await?;
-        if buf.is_empty() {
-            return if overflow {
-                Err(std::io::ErrorKind::UnexpectedEof.into())
-            } else {
-                Ok(if line.is_empty() { None } else { Some(line) })
-            };
-        }
-        if let Some(i) = buf.iter().position(|&b| b == b'\n') {
-            if !overflow && line.len() + i < max {
-                line.extend_from_slice(&buf[..=i]);
-            } else {
-                overflow = true;
-            }
-            r.consume(i + 1);
-            return if overflow {
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "line too long",
-                ))
-            } else {
-                Ok(Some(line))
-            };
-        }
-        let n = buf.len();
-        if overflow || line.len() + n > max {
-            overflow = true;
-            line = Vec::new();
-        } else {
-            line.extend_from_slice(buf);
-        }
-        r.consume(n);
-    }
-}
-
-/// `io` within `limit`; past it, a `TimedOut` error (the session ends and frees its slot).
-pub(super) async fn within<T>(
-    limit: std::time::Duration,
-    io: impl std::future::Future<Output = std::io::Result<T>>,
-) -> std::io::Result<T> {
-    tokio::time::timeout(limit, io)
-        .await
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
-}
-
-/// A line within the idle timeout (AUTH continuations); a line too long is an error.
-async fn read_within<R: AsyncBufReadExt + Unpin>(r: &mut R) -> std::io::Result<Option<Vec<u8>>> {
-    within(IDLE_TIMEOUT, read_line(r, MAX_LINE)).await
-}
-
-/// Reads DATA up to `<CRLF>.<CRLF>`, undoing dot-stuffing (RFC 5321 §4.5.2). Only a dot line
-/// ending in CRLF after a line ending in CRLF ends the data (RFC 5321 §4.1.1.4): a bare LF
-/// never starts or ends the terminator, so `<LF>.<CRLF>` or `<CRLF>.<LF>` cannot smuggle a
-/// second message into the session, and lines after a bare LF are kept as sent. Each line
-/// must arrive within the idle timeout. `Ok(None)` means it exceeded `max` (the rest was read
-/// and dropped).
-async fn read_data<R: AsyncBufReadExt + Unpin>(
-    r: &mut R,
-    max: u64,
-) -> std::io::Result<Option<Vec<u8>>> {
-    let mut out = Vec::new();
-    let mut too_big = false;
-    let mut after_crlf = true;
-    loop {
-        let line = match within(IDLE_TIMEOUT, read_line(r, 1 << 20)).await {
-            Ok(Some(line)) => line,
-            Ok(None) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                // A line past 1 MiB: dropped with the rest of the message.
-                too_big = true;
-                out = Vec::new();
-                after_crlf = true;
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        if after_crlf && line == b".\r\n" {
-            return Ok(if too_big { None } else { Some(out) });
-        }
-        let ends_crlf = line.ends_with(b"\r\n");
-        let line = match line.strip_prefix(b".") {
-            Some(rest) if after_crlf => rest,
-            _ => &line[..],
-        };
-        after_crlf = ends_crlf;
-        if too_big || out.len() as u64 + line.len() as u64 > max {
-            too_big = true;
-            out = Vec::new();
-            continue;
-        }
-        out.extend_from_slice(line);
-    }
-}
-
-/// Bare LF to CRLF (submission only; RFC 5321 §2.3.8). Relayed and received messages are never
-/// touched (pec.md §5.5).
-fn crlf(data: Vec<u8>) -> Vec<u8> {
-    if !data.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r') && data.first() != Some(&b'\n') {
-        return data;
-    }
-    let mut out = Vec::with_capacity(data.len() + data.len() / 32);
-    let mut prev = 0u8;
-    for &b in &data {
-        if b == b'\n' && prev != b'\r' {
-            out.push(b'\r');
-        }
-        out.push(b);
-        prev = b;
-    }
-    out
-}
-
-/// Reply text is ASCII (RFC 5321 §4.2): Italian accents become an apostrophe after the vowel.
-fn ascii(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            'à' | 'á' => out.push_str("a'"),
-            'è' | 'é' => out.push_str("e'"),
-            'ì' | 'í' => out.push_str("i'"),
-            'ò' | 'ó' => out.push_str("o'"),
-            'ù' | 'ú' => out.push_str("u'"),
-            'È' => out.push_str("E'"),
-            c if c.is_ascii() && !c.is_ascii_control() => out.push(c),
-            _ => out.push('?'),
-        }
-    }
-    out
-}
+/// The answer to a message that found no room in the memory budget (RFC 3463 §3.4: 4.3.1,
+/// system storage exceeded; the client tries again later).
+const NO_ROOM: &str = "452 4.3.1 Memoria esaurita, riprovare piu' tardi / insufficient system storage, try again later";
 
 #[derive(Default)]
 struct Transaction {
@@ -205,6 +68,10 @@ struct Transaction {
     chunks: Option<Vec<u8>>,
     /// A chunk took the message past the size limit: the rest is read and dropped.
     too_big: bool,
+    /// A chunk found no room in the memory budget: the rest is read and dropped.
+    no_room: bool,
+    /// The memory the chunks hold in the budget.
+    room: Room,
 }
 
 /// Runs a session until QUIT, EOF or STARTTLS.
@@ -504,15 +371,24 @@ where
                 };
                 reply!("354 Inviare il messaggio, terminare con <CRLF>.<CRLF>");
                 send_before_read!();
-                let data = read_data(&mut io, cfg.max_message_bytes).await?;
+                // Held until the message is committed.
+                let mut room = Room::default();
+                let data = read_data(&mut io, cfg.max_message_bytes, limiter, &mut room).await?;
                 let rcpts = std::mem::take(&mut tx.rcpt_to);
                 tx.mail_from = None;
-                let Some(data) = data else {
-                    reply!(
-                        "552 5.3.4 Messaggio troppo grande (limite {} byte)",
-                        cfg.max_message_bytes
-                    );
-                    continue;
+                let data = match data {
+                    Received::Message(data) => data,
+                    Received::TooBig => {
+                        reply!(
+                            "552 5.3.4 Messaggio troppo grande (limite {} byte)",
+                            cfg.max_message_bytes
+                        );
+                        continue;
+                    }
+                    Received::NoRoom => {
+                        reply!("{NO_ROOM}");
+                        continue;
+                    }
                 };
                 let (answer, close) =
                     deliver(g, cfg, account.as_ref(), &helo, from, rcpts, data).await;
@@ -533,8 +409,11 @@ where
                     send!();
                 }
                 let so_far = tx.chunks.as_ref().map_or(0, Vec::len) as u64;
-                let keep =
-                    open && !tx.too_big && size <= cfg.max_message_bytes.saturating_sub(so_far);
+                let fits = open
+                    && !tx.too_big
+                    && !tx.no_room
+                    && size <= cfg.max_message_bytes.saturating_sub(so_far);
+                let keep = fits && limiter.reserve(&mut tx.room, so_far + size);
                 // The chunk grows as its bytes arrive (the size is the client's word), and a
                 // client silent for the idle timeout in the middle of it is dropped.
                 let read = async {
@@ -556,8 +435,13 @@ where
                     return Err(std::io::ErrorKind::UnexpectedEof.into());
                 }
                 if open && !keep {
-                    tx.too_big = true;
+                    if fits {
+                        tx.no_room = true;
+                    } else if !tx.no_room {
+                        tx.too_big = true;
+                    }
                     tx.chunks = Some(Vec::new());
+                    tx.room = Room::default();
                 }
                 if !extended {
                     tx = Transaction::default();
@@ -569,6 +453,13 @@ where
                         tx = Transaction::default();
                     }
                     reply!("503 5.5.1 Nessun destinatario valido / need MAIL and RCPT before BDAT");
+                    continue;
+                }
+                if tx.no_room {
+                    if last {
+                        tx = Transaction::default();
+                    }
+                    reply!("{NO_ROOM}");
                     continue;
                 }
                 if tx.too_big {
@@ -698,66 +589,4 @@ async fn deliver<St: Store>(
         );
     }
     (vec![answer], false)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn data_is_unstuffed_and_capped() {
-        let mut r = BufReader::new(&b"a\r\n..b\r\n.\r\nNEXT"[..]);
-        assert_eq!(
-            read_data(&mut r, 100).await.unwrap().unwrap(),
-            b"a\r\n.b\r\n"
-        );
-        let mut r = BufReader::new(&b"0123456789\r\n.\r\n"[..]);
-        assert!(read_data(&mut r, 5).await.unwrap().is_none());
-    }
-
-    /// SMTP smuggling: only <CRLF>.<CRLF> ends the data; a bare LF neither starts nor ends
-    /// the terminator, and what follows it is kept as sent.
-    #[tokio::test]
-    async fn only_crlf_dot_crlf_ends_data() {
-        for (input, kept) in [
-            (&b"a\n.\r\nMAIL\r\n.\r\n"[..], &b"a\n.\r\nMAIL\r\n"[..]),
-            (b"a\r\n.\nMAIL\r\n.\r\n", b"a\r\n\nMAIL\r\n"),
-            (b"a\n.\nb\r\n.\r\n", b"a\n.\nb\r\n"),
-            (b"a\n..b\r\n.\r\n", b"a\n..b\r\n"),
-        ] {
-            let mut r = BufReader::new(input);
-            assert_eq!(
-                read_data(&mut r, 100).await.unwrap().unwrap(),
-                kept,
-                "{}",
-                String::from_utf8_lossy(input)
-            );
-        }
-    }
-
-    /// An overlong line is dropped to its end: what follows is the next command, not its tail.
-    #[tokio::test]
-    async fn an_overlong_line_is_dropped_whole() {
-        let mut input = vec![b'A'; 3 * MAX_LINE];
-        input.extend_from_slice(b"\r\nNOOP\r\n");
-        let mut r = BufReader::with_capacity(1024, &input[..]);
-        let e = read_line(&mut r, MAX_LINE).await.unwrap_err();
-        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
-        assert_eq!(
-            read_line(&mut r, MAX_LINE).await.unwrap().unwrap(),
-            b"NOOP\r\n"
-        );
-        assert!(read_line(&mut r, MAX_LINE).await.unwrap().is_none());
-    }
-
-    #[test]
-    fn replies_are_ascii() {
-        assert_eq!(ascii("non è più così"), "non e' piu' cosi'");
-    }
-
-    #[test]
-    fn bare_lf_becomes_crlf() {
-        assert_eq!(crlf(b"a\nb\r\nc".to_vec()), b"a\r\nb\r\nc");
-        assert_eq!(crlf(b"a\r\n".to_vec()), b"a\r\n");
-    }
 }

@@ -287,6 +287,28 @@ async fn queue_entries_are_leased_and_come_back<S: Store>(s: &S) {
     .unwrap();
     assert_eq!(s.queue_len().await.unwrap(), 0);
     assert!(s.lease_queue(10_000, 60, 10).await.unwrap().is_empty());
+    // The id of a finished entry is never given again: the worker keys the entries it is
+    // attempting by id, and DSN Message-IDs are made from it.
+    s.commit(Commit {
+        queue: vec![NewQueueEntry {
+            mail_from: "a@a.test".into(),
+            rcpt_to: vec!["z@c.test".into()],
+            domain: "c.test".into(),
+            bytes: b"next".to_vec(),
+            not_before: 10_000,
+        }],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let next = s.lease_queue(10_000, 60, 10).await.unwrap();
+    assert!(next[0].id > l[0].id, "a queue id was reused");
+    s.commit(Commit {
+        queue_done: vec![next[0].id],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     assert!(
         !s.renew_queue_lease(l[0].id, l[0].lease_until, 20_000)
             .await

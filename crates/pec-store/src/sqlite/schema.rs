@@ -211,4 +211,27 @@ CREATE TABLE taken (
 ) WITHOUT ROWID;
 CREATE INDEX taken_time ON taken (time);
 "#,
+    // 13: queue ids are never reused (AUTOINCREMENT). Without it a new entry could take the
+    // id of one just finished, which the queue worker still counts as in flight, and a DSN's
+    // Message-ID (made from the id) could repeat.
+    r#"
+CREATE TABLE queue_new (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    mail_from TEXT NOT NULL,
+    rcpt_to TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    blob TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    next_attempt INTEGER NOT NULL,
+    lease_until INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    bytes BLOB
+);
+INSERT INTO queue_new (id, mail_from, rcpt_to, domain, blob, created, next_attempt, lease_until, attempts, last_error, bytes)
+    SELECT id, mail_from, rcpt_to, domain, blob, created, next_attempt, lease_until, attempts, last_error, bytes FROM queue;
+DROP TABLE queue;
+ALTER TABLE queue_new RENAME TO queue;
+CREATE INDEX queue_due ON queue (next_attempt);
+"#,
 ];
