@@ -76,21 +76,55 @@ pub fn check_detached(p7s: &[u8], content: &[u8]) -> (Result<CmsInfo, String>, S
     (info, check(sd.as_ref().ok(), p7s, content))
 }
 
+/// The certificate that the first SignerInfo's issuer and serial number name, if the
+/// structure carries it.
+///
+/// Every use of the signer (the signature check here and in OpenSSL, the Indice lookup by
+/// certificate hash, the chain to the anchors, the address check) must see the same
+/// certificate. A structure holding two different certificates under that issuer and serial
+/// number is therefore refused: OpenSSL would check the signature with the first, and a
+/// forger could put a key of their own first and the real provider certificate, which every
+/// receipt carries, second (RFC 5652 §5.3: the identifier names one certificate; pec.md §4.4
+/// steps 2-3). The same certificate repeated byte for byte is harmless and accepted.
+fn signer_certificate(sd: &SignedData) -> Result<Option<&x509_cert::Certificate>, String> {
+    let Some(si) = sd.signer_infos.0.iter().next() else {
+        return Ok(None);
+    };
+    let SignerIdentifier::IssuerAndSerialNumber(ias) = &si.sid else {
+        return Ok(None);
+    };
+    let mut found: Option<&x509_cert::Certificate> = None;
+    for c in sd.certificates.iter().flat_map(|s| s.0.iter()) {
+        if let cms::cert::CertificateChoices::Certificate(cert) = c
+            && cert.tbs_certificate.issuer == ias.issuer
+            && cert.tbs_certificate.serial_number == ias.serial_number
+        {
+            match found {
+                Some(first) if first != cert => {
+                    return Err("the signature carries two different certificates with the \
+                                signer's issuer and serial number, so which one signed is \
+                                ambiguous (a forgery pattern): refused"
+                        .into());
+                }
+                _ => found = Some(cert),
+            }
+        }
+    }
+    Ok(found)
+}
+
 fn info_of(sd: &SignedData) -> Result<CmsInfo, String> {
     let mut info = CmsInfo::default();
     let Some(si) = sd.signer_infos.0.iter().next() else {
         return Err("the CMS structure has no signer".into());
     };
+    if let Some(cert) = signer_certificate(sd)? {
+        info.signer = Some(cert.to_der().map_err(|e| e.to_string())?);
+    }
     for c in sd.certificates.iter().flat_map(|s| s.0.iter()) {
         if let cms::cert::CertificateChoices::Certificate(cert) = c {
-            let der = cert.to_der().map_err(|e| e.to_string())?;
-            if let SignerIdentifier::IssuerAndSerialNumber(ias) = &si.sid
-                && cert.tbs_certificate.issuer == ias.issuer
-                && cert.tbs_certificate.serial_number == ias.serial_number
-            {
-                info.signer = Some(der.clone());
-            }
-            info.certificates.push(der);
+            info.certificates
+                .push(cert.to_der().map_err(|e| e.to_string())?);
         }
     }
     info.digest = digest_name(&si.digest_alg.oid);
@@ -144,22 +178,7 @@ fn verified_natively(sd: &SignedData, content: &[u8]) -> bool {
         if signers.next().is_some() {
             return None;
         }
-        let SignerIdentifier::IssuerAndSerialNumber(ias) = &si.sid else {
-            return None;
-        };
-        let cert = sd
-            .certificates
-            .iter()
-            .flat_map(|s| s.0.iter())
-            .find_map(|c| match c {
-                cms::cert::CertificateChoices::Certificate(cert)
-                    if cert.tbs_certificate.issuer == ias.issuer
-                        && cert.tbs_certificate.serial_number == ias.serial_number =>
-                {
-                    Some(cert)
-                }
-                _ => None,
-            })?;
+        let cert = signer_certificate(sd).ok()??;
         let (digest_alg, verify_alg): (_, &dyn signature::VerificationAlgorithm) =
             match si.digest_alg.oid {
                 rfc5912::ID_SHA_256 => (&digest::SHA256, &signature::RSA_PKCS1_2048_8192_SHA256),
@@ -225,8 +244,12 @@ pub fn verify_detached(p7s: &[u8], content: &[u8]) -> SignatureCheck {
 /// The native check when the structure decoded (`sd`) and passes it; OpenSSL otherwise.
 fn check(sd: Option<&SignedData>, p7s: &[u8], content: &[u8]) -> SignatureCheck {
     match sd {
-        Some(sd) if verified_natively(sd, content) => SignatureCheck::Valid,
-        _ => verified_by_openssl(p7s, content),
+        Some(sd) => match signer_certificate(sd) {
+            Err(why) => SignatureCheck::Invalid(why),
+            Ok(_) if verified_natively(sd, content) => SignatureCheck::Valid,
+            Ok(_) => verified_by_openssl(p7s, content),
+        },
+        None => verified_by_openssl(p7s, content),
     }
 }
 
@@ -260,6 +283,11 @@ fn verified_by_openssl(p7s: &[u8], content: &[u8]) -> SignatureCheck {
 /// Checks an opaque signature (`application/pkcs7-mime`, content inside) and returns the
 /// content on success.
 pub fn verify_opaque(p7m: &[u8]) -> (SignatureCheck, Option<Vec<u8>>) {
+    if let Ok(sd) = decode(p7m)
+        && let Err(why) = signer_certificate(&sd)
+    {
+        return (SignatureCheck::Invalid(why), None);
+    }
     let p7 = match Pkcs7::from_der(p7m) {
         Ok(p) => p,
         Err(e) => {
@@ -349,5 +377,51 @@ mod tests {
             verify_detached(&broken, content),
             SignatureCheck::Invalid(_)
         ));
+    }
+
+    /// A signature whose structure holds a forger's certificate under the issuer and serial
+    /// number of the real provider certificate, next to that certificate, is refused by every
+    /// check: otherwise the signature could be checked with the forger's key and the chain
+    /// and the Indice with the real certificate.
+    #[test]
+    fn two_certificates_under_the_signer_identifier_are_refused() {
+        use openssl::hash::MessageDigest;
+        use openssl::pkey::PKey;
+        use openssl::rsa::Rsa;
+        let content = b"Content-Type: text/plain\r\n\r\nciao\r\n";
+        let at = TimeRef::from_unix(1_700_000_100).unwrap();
+        let ca = pki::make_ca("Test CA", 1_700_000_000, 30).unwrap();
+        let real =
+            pki::issue_signing_cert(&ca, "Prova", "pec.test", None, 1_700_000_000, 30).unwrap();
+        let real_der = real.cert_der().unwrap();
+        let real_x509 = X509::from_der(&real_der).unwrap();
+
+        let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+        let mut b = openssl::x509::X509Builder::new().unwrap();
+        b.set_version(2).unwrap();
+        b.set_serial_number(real_x509.serial_number()).unwrap();
+        b.set_issuer_name(real_x509.issuer_name()).unwrap();
+        b.set_subject_name(real_x509.subject_name()).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(real_x509.not_before()).unwrap();
+        b.set_not_after(real_x509.not_after()).unwrap();
+        b.sign(&key, MessageDigest::sha256()).unwrap();
+        let forged = b.build().to_der().unwrap();
+        let signer = SoftwareSigner::from_pkcs8(
+            &key.private_key_to_pkcs8().unwrap(),
+            forged,
+            vec![real_der.clone()],
+        )
+        .unwrap();
+        let p7s = signed_data(&signer, content, at).unwrap();
+
+        let SignatureCheck::Invalid(why) = verify_detached(&p7s, content) else {
+            panic!("a signature with two certificates under its identifier verified");
+        };
+        assert!(why.contains("ambiguous"), "{why}");
+        assert!(cms_info(&p7s).is_err());
+        let (info, check) = check_detached(&p7s, content);
+        assert!(info.is_err());
+        assert!(matches!(check, SignatureCheck::Invalid(_)));
     }
 }
