@@ -87,6 +87,75 @@ fn head(dir: &Path) -> (i64, String, Option<String>) {
     best
 }
 
+/// Cuts each unsealed day file back to its last complete entry: after a power loss an
+/// append may have reached the disk only in part (a line without its newline, or a block of
+/// zeros). Only a tail of lines that are not whole entries is removed, never a line before a
+/// valid one; what it held is still in the store and is written again by the exporter.
+/// Sealed days are never appended to, so they are never touched. Returns each file cut and
+/// the bytes removed; a file that cannot be read or cut is left as it is (`pec log verify`
+/// reports it).
+pub(crate) fn repair_torn_tails(dir: &Path) -> Vec<(PathBuf, u64)> {
+    let mut cut = Vec::new();
+    for (day, path) in day_files(dir) {
+        if seal_path(dir, &day).exists() {
+            continue;
+        }
+        let Ok(text) = fs::read(&path) else { continue };
+        let mut keep = text.len();
+        loop {
+            // The tail after the last newline is unfinished; so is a last line that is not an
+            // entry.
+            let end = if text[..keep].ends_with(b"\n") {
+                let start = text[..keep - 1]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |i| i + 1);
+                if whole_entry(&text[start..keep - 1]) {
+                    break;
+                }
+                start
+            } else {
+                text[..keep]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |i| i + 1)
+            };
+            keep = end;
+            if keep == 0 {
+                break;
+            }
+        }
+        if keep < text.len() {
+            let done = OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .and_then(|f| f.set_len(keep as u64).and_then(|_| f.sync_all()));
+            match done {
+                Ok(()) => cut.push((path, (text.len() - keep) as u64)),
+                Err(e) => tracing::error!("cannot repair {}: {e}", path.display()),
+            }
+        }
+    }
+    cut
+}
+
+/// Whether `line` is an entry as the exporter writes it: its seq, prev, hash and event.
+fn whole_entry(line: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(line).is_ok_and(|v| {
+        v["seq"].is_i64()
+            && v["prev"].is_string()
+            && v["hash"].is_string()
+            && v["event"].is_object()
+    })
+}
+
+/// The line the exporter writes for an entry (without its newline). [`verify_dir`] requires
+/// each line to be exactly this, so that what a reader of the raw file sees is what the
+/// chain covers (no duplicate keys, no fields outside the hash).
+fn entry_line(seq: i64, prev: &str, hash: &str, event: &str) -> String {
+    format!("{{\"seq\":{seq},\"prev\":\"{prev}\",\"hash\":\"{hash}\",\"event\":{event}}}")
+}
+
 fn seal_path(dir: &Path, day: &str) -> PathBuf {
     dir.join(format!("events-{day}.seal"))
 }
@@ -97,6 +166,14 @@ pub(crate) async fn run<S: Store>(g: Arc<Gestore<S>>) {
     if let Err(e) = fs::create_dir_all(&dir) {
         tracing::error!("cannot create {}: {e}", dir.display());
         return;
+    }
+    for (path, cut) in repair_torn_tails(&dir) {
+        tracing::warn!(
+            file = %path.display(),
+            bytes = cut,
+            "event log: an unfinished last line (a write cut by a crash) was removed; the \
+             store's events are written again from the entry before it"
+        );
     }
     let (seq, hash, day) = head(&dir);
     let mut at = Head { seq, hash, day };
@@ -143,10 +220,8 @@ async fn export<S: Store>(g: &Gestore<S>, dir: &Path, at: &mut Head) -> Result<(
         for e in &events {
             let event = canonical(&e.json)?;
             let h = entry_hash(&hash, e.seq, &event);
-            let line = format!(
-                "{{\"seq\":{},\"prev\":\"{}\",\"hash\":\"{}\",\"event\":{}}}\n",
-                e.seq, hash, h, event
-            );
+            let mut line = entry_line(e.seq, &hash, &h, &event);
+            line.push('\n');
             let mut day = day_of(e.time);
             if let Some(d) = &last_day
                 && *d > day
@@ -265,11 +340,22 @@ fn write_seal(
     let p7s =
         pec_message::smime::signed_data(signer, text.as_bytes(), now).map_err(|e| e.to_string())?;
     let sig = dir.join(format!("events-{day}.seal.p7s"));
-    fs::write(&sig, p7s).map_err(|e| format!("{}: {e}", sig.display()))?;
-    // The .seal text last: its presence means the seal is complete.
+    write_synced(&sig, &p7s)?;
+    // The .seal text last, once the signature is on disk: its presence means the seal is
+    // complete, so a crash before the rename leaves the day to be sealed again.
     let tmp = dir.join(format!("events-{day}.seal.tmp"));
-    fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    fs::rename(&tmp, seal_path(dir, day)).map_err(|e| e.to_string())
+    write_synced(&tmp, text.as_bytes())?;
+    fs::rename(&tmp, seal_path(dir, day)).map_err(|e| e.to_string())?;
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| format!("{}: {e}", dir.display()))
+}
+
+/// Writes `bytes` to `path` and syncs them to the disk.
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    fs::File::create(path)
+        .and_then(|mut f| f.write_all(bytes).and_then(|_| f.sync_all()))
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// The result of [`verify_dir`].
@@ -354,6 +440,12 @@ pub fn verify_dir(dir: &Path, with: &Verify<'_>) -> LogReport {
                 continue;
             };
             let event = serde_json::to_string(&v["event"]).unwrap_or_default();
+            if line != entry_line(seq, p, h, &event).as_bytes() {
+                r.problems.push(format!(
+                    "{at}: entry {seq} is not written as the exporter writes it (edited: a \
+                     repeated or added field, or changed spacing, is not covered by the chain)"
+                ));
+            }
             if seq != last_seq + 1 {
                 r.problems.push(format!(
                     "{at}: entry {seq} follows entry {last_seq} (removed or reordered entries)"

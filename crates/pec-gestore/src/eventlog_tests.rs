@@ -189,3 +189,79 @@ fn the_store_reveals_a_cut_tail_and_a_rewritten_chain() {
     let r = verify(dir.path(), &p, Some(&all[..4]));
     assert!(has(&r, "2 entries of the files"), "{:?}", r.problems);
 }
+
+/// A line the chain would accept but written otherwise (a repeated key whose last value a
+/// reader takes, an added field) is reported: the raw line must be what the chain covers.
+#[test]
+fn a_line_not_written_as_the_exporter_writes_it_is_reported() {
+    let ca = pki::make_ca("Log CA", T0 - DAY, 400).unwrap();
+    let p = provider(&ca, "log.test");
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), &events(), &p);
+    let path = dir
+        .path()
+        .join(format!("events-{}.jsonl", day_of(T0 + 2 * DAY)));
+    let text = fs::read_to_string(&path).unwrap();
+    // A duplicate key before the real one: serde keeps the last, a first-wins reader the
+    // forged value.
+    let edited = text.replacen("\"event\":{", "\"event\":{\"n\":0,", 1);
+    assert_ne!(edited, text);
+    fs::write(&path, &edited).unwrap();
+    let r = verify(dir.path(), &p, None);
+    assert!(has(&r, "not written as the exporter"), "{:?}", r.problems);
+    let extra = text.replacen("{\"seq\"", "{\"note\":\"x\",\"seq\"", 1);
+    fs::write(&path, &extra).unwrap();
+    let r = verify(dir.path(), &p, None);
+    assert!(has(&r, "not written as the exporter"), "{:?}", r.problems);
+}
+
+/// After a power loss the unsealed newest file may end in a cut line or zeros: the repair
+/// at start cuts back to the last whole entry, and leaves sealed days alone.
+#[test]
+fn a_torn_tail_is_cut_back_to_the_last_whole_entry() {
+    let ca = pki::make_ca("Log CA", T0 - DAY, 400).unwrap();
+    let p = provider(&ca, "log.test");
+    let dir = tempfile::tempdir().unwrap();
+    let all = events();
+    write_log(dir.path(), &all, &p);
+    let newest = dir
+        .path()
+        .join(format!("events-{}.jsonl", day_of(T0 + 2 * DAY)));
+    let sealed = dir.path().join(format!("events-{}.jsonl", day_of(T0)));
+    let good = fs::read(&newest).unwrap();
+    let sealed_before = fs::read(&sealed).unwrap();
+    assert!(
+        repair_torn_tails(dir.path()).is_empty(),
+        "an intact log is left alone"
+    );
+
+    // Half a line, then zeros after a whole (but unfinished) line.
+    let half = b"{\"seq\":7,\"prev\":\"ab";
+    let mut torn = good.clone();
+    torn.extend_from_slice(half);
+    fs::write(&newest, &torn).unwrap();
+    fs::write(&sealed, [&sealed_before[..], b"{\"seq\":"].concat()).unwrap();
+    let cut = repair_torn_tails(dir.path());
+    assert_eq!(cut, vec![(newest.clone(), half.len() as u64)]);
+    assert_eq!(fs::read(&newest).unwrap(), good);
+    assert_ne!(
+        fs::read(&sealed).unwrap(),
+        sealed_before,
+        "a sealed day is not touched"
+    );
+    fs::write(&sealed, &sealed_before).unwrap();
+
+    let mut zeros = good.clone();
+    zeros.extend_from_slice(&[0u8; 4096]);
+    zeros.push(b'\n');
+    fs::write(&newest, &zeros).unwrap();
+    repair_torn_tails(dir.path());
+    assert_eq!(fs::read(&newest).unwrap(), good);
+    let r = verify(dir.path(), &p, Some(&all));
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+
+    // A file holding nothing whole is emptied.
+    fs::write(&newest, b"{\"seq\":5,").unwrap();
+    repair_torn_tails(dir.path());
+    assert_eq!(fs::read(&newest).unwrap(), b"");
+}

@@ -91,10 +91,47 @@ pub fn run(data: Option<&Path>) -> Result<()> {
         })?;
     }
     let cfg = Config::load(&dir).map_err(anyhow::Error::msg)?;
+    // Held until the process ends, whichever way it ends (the kernel drops the lock).
+    let _lock = lock_data_dir(&cfg.dir)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     rt.block_on(serve(cfg, fresh))
+}
+
+/// Takes `DIR/pec.lock` for this process: one `pec serve` per data directory. A second one
+/// would release the first one's queue leases at start (so both would relay the same
+/// entries) and append the same events to the log files twice.
+fn lock_data_dir(dir: &Path) -> Result<std::fs::File> {
+    use std::io::{Read, Seek, Write};
+    let path = dir.join("pec.lock");
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match f.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = f.read_to_string(&mut pid);
+            bail!(
+                "another `pec serve` (pid {}) is already running on {}: stop it first, or \
+                 give another --data directory",
+                pid.trim(),
+                dir.display()
+            );
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+        }
+    }
+    f.set_len(0)?;
+    f.rewind()?;
+    write!(f, "{}", std::process::id())?;
+    Ok(f)
 }
 
 /// The shortest admin token `pec serve` accepts (`pec init` writes 48 hex characters).
