@@ -167,7 +167,8 @@ pub fn receive(inbound: &Inbound<'_>, ctx: &mut Context<'_>) -> Result<Received,
                 inbound,
                 &d,
                 c.postacert,
-                c.requested_receipt,
+                // X-TipoRicevuta, else the daticert's <ricevuta> (pec.md §3.3), else completa.
+                c.receipt_type(),
                 mail_receipt,
                 ctx,
             )?;
@@ -451,7 +452,18 @@ fn notice(
                 .related([id])
                 .detail(tipo.as_str()),
         ));
-        if tipo == Tipo::RilevazioneVirus {
+        // Only the sender's own provider answers a rilevazione-virus, and only for a sender
+        // it serves, reached through its service mailbox (pec.md §2.10: sent to the sending
+        // provider's mailReceipt; §2.11). Any other copy is kept and nothing is relayed.
+        let ours = tx
+            .sender
+            .rsplit_once('@')
+            .is_some_and(|(_, d)| ctx.directory.is_local_domain(d))
+            && inbound
+                .recipients
+                .iter()
+                .any(|r| matches!(r.state, MailboxState::Active { service: true, .. }));
+        if tipo == Tipo::RilevazioneVirus && ours {
             let virus = d.errore_esteso.clone().unwrap_or_else(|| "virus".into());
             for recipient in d.consegna.iter() {
                 send_notice(
@@ -518,11 +530,16 @@ fn ordinary(
     ctx: &mut Context<'_>,
 ) -> Result<Received, EngineError> {
     let h = OriginalHeaders::parse(inbound.message);
-    let sender = h
-        .from
-        .first()
-        .cloned()
-        .unwrap_or_else(|| inbound.mail_from.to_string());
+    // "Per conto di: <original sender>" (pec.md §2.9). A provider-signed message is From
+    // posta-certificata@ its provider; its sender is the reverse-path, as for every
+    // certification datum (pec.md §2.1). For ordinary mail the reverse-path is often a
+    // bounce address, so its author, From, is named (and offered as Reply-To).
+    let from = h.from.first().cloned();
+    let sender = if mandatory && !inbound.mail_from.is_empty() {
+        inbound.mail_from.to_string()
+    } else {
+        from.unwrap_or_else(|| inbound.mail_from.to_string())
+    };
     let identificativo = match dedup_key(inbound.message) {
         Some(id) => id,
         None => ctx.ids.next_id(ctx.now),

@@ -166,6 +166,19 @@ fn breve_is_honoured_for_primary_recipients() {
         f.verify(r[1].2).receipt_type.as_deref(),
         Some(ReceiptType::Breve.as_str())
     );
+
+    // A provider that leaves X-TipoRicevuta off the envelope (outside the signed part) still
+    // says it in daticert.xml (pec.md §2.6, §3.3).
+    let text = String::from_utf8_lossy(&env).into_owned();
+    assert!(text.contains("X-TipoRicevuta: breve\r\n"));
+    let bare = text.replacen("X-TipoRicevuta: breve\r\n", "", 1);
+    assert_eq!(f.verify(bare.as_bytes()).treat_as, "pec");
+    let out = deliver("mario@a.test", &recipients, bare.as_bytes(), &mut f.ctx_b());
+    let r = relays(&out.effects);
+    assert_eq!(
+        f.verify(r[1].2).receipt_type.as_deref(),
+        Some(ReceiptType::Breve.as_str())
+    );
 }
 
 #[test]
@@ -396,6 +409,42 @@ fn altered_envelope_is_ordinary_and_wrapped() {
     assert!(relays(&out.effects).is_empty());
 }
 
+/// A provider-signed but malformed envelope is wrapped, and the anomaly names the SMTP
+/// sender, not the From it carries (pec.md §2.1, §2.9).
+#[test]
+fn a_malformed_signed_envelope_names_its_smtp_sender() {
+    let mut f = Fixture::new();
+    let env = envelope_from_a(&mut f, ORIGINAL);
+    // The From is outside the signed part: the signature holds, the format does not.
+    let text = String::from_utf8_lossy(&env).into_owned();
+    let from_line = text
+        .lines()
+        .find(|l| l.starts_with("From: "))
+        .unwrap()
+        .to_string();
+    let env = text.replacen(&from_line, "From: posta-certificata@altro.test", 1);
+    let out = receive(
+        &Inbound {
+            mail_from: "mario@a.test",
+            recipients: &[rcpt("anna@b.test", active())],
+            message: env.as_bytes(),
+            threat: None,
+            spam: None,
+        },
+        &mut f.ctx_b(),
+    )
+    .unwrap();
+    assert_eq!(out.treat_as, "anomalia");
+    let s = stores(&out.effects);
+    assert_eq!(s[0].1, "anomalia");
+    let anomaly = String::from_utf8_lossy(s[0].2);
+    assert!(
+        anomaly.contains("From: \"Per conto di: mario@a.test\""),
+        "{}",
+        &anomaly[..anomaly.len().min(600)]
+    );
+}
+
 /// pec.md §4.4 step 3: a revoked sender certificate makes the envelope untrusted (wrapped
 /// in an anomaly, no presa in carico); an unknown status counts only when a CRL is required.
 #[test]
@@ -487,6 +536,39 @@ fn receipts_coming_back_move_the_sender_side_on() {
         relays(&receipt.effects).is_empty(),
         "no receipt for a receipt"
     );
+
+    // The subject lies outside the signed part; one that lacks its prefix is reported by the
+    // verifier but does not make the receipt an anomaly (pec.md Appendix A: classify by
+    // header, never by subject).
+    let text = String::from_utf8_lossy(r[1].2).into_owned();
+    assert!(text.contains("Subject: CONSEGNA: "));
+    let renamed = text.replacen("Subject: CONSEGNA: ", "Subject: Consegna - ", 1);
+    let rep = f.verify(renamed.as_bytes());
+    assert_eq!(rep.treat_as, "pec", "{:?}", rep.problems);
+    assert!(
+        rep.problems.iter().any(|p| p.contains("subject")),
+        "{:?}",
+        rep.problems
+    );
+    let receipt = receive(
+        &Inbound {
+            mail_from: r[1].0,
+            recipients: &[rcpt("mario@a.test", active())],
+            message: renamed.as_bytes(),
+            threat: None,
+            spam: None,
+        },
+        &mut f.ctx(),
+    )
+    .unwrap();
+    assert_eq!(stores(&receipt.effects)[0].1, "avvenuta-consegna");
+    assert!(receipt.effects.iter().any(|e| matches!(
+        e,
+        Effect::Progress {
+            step: Progress::Delivered,
+            ..
+        }
+    )));
 }
 
 #[test]
@@ -551,7 +633,7 @@ fn infected_envelope_gets_rilevazione_virus_then_errore_consegna_per_virus() {
     };
     let back = deliver(
         "posta-certificata@b.test",
-        &[service],
+        std::slice::from_ref(&service),
         &notices[0],
         &mut f.ctx(),
     );
@@ -576,6 +658,32 @@ fn infected_envelope_gets_rilevazione_virus_then_errore_consegna_per_virus() {
     assert!(text.contains("anna@b.test") && text.contains("Eicar-Test-Signature"));
     assert!(back.effects.iter().any(|e| matches!(e,
         Effect::Progress { recipient, step: Progress::Failed, .. } if recipient == "anna@b.test")));
+
+    // The same notice reaching a user's mailbox, or a gestore that does not serve the
+    // sender, is kept, and no errore-consegna per virus is made.
+    let user = deliver(
+        "posta-certificata@b.test",
+        &[rcpt("luigi@a.test", active())],
+        &notices[1],
+        &mut f.ctx(),
+    );
+    assert_eq!(stores(&user.effects).len(), 1);
+    assert!(relays(&user.effects).is_empty(), "not to a service mailbox");
+    let service_b = LocalRecipient {
+        address: "posta-certificata@b.test".into(),
+        ..service
+    };
+    let foreign = deliver(
+        "posta-certificata@b.test",
+        &[service_b],
+        &notices[1],
+        &mut f.ctx_b(),
+    );
+    assert_eq!(stores(&foreign.effects).len(), 1);
+    assert!(
+        relays(&foreign.effects).is_empty(),
+        "not a sender it serves"
+    );
 }
 
 #[test]

@@ -38,7 +38,7 @@ pub struct Classified<'a> {
     pub kind: Kind,
     /// `X-VerificaSicurezza: errore` is present (virus notices, pec.md §2.5, §2.11).
     pub security_error: bool,
-    /// `X-TipoRicevuta` (envelopes), parsed leniently.
+    /// `X-TipoRicevuta` (envelopes), parsed leniently; `None` when the header is absent.
     pub requested_receipt: Option<ReceiptType>,
     /// The `multipart/signed` halves, when the message is signed that way.
     pub signed: Option<SignedParts<'a>>,
@@ -87,10 +87,11 @@ pub fn classify(raw: &[u8]) -> Classified<'_> {
         Kind::Ordinaria
     };
     let security_error = value("X-VerificaSicurezza").as_deref() == Some("errore");
+    // Absent here, the envelope's daticert `<ricevuta>` says it (`Classified::receipt_type`).
     let requested_receipt = match kind {
-        Kind::Pec(Tipo::PostaCertificata) => {
-            Some(ReceiptType::requested(value("X-TipoRicevuta").as_deref()))
-        }
+        Kind::Pec(Tipo::PostaCertificata) => value("X-TipoRicevuta")
+            .as_deref()
+            .map(|v| ReceiptType::requested(Some(v))),
         _ => None,
     };
     let signed = split_signed(&entity);
