@@ -6,7 +6,7 @@ use crate::effect::TrackedTransaction;
 use crate::{Context, Effect, EngineError, Event, EventKind, Threat, TimeoutKind, transaction_of};
 use pec_message::build::{Artefact, Transaction};
 use pec_message::daticert::RecipientType;
-use pec_message::original::OriginalHeaders;
+use pec_message::original::{OriginalHeaders, is_valid_address};
 
 /// Limits of the access point (pec.md §5.1 check 6; DM art. 12).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,12 +56,22 @@ pub enum FormalError {
     /// often (RFC 5322 §3.6), so the certified data and what a client shows could differ.
     #[error("il campo {0} compare più volte (RFC 5322 §3.6)")]
     Repeated(String),
+    /// Not valid RFC 5322: a line that is not a header field ends the header block.
+    #[error(
+        "l'intestazione non è conforme a RFC 5322: la riga \"{0}\" non è un campo e non è \
+         separata dal corpo da una riga vuota"
+    )]
+    StrayLine(String),
     /// Check 1.
     #[error("il campo From deve contenere un solo indirizzo valido")]
     From,
     /// Check 2.
     #[error("il campo To deve contenere almeno un indirizzo valido")]
     To,
+    /// Checks 1-2: an address in To or Cc that is not a valid mailbox (RFC 5321 §4.1.2;
+    /// internationalised addresses are not foreseen, pec.md §9).
+    #[error("l'indirizzo {0} nei campi To o Cc non è un indirizzo valido")]
+    Address(String),
     /// Check 3.
     #[error("il mittente SMTP ({0}) non coincide con il campo From")]
     MailFromMismatch(String),
@@ -95,16 +105,26 @@ pub fn formal_checks(
     if let Some(name) = &h.repeated {
         return Err(FormalError::Repeated(name.clone()));
     }
+    // Nor a header block ended by a line that is not a field: readers disagree on what
+    // follows it (a From or Bcc after `X-Name : value` would go unchecked here, RFC 5322
+    // §2.1, §4.5).
+    if let Some(line) = &h.stray_line {
+        return Err(FormalError::StrayLine(line.clone()));
+    }
     // 1. One From address.
     let [from] = h.from.as_slice() else {
         return Err(FormalError::From);
     };
-    if !from.contains('@') {
+    if !is_valid_address(from) {
         return Err(FormalError::From);
     }
-    // 2. To holds one or more addresses.
-    if h.to.is_empty() || h.to.iter().any(|a| !a.contains('@')) {
+    // 2. To holds one or more addresses, and every To and Cc address is valid: each is
+    // certified in daticert.xml.
+    if h.to.is_empty() {
         return Err(FormalError::To);
+    }
+    if let Some(bad) = h.to.iter().chain(&h.cc).find(|a| !is_valid_address(a)) {
+        return Err(FormalError::Address(bad.clone()));
     }
     // 3. MAIL FROM = From, owned by the authenticated account.
     if !sub.mail_from.eq_ignore_ascii_case(from) {
@@ -386,6 +406,17 @@ mod tests {
             formal_checks(&sub(&allowed, &rcpt, m), &h(m), &l),
             Err(FormalError::To)
         );
+        // 1-2. addresses that are not valid mailboxes
+        let m = b"From: mario@a.test\r\nTo: anna@, x@gmail.test\r\n\r\n";
+        assert_eq!(
+            formal_checks(&sub(&allowed, &rcpt, m), &h(m), &l),
+            Err(FormalError::Address("anna@".into()))
+        );
+        let m = "From: mario@a.test\r\nTo: anna@b.test\r\nCc: josé@b.test\r\n\r\n";
+        assert_eq!(
+            formal_checks(&sub(&allowed, &rcpt, m.as_bytes()), &h(m.as_bytes()), &l),
+            Err(FormalError::Address("josé@b.test".into()))
+        );
         // 3. MAIL FROM differs from From (case-insensitive compare)
         let m = b"From: MARIO@a.test\r\nTo: anna@b.test, x@gmail.test\r\nCc: c@a.test\r\n\r\n";
         assert_eq!(formal_checks(&sub(&allowed, &rcpt, m), &h(m), &l), Ok(()));
@@ -494,6 +525,48 @@ mod tests {
         assert_eq!(logs, 2);
     }
 
+    /// pec.md §2.6: Reply-To is the original's when it names an address, the sender's
+    /// otherwise; never two (an empty or group-only Reply-To is replaced, not doubled).
+    #[test]
+    fn the_envelope_has_one_reply_to() {
+        let mut f = Fixture::new();
+        let allowed = strings(&["mario@a.test"]);
+        let rcpt = strings(&["anna@b.test"]);
+        for (reply_to, expect) in [
+            ("", "Reply-To: mario@a.test"),
+            ("Reply-To:\r\n", "Reply-To: mario@a.test"),
+            ("Reply-To: undisclosed:;\r\n", "Reply-To: mario@a.test"),
+            (
+                "Reply-To: Ufficio <uff@a.test>\r\n",
+                "Reply-To: Ufficio <uff@a.test>",
+            ),
+        ] {
+            let m = format!(
+                "From: mario@a.test\r\nTo: anna@b.test\r\n{reply_to}Subject: s\r\n\r\nx\r\n"
+            );
+            let out = submit(
+                &sub(&allowed, &rcpt, m.as_bytes()),
+                &Limits::default(),
+                &mut f.ctx(),
+            )
+            .unwrap();
+            let envelope = out
+                .effects
+                .iter()
+                .find_map(|e| match e {
+                    Effect::Relay { message, .. } => Some(message),
+                    _ => None,
+                })
+                .unwrap();
+            let outer = pec_message::mime::Entity::parse(envelope);
+            let fields: Vec<String> = outer
+                .headers_named("Reply-To")
+                .map(|h| format!("Reply-To: {}", h.value()))
+                .collect();
+            assert_eq!(fields, vec![expect.to_string()], "{reply_to:?}");
+        }
+    }
+
     #[test]
     fn refused_submission_makes_only_the_notice() {
         let mut f = Fixture::new();
@@ -540,6 +613,31 @@ mod tests {
             ),
             Err(FormalError::Repeated("From".into()))
         );
+    }
+
+    /// RFC 5322 §2.1, §4.5: a header block cut by a line that is not a field (here the
+    /// obsolete `name :` form) is refused, so fields after it cannot escape the checks.
+    #[test]
+    fn a_header_block_cut_by_a_stray_line_is_refused() {
+        let allowed = strings(&["mario@a.test"]);
+        let rcpt = strings(&["anna@b.test"]);
+        let check = |m: &[u8]| {
+            formal_checks(
+                &sub(&allowed, &rcpt, m),
+                &OriginalHeaders::parse(m),
+                &Limits::default(),
+            )
+        };
+        let m = b"From: mario@a.test\r\nTo: anna@b.test\r\nSubject: Offerta\r\nX-N : 1\r\nFrom: boss@a.test\r\nBcc: z@c.test\r\n\r\nx\r\n";
+        assert_eq!(check(m), Err(FormalError::StrayLine("X-N : 1".into())));
+        let m = b"From: mario@a.test\r\nTo: anna@b.test\r\nCiao\r\n";
+        assert_eq!(check(m), Err(FormalError::StrayLine("Ciao".into())));
+        // A well-formed message, and one that is all header fields, pass.
+        assert_eq!(
+            check(b"From: mario@a.test\r\nTo: anna@b.test\r\n\r\nCiao\r\n"),
+            Ok(())
+        );
+        assert_eq!(check(b"From: mario@a.test\r\nTo: anna@b.test\r\n"), Ok(()));
     }
 
     /// pec.md §2.1, §5.3: the notice for a reverse-path the account may not use goes to the

@@ -55,7 +55,8 @@ pub fn dsn(
         "\r\n--{boundary}\r\nContent-Type: message/delivery-status\r\n\r\n"
     ));
     m.push_str(&format!("Reporting-MTA: dns; {reporting_mta}\r\n"));
-    m.push_str(&format!("Arrival-Date: {}\r\n", now.rfc5322()));
+    // No Arrival-Date: it is optional (RFC 3464 §2.2.5) and means the time the message
+    // arrived, not now.
     for f in failures {
         let action = if f.status.starts_with('5') || f.status.starts_with("4.4.7") {
             "failed"

@@ -58,7 +58,9 @@ impl RecipientState {
             return false;
         }
         match which {
-            TimeoutKind::H12 => !self.taken_in_charge && !self.notified_12h,
+            // After the 24h notice tracking has stopped (pec.md §2.7): a 12h notice late
+            // behind it (a scheduler that was down past T0+22h) would announce one more.
+            TimeoutKind::H12 => !self.taken_in_charge && !self.notified_12h && !self.notified_24h,
             TimeoutKind::H24 => !self.notified_24h,
         }
     }
@@ -178,6 +180,13 @@ mod tests {
         assert!(!n.needs_notice(TimeoutKind::H12), "never twice");
         n.apply(Progress::Notified24h);
         assert!(!n.needs_notice(TimeoutKind::H24), "never twice");
+        // The 24h notice ends tracking: a 12h one still pending behind it is not sent.
+        let mut late = RecipientState::default();
+        late.apply(Progress::Notified24h);
+        assert!(
+            !late.needs_notice(TimeoutKind::H12),
+            "nothing after the last notice"
+        );
     }
 
     #[test]

@@ -26,6 +26,41 @@ pub struct OriginalHeaders {
     pub tipo_ricevuta: Option<String>,
     /// The first field that RFC 5322 §3.6 allows at most once and that occurs more often.
     pub repeated: Option<String>,
+    /// A line that ends the header block without being an empty line (the start of it, as
+    /// text), so that fields after it would be seen by some readers and not by others.
+    pub stray_line: Option<String>,
+}
+
+/// Whether `address` is a mailbox a PEC may certify: `local@domain` in ASCII (RFC 5321
+/// §4.1.2), with a dot-atom or quoted local part of at most 64 characters and a domain of
+/// letters, digits and hyphens in dot-separated labels (RFC 1035 §2.3.1), at most 255
+/// characters. Internationalised addresses are not foreseen by the PEC rules (pec.md §9).
+pub fn is_valid_address(address: &str) -> bool {
+    let Some((local, domain)) = address.rsplit_once('@') else {
+        return false;
+    };
+    let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
+    let local_ok = if local.len() >= 2 && local.starts_with('"') && local.ends_with('"') {
+        local[1..local.len() - 1]
+            .chars()
+            .all(|c| (' '..='~').contains(&c))
+    } else {
+        local
+            .split('.')
+            .all(|a| !a.is_empty() && a.chars().all(atext))
+    };
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    !local.is_empty()
+        && local.len() <= 64
+        && local_ok
+        && domain.len() <= 255
+        && domain.split('.').all(label_ok)
 }
 
 /// The fields RFC 5322 §3.6 allows at most once in a message.
@@ -84,6 +119,9 @@ impl OriginalHeaders {
                 .iter()
                 .find(|name| entity.headers_named(name).nth(1).is_some())
                 .map(|name| name.to_string()),
+            stray_line: entity
+                .stray_line()
+                .map(|l| String::from_utf8_lossy(&l[..l.len().min(60)]).into_owned()),
         }
     }
 
@@ -151,5 +189,32 @@ mod tests {
         );
         let raw = b"From: m@p.it\r\nTo: a@p.it\r\nReceived: x\r\nReceived: y\r\n\r\nx";
         assert_eq!(OriginalHeaders::parse(raw).repeated, None);
+    }
+
+    #[test]
+    fn addresses_a_pec_may_certify() {
+        for ok in [
+            "anna@b.test",
+            "a.b+c@pec.x-y.it",
+            "\"anna rossi\"@b.test",
+            "x@localhost",
+        ] {
+            assert!(is_valid_address(ok), "{ok}");
+        }
+        for bad in [
+            "anna@",
+            "@b.test",
+            "anna",
+            "anna@b..test",
+            "anna@-b.test",
+            "a..b@b.test",
+            ".a@b.test",
+            "josé@pec.x.it",
+            "anna@bé.it",
+            "an na@b.test",
+            "anna@b.test.",
+        ] {
+            assert!(!is_valid_address(bad), "{bad}");
+        }
     }
 }

@@ -234,6 +234,7 @@ impl Relay {
             pipelining: false,
             chunking: false,
             size: false,
+            eight_bit: false,
             idle_since: Instant::now(),
         };
         let greeting = c.step(None, t).await?;
@@ -253,6 +254,7 @@ impl Relay {
         c.pipelining = offers(&ehlo, "PIPELINING");
         c.chunking = offers(&ehlo, "CHUNKING");
         c.size = offers(&ehlo, "SIZE");
+        c.eight_bit = offers(&ehlo, "8BITMIME");
         let offers_tls = offers(&ehlo, "STARTTLS");
         if offers_tls && starttls {
             let r = c.step(Some("STARTTLS\r\n".to_string()), t).await?;
@@ -289,6 +291,7 @@ impl Relay {
                 c.pipelining = offers(&ehlo, "PIPELINING");
                 c.chunking = offers(&ehlo, "CHUNKING");
                 c.size = offers(&ehlo, "SIZE");
+                c.eight_bit = offers(&ehlo, "8BITMIME");
             } else if d.require_tls {
                 return Err(temp(format!("{addr}: STARTTLS refused ({})", r.describe())).into());
             }
@@ -324,12 +327,17 @@ impl Relay {
             (true, false) => Mode::Pipelined,
             _ => Mode::Plain,
         };
-        // RFC 1870 §6: the SIZE parameter only toward a server that offered the extension.
-        let mail_cmd = if c.size {
-            format!("MAIL FROM:<{}> SIZE={}\r\n", d.mail_from, d.message.len())
-        } else {
-            format!("MAIL FROM:<{}>\r\n", d.mail_from)
-        };
+        // RFC 1870 §6, RFC 6152 §3: SIZE and BODY=8BITMIME only toward a server that offered
+        // them. An 8-bit message goes as it is either way: converting it would break the
+        // signature that covers it (pec.md §5.5: no 8BITMIME downgrade).
+        let mut mail_cmd = format!("MAIL FROM:<{}>", d.mail_from);
+        if c.size {
+            mail_cmd.push_str(&format!(" SIZE={}", d.message.len()));
+        }
+        if c.eight_bit && d.message.iter().any(|&b| b >= 0x80) {
+            mail_cmd.push_str(" BODY=8BITMIME");
+        }
+        mail_cmd.push_str("\r\n");
         let rcpt_cmds: Vec<String> = d
             .rcpt_to
             .iter()
@@ -614,6 +622,8 @@ struct Conn {
     chunking: bool,
     /// The server offered SIZE (RFC 1870).
     size: bool,
+    /// The server offered 8BITMIME (RFC 6152).
+    eight_bit: bool,
     idle_since: Instant,
 }
 

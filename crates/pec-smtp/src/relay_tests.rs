@@ -50,6 +50,8 @@ struct SinkLog {
     grouped: usize,
     /// Lone-dot messages (a transaction abandoned after a pipelined 354).
     empty: usize,
+    /// Every MAIL command, as sent.
+    mails: Vec<String>,
 }
 
 type Log = Arc<Mutex<SinkLog>>;
@@ -111,6 +113,10 @@ async fn sink_slow(
                         if behind.contains("BDAT ") {
                             tokio::time::sleep(slow).await;
                         }
+                        log.lock()
+                            .unwrap()
+                            .mails
+                            .push(original.trim_end().to_string());
                         rcpts.clear();
                         b"250 ok\r\n".to_vec()
                     } else if cmd.starts_with("RCPT") {
@@ -237,6 +243,30 @@ async fn a_failed_handshake_falls_back_to_plain_only_outside_pec() {
         1,
         "nothing in clear toward a PEC domain, not even on the pooled plain connection"
     );
+}
+
+/// RFC 6152 §3: a message with 8-bit bytes is announced with BODY=8BITMIME to a server that
+/// offers it (the sink does), and goes unchanged; a 7-bit one is not announced.
+#[tokio::test]
+async fn eight_bit_messages_are_announced() {
+    for offers in [false, true] {
+        let (addr, log) = sink_with(offers, offers, 0).await;
+        let r = relay(&addr);
+        let rcpt = vec!["x@c.test".to_string()];
+        let eight = "Subject: caffè\r\n\r\nperché\r\n".as_bytes();
+        for message in [eight, b"Subject: x\r\n\r\nx\r\n".as_slice()] {
+            let d = Delivery {
+                message,
+                ..delivery(&rcpt)
+            };
+            assert_eq!(r.deliver(d).await.unwrap(), vec![RcptOutcome::Accepted]);
+        }
+        let log = log.lock().unwrap();
+        assert_eq!(log.mails.len(), 2);
+        assert!(log.mails[0].ends_with(" BODY=8BITMIME"), "{:?}", log.mails);
+        assert!(!log.mails[1].contains("BODY="), "{:?}", log.mails);
+        assert_eq!(log.messages[0].1, eight);
+    }
 }
 
 #[tokio::test]

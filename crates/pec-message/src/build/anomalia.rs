@@ -20,11 +20,8 @@ pub(super) fn spec(tx: &Transaction, time: TimeRef, received: &[u8], error: &str
         .line(error.to_string())
         .line("Il messaggio originale è incluso in allegato.");
     let mut extra = Vec::new();
-    if OriginalHeaders::parse(received).reply_to.is_none() {
-        extra.push(("Reply-To", tx.sender.clone()));
-    }
-    let copied = copy_fields(
-        received,
+    // As in the transport envelope: one Reply-To, the original's when it names an address.
+    let copied_fields: &[&str] = if OriginalHeaders::parse(received).reply_to.is_some() {
         &[
             "Received",
             "Return-Path",
@@ -32,8 +29,12 @@ pub(super) fn spec(tx: &Transaction, time: TimeRef, received: &[u8], error: &str
             "Cc",
             "Reply-To",
             "Message-ID",
-        ],
-    );
+        ]
+    } else {
+        extra.push(("Reply-To", tx.sender.clone()));
+        &["Received", "Return-Path", "To", "Cc", "Message-ID"]
+    };
+    let copied = copy_fields(received, copied_fields);
     let has_message_id = crate::mime::Entity::parse(received)
         .header("Message-ID")
         .is_some();

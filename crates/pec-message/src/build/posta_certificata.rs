@@ -29,9 +29,14 @@ pub(super) fn spec(tx: &Transaction, provider: &Provider, time: TimeRef, origina
     let mut d = base_daticert(tx, provider, time, Tipo::PostaCertificata, Errore::Nessuno);
     d.ricevuta = Some(receipt);
     let mut extra = Vec::new();
-    if headers.reply_to.is_none() {
+    // The original's Reply-To is copied when it names an address; otherwise (absent, empty
+    // or an empty group) the sender is added in its place, so there is never a second one.
+    let copied_fields: &[&str] = if headers.reply_to.is_some() {
+        &["Received", "Return-Path", "To", "Cc", "Reply-To"]
+    } else {
         extra.push(("Reply-To", tx.sender.clone()));
-    }
+        &["Received", "Return-Path", "To", "Cc"]
+    };
     extra.push(("X-TipoRicevuta", receipt.as_str().to_string()));
     Spec {
         marker: ("X-Trasporto", "posta-certificata"),
@@ -39,10 +44,7 @@ pub(super) fn spec(tx: &Transaction, provider: &Provider, time: TimeRef, origina
         subject_prefix: "POSTA CERTIFICATA: ",
         from: FromForm::OnBehalfOf,
         to: None,
-        copied: copy_fields(
-            original,
-            &["Received", "Return-Path", "To", "Cc", "Reply-To"],
-        ),
+        copied: copy_fields(original, copied_fields),
         riferimento: true,
         message_id: MessageIdForm::Identificativo,
         text,

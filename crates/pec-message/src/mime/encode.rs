@@ -58,14 +58,14 @@ pub fn base64_lines(data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Encodes an unstructured header value (RFC 2047 §5 (1)): ASCII text is returned unchanged;
-/// otherwise the leading ASCII words stay literal (so `POSTA CERTIFICATA: ` stays readable to
+/// Encodes an unstructured header value (RFC 2047 §5 (1)): ASCII text is returned as it is,
+/// folded when long ([`fold_plain`]); otherwise the leading ASCII words stay literal (so `POSTA CERTIFICATA: ` stays readable to
 /// any filter, pec.md §9 "Subject") and the rest becomes UTF-8 `B` encoded words of at most
 /// 75 characters, folded.
 pub fn encode_word(text: &str) -> String {
     let plain = |c: char| (' '..='~').contains(&c);
     if text.chars().all(plain) && !text.contains("=?") {
-        return text.to_string();
+        return fold_plain(text);
     }
     // The literal part ends at the last space before the first character to encode; an
     // encoded word must stand apart from text by white space (RFC 2047 §5 (1)).
@@ -87,6 +87,40 @@ pub fn encode_word(text: &str) -> String {
     } else {
         format!("{literal}{words}")
     }
+}
+
+/// The width of `Subject: `, the field name the folding allows for.
+const FIELD_NAME: usize = "Subject: ".len();
+
+/// ASCII text folded at its spaces so that each line stays within 78 characters where a
+/// space allows it (RFC 5322 §2.1.1, §2.2.3: unfolding gives back the same text). A run
+/// without spaces too long for a line of 998 characters cannot be folded, so the text goes
+/// as encoded words instead, which may be split anywhere (RFC 2047 §2).
+fn fold_plain(text: &str) -> String {
+    if FIELD_NAME + text.len() <= 78 {
+        return text.to_string();
+    }
+    if text.split(' ').any(|w| 1 + w.len() > 998 - FIELD_NAME) {
+        return encoded_words(text);
+    }
+    let mut out = String::with_capacity(text.len() + text.len() / 32);
+    let mut col = FIELD_NAME;
+    for (i, word) in text.split(' ').enumerate() {
+        if i > 0 {
+            // The fold replaces the space: only before a word, so no line is all white
+            // space (RFC 5322 §3.2.2).
+            if !word.is_empty() && col + 1 + word.len() > 78 && col > 1 {
+                out.push_str("\r\n ");
+                col = 1;
+            } else {
+                out.push(' ');
+                col += 1;
+            }
+        }
+        out.push_str(word);
+        col += word.len();
+    }
+    out
 }
 
 /// `text` as UTF-8 `B` encoded words of at most 75 characters, folded.
@@ -247,6 +281,27 @@ mod tests {
         );
         // Text that looks like an encoded word is encoded, not left to be misread.
         assert!(encode_word("a =?x?= b").starts_with("a =?UTF-8?B?"));
+
+        // Long ASCII folds at its spaces, within 78 characters, and unfolds to itself.
+        let text = format!("POSTA CERTIFICATA: {}", "parola  lunga ".repeat(100));
+        let text = text.trim_end();
+        let folded = encode_word(text);
+        assert!(folded.contains("\r\n "));
+        assert_eq!(folded.replace("\r\n", ""), text);
+        let mut lines = folded.split("\r\n");
+        assert!(lines.next().unwrap().len() + FIELD_NAME <= 78);
+        for line in lines {
+            assert!(
+                line.len() <= 78 && line.starts_with(' ') && line.trim() != "",
+                "{line:?}"
+            );
+        }
+        // A run with no space that no line could hold becomes encoded words.
+        let run = format!("CONSEGNA: {}", "x".repeat(2000));
+        let encoded = encode_word(&run);
+        assert!(encoded.starts_with("=?UTF-8?B?"));
+        assert_eq!(decode_words(&encoded.replace("\r\n", "")), run);
+        assert!(encoded.split("\r\n").all(|l| l.len() <= 78));
     }
 
     #[test]

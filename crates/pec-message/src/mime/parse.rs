@@ -126,6 +126,16 @@ impl<'a> Entity<'a> {
         }
     }
 
+    /// The line that ended the header block without being an empty line (RFC 5322 §2.1:
+    /// the header fields and the body are separated by an empty line), when there is one:
+    /// a line without a colon, or a field name that is empty or holds a space or a control
+    /// or 8-bit byte (the obsolete `name :` syntax of RFC 5322 §4.5 among them).
+    pub fn stray_line(&self) -> Option<&'a [u8]> {
+        let end = self.header_block.len();
+        (self.body_start == end && end < self.raw.len())
+            .then(|| trim_eol(&self.raw[end..next_line(self.raw, end)]))
+    }
+
     /// The body bytes.
     pub fn body(&self) -> &'a [u8] {
         &self.raw[self.body_start..]
