@@ -175,7 +175,17 @@ pub fn receive(inbound: &Inbound<'_>, ctx: &mut Context<'_>) -> Result<Received,
             (effects, Vec::new())
         }
         ("pec", Kind::Pec(tipo), Some(d)) => {
-            (notice(inbound, tipo, &d, ctx)?, unreachable(inbound))
+            let signer_domains = report
+                .signature
+                .signer_sha1
+                .as_deref()
+                .and_then(|h| ctx.directory.by_certificate_hash(h))
+                .map(|e| e.managed_domains)
+                .unwrap_or_default();
+            (
+                notice(inbound, tipo, &d, &signer_domains, ctx)?,
+                unreachable(inbound),
+            )
         }
         ("pec", _, _) => (notice_unchecked(inbound, ctx), unreachable(inbound)),
         (treat, _, _) => {
@@ -415,9 +425,19 @@ fn notice(
     inbound: &Inbound<'_>,
     tipo: Tipo,
     d: &Daticert,
+    signer_domains: &[String],
     ctx: &mut Context<'_>,
 ) -> Result<Vec<Effect>, EngineError> {
     let mut effects = store_unchanged(inbound, tipo.as_str(), Some(&d.identificativo));
+    // A notice speaks for the recipients of the provider that signed it: only the provider
+    // managing a recipient's domain takes it in charge, delivers or fails to deliver to it
+    // (pec.md §4.4 step 5, §7.3). A notice about anyone else's recipient is kept, but moves
+    // nothing: one listed provider cannot stop the timers of another's recipients.
+    let speaks_for = |address: &String| {
+        address
+            .rsplit_once('@')
+            .is_some_and(|(_, dom)| signer_domains.iter().any(|m| m.eq_ignore_ascii_case(dom)))
+    };
     let steps: Vec<(String, Progress)> = match tipo {
         Tipo::PresaInCarico => d
             .ricezione
@@ -436,6 +456,7 @@ fn notice(
             .collect(),
         _ => Vec::new(),
     };
+    let steps: Vec<(String, Progress)> = steps.into_iter().filter(|(a, _)| speaks_for(a)).collect();
     let delivered = effects.iter().any(|e| matches!(e, Effect::Store { .. }));
     if delivered {
         for (recipient, step) in steps {
@@ -465,7 +486,7 @@ fn notice(
                 .any(|r| matches!(r.state, MailboxState::Active { service: true, .. }));
         if tipo == Tipo::RilevazioneVirus && ours {
             let virus = d.errore_esteso.clone().unwrap_or_else(|| "virus".into());
-            for recipient in d.consegna.iter() {
+            for recipient in d.consegna.iter().filter(|a| speaks_for(a)) {
                 send_notice(
                     ctx,
                     &tx,

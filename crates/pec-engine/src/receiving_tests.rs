@@ -571,6 +571,43 @@ fn receipts_coming_back_move_the_sender_side_on() {
     )));
 }
 
+/// pec.md §4.4 step 5: a provider's receipt about a recipient of a domain it does not
+/// manage is kept for the sender, but does not move the transaction on.
+#[test]
+fn a_receipt_about_another_providers_recipient_moves_nothing() {
+    let mut f = Fixture::new();
+    let original = b"From: mario@a.test\r\nTo: zoe@c.test\r\nSubject: Prova\r\n\r\nciao\r\n";
+    let env = envelope_from_a(&mut f, original);
+    // B signs a delivery receipt for zoe@c.test, a domain the Indice gives to no one.
+    let at_b = deliver(
+        "mario@a.test",
+        &[rcpt("zoe@c.test", active())],
+        &env,
+        &mut f.ctx_b(),
+    );
+    let r = relays(&at_b.effects);
+    assert_eq!(f.verify(r[1].2).kind, "avvenuta-consegna");
+    let back = receive(
+        &Inbound {
+            mail_from: r[1].0,
+            recipients: &[rcpt("mario@a.test", active())],
+            message: r[1].2,
+            threat: None,
+            spam: None,
+        },
+        &mut f.ctx(),
+    )
+    .unwrap();
+    assert_eq!(stores(&back.effects)[0].1, "avvenuta-consegna");
+    assert!(
+        !back
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::Progress { .. })),
+        "B does not speak for c.test"
+    );
+}
+
 #[test]
 fn infected_envelope_gets_rilevazione_virus_then_errore_consegna_per_virus() {
     let mut f = Fixture::new();
