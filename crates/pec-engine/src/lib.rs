@@ -103,8 +103,20 @@ impl Context<'_> {
         let id = self.ids.next_id(self.now);
         let unsigned = build(artefact, tx, self.provider, self.now, &id);
         let bytes = unsigned.sign(self.signer)?;
+        // The Message-ID the message carries: the envelope's is its identificativo, and an
+        // anomaly keeps the received message's own when it has one (pec.md §2.6, §2.9).
         let id = match artefact {
             Artefact::PostaCertificata { .. } => tx.identificativo.clone(),
+            Artefact::Anomalia { received, .. } => pec_message::mime::Entity::parse(received)
+                .header_value("Message-ID")
+                .map(|v| {
+                    v.trim()
+                        .trim_start_matches('<')
+                        .trim_end_matches('>')
+                        .to_string()
+                })
+                .filter(|v| !v.is_empty())
+                .unwrap_or(id),
             _ => id,
         };
         Ok((id, bytes))

@@ -384,7 +384,13 @@ fn envelope(
             ctx,
             &tx,
             &artefact,
-            inbound.mail_from,
+            // Notices go to the reverse-path (pec.md §2.1); an envelope relayed with a null
+            // one still names its certified sender, who gets them instead of nobody.
+            if inbound.mail_from.is_empty() {
+                &d.mittente
+            } else {
+                inbound.mail_from
+            },
             kind,
             detail,
             &mut effects,

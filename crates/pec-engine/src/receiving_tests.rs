@@ -234,6 +234,19 @@ fn ordinary_mail_is_wrapped_or_refused_by_policy() {
         relays(&out.effects).is_empty(),
         "no receipts for ordinary mail"
     );
+    // The anomaly keeps the received Message-ID, and the log relates that one (pec.md §2.9,
+    // §6 field 7), not an identifier no message carries.
+    assert!(String::from_utf8_lossy(s[0].2).contains("Message-ID: <o1@gmail.test>"));
+    let related: Vec<&String> = out
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Log(ev) => Some(&ev.related),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert!(related.iter().any(|r| *r == "o1@gmail.test"), "{related:?}");
 
     let refuse = MailboxState::Active {
         ordinary: OrdinaryPolicy::Refuse,
@@ -569,6 +582,18 @@ fn receipts_coming_back_move_the_sender_side_on() {
             ..
         }
     )));
+}
+
+/// pec.md §2.1: an envelope relayed with a null reverse-path gets its receipt addressed to
+/// the sender its daticert certifies, not to an empty address.
+#[test]
+fn a_null_reverse_path_sends_the_receipt_to_the_certified_sender() {
+    let mut f = Fixture::new();
+    let env = envelope_from_a(&mut f, ORIGINAL);
+    let out = deliver("", &[rcpt("anna@b.test", active())], &env, &mut f.ctx_b());
+    let r = relays(&out.effects);
+    assert_eq!(f.verify(r[1].2).kind, "avvenuta-consegna");
+    assert_eq!(r[1].1, "mario@a.test");
 }
 
 /// pec.md §4.4 step 5: a provider's receipt about a recipient of a domain it does not

@@ -323,6 +323,10 @@ enum LogCommand {
         /// writes them within a second); 0 when the gestore is stopped.
         #[arg(long, value_name = "SECONDS", default_value_t = 60)]
         grace: i64,
+        /// Check the seals against these trust anchors (PEM, repeatable) instead of the data
+        /// directory's own, e.g. the provider CA certificate obtained independently.
+        #[arg(long = "ca", value_name = "FILE.pem")]
+        ca: Vec<PathBuf>,
     },
 }
 
@@ -553,9 +557,24 @@ fn admin_run(data: &std::path::Path, command: AdminCommand) -> anyhow::Result<Ex
     Ok(ExitCode::SUCCESS)
 }
 
-fn log_verify(data: &std::path::Path, json: bool, grace: i64) -> anyhow::Result<ExitCode> {
+fn log_verify(
+    data: &std::path::Path,
+    json: bool,
+    grace: i64,
+    ca: &[PathBuf],
+) -> anyhow::Result<ExitCode> {
     let cfg = config::Config::load(data).map_err(anyhow::Error::msg)?;
-    let anchors = serve::anchors(&cfg)?;
+    // Anchors from outside the directory under audit, when given: whoever can rewrite the
+    // log could also replace the directory's own CA file.
+    let anchors = if ca.is_empty() {
+        serve::anchors(&cfg)?
+    } else {
+        let mut all = Vec::new();
+        for f in ca {
+            all.extend(serve::pem_certs(f)?);
+        }
+        all
+    };
     let own = format!("posta-certificata@{}", cfg.domain);
     let store_dir = data.join("store");
     let store = |after: i64, limit: usize| {
@@ -665,8 +684,14 @@ fn main() -> ExitCode {
         } => index::import(&data, &file).map(|()| ExitCode::SUCCESS),
         Command::Admin { data, command } => admin_run(&data, command),
         Command::Log {
-            command: LogCommand::Verify { data, json, grace },
-        } => log_verify(&data, json, grace),
+            command:
+                LogCommand::Verify {
+                    data,
+                    json,
+                    grace,
+                    ca,
+                },
+        } => log_verify(&data, json, grace, &ca),
         Command::Bench {
             seconds,
             write,

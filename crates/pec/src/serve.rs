@@ -24,7 +24,7 @@ pub const DEMO_DIR: &str = "pec-data";
 pub const DEMO_DOMAIN: &str = "pec.localhost";
 const DEMO_USER: &str = "demo@pec.localhost";
 
-fn pem_certs(path: &Path) -> Result<Vec<openssl::x509::X509>> {
+pub(crate) fn pem_certs(path: &Path) -> Result<Vec<openssl::x509::X509>> {
     let pem = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let certs = openssl::x509::X509::stack_from_pem(&pem)
         .with_context(|| format!("{} is not a PEM certificate file", path.display()))?;

@@ -21,23 +21,21 @@ pub(super) fn spec(tx: &Transaction, time: TimeRef, received: &[u8], error: &str
         .line("Il messaggio originale è incluso in allegato.");
     let mut extra = Vec::new();
     // As in the transport envelope: one Reply-To, the original's when it names an address.
-    let copied_fields: &[&str] = if OriginalHeaders::parse(received).reply_to.is_some() {
-        &[
-            "Received",
-            "Return-Path",
-            "To",
-            "Cc",
-            "Reply-To",
-            "Message-ID",
-        ]
+    let mut copied_fields = vec!["Received", "Return-Path", "To", "Cc"];
+    if OriginalHeaders::parse(received).reply_to.is_some() {
+        copied_fields.push("Reply-To");
     } else {
         extra.push(("Reply-To", tx.sender.clone()));
-        &["Received", "Return-Path", "To", "Cc", "Message-ID"]
-    };
-    let copied = copy_fields(received, copied_fields);
+    }
+    // The received Message-ID is kept when it has a value; otherwise a fresh one is made,
+    // so the anomaly never carries two or an empty one.
     let has_message_id = crate::mime::Entity::parse(received)
-        .header("Message-ID")
-        .is_some();
+        .header_value("Message-ID")
+        .is_some_and(|v| !v.trim().is_empty());
+    if has_message_id {
+        copied_fields.push("Message-ID");
+    }
+    let copied = copy_fields(received, &copied_fields);
     Spec {
         marker: ("X-Trasporto", "errore"),
         extra,
