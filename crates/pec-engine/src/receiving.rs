@@ -175,13 +175,25 @@ pub fn receive(inbound: &Inbound<'_>, ctx: &mut Context<'_>) -> Result<Received,
             (effects, Vec::new())
         }
         ("pec", Kind::Pec(tipo), Some(d)) => {
-            let signer_domains = report
-                .signature
-                .signer_sha1
-                .as_deref()
+            let signer_sha1 = report.signature.signer_sha1.as_deref();
+            let mut signer_domains = signer_sha1
                 .and_then(|h| ctx.directory.by_certificate_hash(h))
                 .map(|e| e.managed_domains)
                 .unwrap_or_default();
+            // Signed here: this gestore speaks for every domain it serves, listed in its own
+            // Indice record or not (gestore.domains may have grown since).
+            let own = pec_message::pki::certificate_sha1(ctx.signer.certificate());
+            let signed_here = signer_sha1.is_some_and(|h| h.eq_ignore_ascii_case(&own));
+            if signed_here {
+                signer_domains.extend(
+                    d.consegna
+                        .iter()
+                        .chain(&d.ricezione)
+                        .filter_map(|a| a.rsplit_once('@').map(|(_, dom)| dom))
+                        .filter(|dom| ctx.directory.is_local_domain(dom))
+                        .map(str::to_string),
+                );
+            }
             (
                 notice(inbound, tipo, &d, &signer_domains, ctx)?,
                 unreachable(inbound),

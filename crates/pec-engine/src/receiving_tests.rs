@@ -631,6 +631,37 @@ fn a_receipt_about_another_providers_recipient_moves_nothing() {
             .any(|e| matches!(e, Effect::Progress { .. })),
         "B does not speak for c.test"
     );
+
+    // A's own receipt for a domain A serves but its Indice record does not list yet
+    // (gestore.domains grown since) does move it on.
+    f.a_serves_also("a2.test");
+    let original = b"From: mario@a.test\r\nTo: zia@a2.test\r\nSubject: Prova\r\n\r\nciao\r\n";
+    let env = envelope_from_a(&mut f, original);
+    let here = deliver(
+        "mario@a.test",
+        &[rcpt("zia@a2.test", active())],
+        &env,
+        &mut f.ctx(),
+    );
+    let receipt = relays(&here.effects)
+        .into_iter()
+        .find(|r| f.verify(r.2).kind == "avvenuta-consegna")
+        .unwrap();
+    let back = receive(
+        &Inbound {
+            mail_from: receipt.0,
+            recipients: &[rcpt("mario@a.test", active())],
+            message: receipt.2,
+            threat: None,
+            spam: None,
+        },
+        &mut f.ctx(),
+    )
+    .unwrap();
+    assert!(back.effects.iter().any(|e| matches!(
+        e,
+        Effect::Progress { recipient, step: Progress::Delivered, .. } if recipient == "zia@a2.test"
+    )));
 }
 
 #[test]

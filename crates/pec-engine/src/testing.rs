@@ -54,7 +54,7 @@ impl Ids for Counter {
 }
 
 pub(crate) struct Dir {
-    local: &'static str,
+    local: Vec<&'static str>,
 }
 
 impl ProviderDirectory for Dir {
@@ -81,7 +81,7 @@ impl Directory for Dir {
         domain.eq_ignore_ascii_case("a.test") || domain.eq_ignore_ascii_case("b.test")
     }
     fn is_local_domain(&self, domain: &str) -> bool {
-        domain.eq_ignore_ascii_case(self.local)
+        self.local.iter().any(|d| d.eq_ignore_ascii_case(domain))
     }
 }
 
@@ -107,7 +107,9 @@ impl Party {
             )
             .unwrap(),
             ids: Counter(0, domain),
-            dir: Dir { local: domain },
+            dir: Dir {
+                local: vec![domain],
+            },
         }
     }
 }
@@ -128,6 +130,11 @@ impl Fixture {
             b: Party::new(&k.b, "Gestore B", "b.test"),
             anchors: vec![k.ca.cert.clone()],
         }
+    }
+
+    /// Gestore A also serves `domain`, which the Indice does not list.
+    pub fn a_serves_also(&mut self, domain: &'static str) {
+        self.a.dir.local.push(domain);
     }
 
     /// The context of gestore A.

@@ -123,12 +123,29 @@ impl Index {
 }
 
 impl ProviderDirectory for Index {
+    /// The first record listing the certificate, with the managed domains of every record
+    /// that lists it: a provider's units (`providerUnit`, pec.md §7.1) may share one signing
+    /// certificate, and it speaks for the domains of all of them.
     fn by_certificate_hash(&self, sha1_hex: &str) -> Option<DirectoryEntry> {
-        Index::by_certificate_hash(self, sha1_hex).map(|r| DirectoryEntry {
-            provider_name: r.provider_name.clone(),
-            certificates: r.certificates.clone(),
-            managed_domains: r.managed_domains.clone(),
-            mail_receipt: r.mail_receipt.clone(),
+        let first = Index::by_certificate_hash(self, sha1_hex)?;
+        let h = sha1_hex.trim();
+        let mut managed_domains: Vec<String> = Vec::new();
+        for r in self.records.iter().filter(|r| {
+            r.certificate_hashes
+                .iter()
+                .any(|x| x.eq_ignore_ascii_case(h))
+        }) {
+            for d in &r.managed_domains {
+                if !managed_domains.iter().any(|m| m.eq_ignore_ascii_case(d)) {
+                    managed_domains.push(d.clone());
+                }
+            }
+        }
+        Some(DirectoryEntry {
+            provider_name: first.provider_name.clone(),
+            certificates: first.certificates.clone(),
+            managed_domains,
+            mail_receipt: first.mail_receipt.clone(),
         })
     }
 }
@@ -158,6 +175,31 @@ mod tests {
         assert!(idx.by_certificate_hash(&h).is_some());
         assert!(idx.is_certified_address("x@mail.anpocert.example.com"));
         assert!(!idx.is_certified_address("x@gmail.com"));
+    }
+
+    /// Units of one provider sharing its certificate: the verifier's entry for that
+    /// certificate speaks for the domains of all of them.
+    #[test]
+    fn a_shared_certificate_speaks_for_every_record_listing_it() {
+        let mut idx = sample();
+        let unit = ProviderRecord::new(
+            "Anonymous Certified Mail S.p.A. - Unit",
+            vec![1, 2, 3],
+            "ssacceptance@postalser.example.com",
+            &["unit.example.com", "cert.company.example.com"],
+        );
+        idx.records.push(unit);
+        let h = idx.records[0].certificate_hashes[0].clone();
+        let e = ProviderDirectory::by_certificate_hash(&idx, &h).unwrap();
+        assert_eq!(e.provider_name, "Anonymous Certified Mail S.p.A.");
+        assert_eq!(
+            e.managed_domains,
+            vec![
+                "mail.anpocert.example.com",
+                "Cert.Company.example.com",
+                "unit.example.com"
+            ]
+        );
     }
 
     #[test]

@@ -42,17 +42,13 @@ pub struct Draft {
 #[error("{0}")]
 pub struct DraftError(pub String);
 
-/// Whether `a` is a plain `local@domain` address (no display name, no spaces, no brackets).
+/// Whether `a` is a plain `local@domain` address (no display name, no spaces, no brackets
+/// or quotes) that the access point will certify ([`crate::original::is_valid_address`]),
+/// in a domain with at least one dot.
 pub fn is_plain_address(a: &str) -> bool {
-    let Some((local, domain)) = a.rsplit_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && a.chars()
-            .all(|c| c.is_ascii_graphic() && !"<>()[]\\,;:\"".contains(c))
+    a.rsplit_once('@').is_some_and(|(_, d)| d.contains('.'))
+        && !a.contains('"')
+        && crate::original::is_valid_address(a)
 }
 
 impl Draft {
@@ -248,5 +244,9 @@ mod tests {
         assert!(is_plain_address("a.b+c@d.example"));
         assert!(!is_plain_address("a b@d.example"));
         assert!(!is_plain_address("ab@localhost"));
+        for bad in ["a..b@x.it", "x@b..it", "x@-b.it", "x@p_q.it", "\"a\"@x.it"] {
+            assert!(!is_plain_address(bad), "{bad}");
+        }
+        assert!(!is_plain_address(&format!("{}@x.it", "a".repeat(65))));
     }
 }

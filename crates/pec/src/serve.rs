@@ -77,6 +77,17 @@ pub fn run(data: Option<&Path>) -> Result<()> {
         Some(d) => (d.to_path_buf(), false),
         None => (std::path::PathBuf::from(DEMO_DIR), true),
     };
+    if demo {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    // Taken before anything touches DIR (two demo servers started at once would both
+    // initialise it), and held until the process ends, whichever way it ends.
+    let _lock = if dir.is_dir() {
+        Some(lock_data_dir(&dir)?)
+    } else {
+        None
+    };
     let fresh = demo && !dir.join("pec.toml").exists();
     if fresh {
         crate::init::run(&crate::init::InitOptions {
@@ -91,8 +102,6 @@ pub fn run(data: Option<&Path>) -> Result<()> {
         })?;
     }
     let cfg = Config::load(&dir).map_err(anyhow::Error::msg)?;
-    // Held until the process ends, whichever way it ends (the kernel drops the lock).
-    let _lock = lock_data_dir(&cfg.dir)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

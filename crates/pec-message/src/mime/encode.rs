@@ -58,58 +58,62 @@ pub fn base64_lines(data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Encodes an unstructured header value (RFC 2047 §5 (1)): ASCII text is returned as it is,
-/// folded when long ([`fold_plain`]); otherwise the leading ASCII words stay literal (so `POSTA CERTIFICATA: ` stays readable to
-/// any filter, pec.md §9 "Subject") and the rest becomes UTF-8 `B` encoded words of at most
-/// 75 characters, folded.
+/// Encodes an unstructured header value (RFC 2047 §5 (1)), folded within 78 characters a
+/// line where white space allows (RFC 5322 §2.1.1). The leading words that need no encoding
+/// stay literal (so `POSTA CERTIFICATA: ` stays readable to any filter, pec.md §9
+/// "Subject"); from the first word holding a non-ASCII character or `=?`, or a run too long
+/// for any line, the rest becomes UTF-8 `B` encoded words of at most 75 characters.
 pub fn encode_word(text: &str) -> String {
     let plain = |c: char| (' '..='~').contains(&c);
-    if text.chars().all(plain) && !text.contains("=?") {
-        return fold_plain(text);
+    // The literal part ends before the first word that cannot go as it is; an encoded word
+    // must stand apart from text by white space (RFC 2047 §5 (1)).
+    let mut cut = text.len();
+    let mut at = 0;
+    for word in text.split(' ') {
+        if !word.chars().all(plain) || word.contains("=?") || FIELD_NAME + 1 + word.len() > 998 {
+            cut = at;
+            break;
+        }
+        at += word.len() + 1;
     }
-    // The literal part ends at the last space before the first character to encode; an
-    // encoded word must stand apart from text by white space (RFC 2047 §5 (1)).
-    let first = text
-        .char_indices()
-        .find(|&(i, c)| !plain(c) || text[i..].starts_with("=?"))
-        .map_or(text.len(), |(i, _)| i);
-    let cut = text[..first].rfind(' ').map_or(0, |i| i + 1);
-    let (literal, rest) = text.split_at(cut);
+    let (literal, rest) = text.split_at(cut.min(text.len()));
+    if rest.is_empty() {
+        return fold_plain(literal).0;
+    }
     let words = encoded_words(rest);
     if literal.is_empty() {
         return words;
     }
-    // Fold before the first word when the line would grow past 78 characters (RFC 5322
-    // §2.1.1); the fold's space is the separator.
+    // The literal part keeps its own spaces but the one before the encoded words, which the
+    // separator (a space, or a fold) stands for.
+    let (folded, col) = fold_plain(&literal[..literal.len() - 1]);
     let first_word = words.split("\r\n").next().unwrap_or_default();
-    if literal.len() + first_word.len() + "Subject: ".len() > 78 {
-        format!("{}\r\n {words}", literal.trim_end_matches(' '))
+    if col + 1 + first_word.len() > 78 && !folded.ends_with(' ') {
+        format!("{folded}\r\n {words}")
     } else {
-        format!("{literal}{words}")
+        format!("{folded} {words}")
     }
 }
 
 /// The width of `Subject: `, the field name the folding allows for.
 const FIELD_NAME: usize = "Subject: ".len();
 
-/// ASCII text folded at its spaces so that each line stays within 78 characters where a
-/// space allows it (RFC 5322 §2.1.1, §2.2.3: unfolding gives back the same text). A run
-/// without spaces too long for a line of 998 characters cannot be folded, so the text goes
-/// as encoded words instead, which may be split anywhere (RFC 2047 §2).
-fn fold_plain(text: &str) -> String {
+/// ASCII text (no word longer than a line may hold) folded at its spaces so that each line
+/// stays within 78 characters where a space allows it, and the column its last line ends
+/// at. Only a single space between two words becomes a fold: unfolding gives back the same
+/// text (RFC 5322 §2.2.3), and readers that squeeze white space at a fold change nothing.
+fn fold_plain(text: &str) -> (String, usize) {
     if FIELD_NAME + text.len() <= 78 {
-        return text.to_string();
-    }
-    if text.split(' ').any(|w| 1 + w.len() > 998 - FIELD_NAME) {
-        return encoded_words(text);
+        return (text.to_string(), FIELD_NAME + text.len());
     }
     let mut out = String::with_capacity(text.len() + text.len() / 32);
     let mut col = FIELD_NAME;
+    let mut previous_empty = false;
     for (i, word) in text.split(' ').enumerate() {
         if i > 0 {
             // The fold replaces the space: only before a word, so no line is all white
             // space (RFC 5322 §3.2.2).
-            if !word.is_empty() && col + 1 + word.len() > 78 && col > 1 {
+            if !word.is_empty() && !previous_empty && col + 1 + word.len() > 78 && col > 1 {
                 out.push_str("\r\n ");
                 col = 1;
             } else {
@@ -119,8 +123,9 @@ fn fold_plain(text: &str) -> String {
         }
         out.push_str(word);
         col += word.len();
+        previous_empty = word.is_empty();
     }
-    out
+    (out, col)
 }
 
 /// `text` as UTF-8 `B` encoded words of at most 75 characters, folded.
@@ -283,7 +288,7 @@ mod tests {
         assert!(encode_word("a =?x?= b").starts_with("a =?UTF-8?B?"));
 
         // Long ASCII folds at its spaces, within 78 characters, and unfolds to itself.
-        let text = format!("POSTA CERTIFICATA: {}", "parola  lunga ".repeat(100));
+        let text = format!("POSTA CERTIFICATA: {}", "parola lunga ".repeat(100));
         let text = text.trim_end();
         let folded = encode_word(text);
         assert!(folded.contains("\r\n "));
@@ -296,12 +301,28 @@ mod tests {
                 "{line:?}"
             );
         }
-        // A run with no space that no line could hold becomes encoded words.
+        // A run with no space that no line could hold becomes encoded words; the prefix
+        // before it stays literal.
         let run = format!("CONSEGNA: {}", "x".repeat(2000));
         let encoded = encode_word(&run);
-        assert!(encoded.starts_with("=?UTF-8?B?"));
+        assert!(
+            encoded.starts_with("CONSEGNA:\r\n =?UTF-8?B?"),
+            "{}",
+            &encoded[..40]
+        );
         assert_eq!(decode_words(&encoded.replace("\r\n", "")), run);
         assert!(encoded.split("\r\n").all(|l| l.len() <= 78));
+        // A long literal part before a non-ASCII word is folded too.
+        let mixed = format!("POSTA CERTIFICATA: {}è", "parola ".repeat(200));
+        let encoded = encode_word(&mixed);
+        assert!(encoded.split("\r\n").all(|l| l.len() <= 78), "{encoded}");
+        assert_eq!(decode_words(&encoded.replace("\r\n", "")), mixed);
+        // Runs of spaces are never folded inside.
+        let spaced = format!("A{}", "  b".repeat(60));
+        let folded = encode_word(&spaced);
+        assert!(!folded.contains(" \r\n"), "{folded:?}");
+        assert!(folded.split("\r\n").all(|l| l.len() <= 998), "{folded:?}");
+        assert_eq!(folded.replace("\r\n", ""), spaced);
     }
 
     #[test]
