@@ -214,17 +214,12 @@ fn unknown_recipient_gets_errore_consegna_no_dest() {
 fn ordinary_mail_is_wrapped_or_refused_by_policy() {
     let mut f = Fixture::new();
     let plain = b"From: x@gmail.test\r\nTo: anna@b.test\r\nSubject: ciao\r\nMessage-ID: <o1@gmail.test>\r\n\r\nhello\r\n";
-    let out = receive(
-        &Inbound {
-            mail_from: "x@gmail.test",
-            recipients: &[rcpt("anna@b.test", active())],
-            message: plain,
-            threat: None,
-            spam: None,
-        },
+    let out = deliver(
+        "x@gmail.test",
+        &[rcpt("anna@b.test", active())],
+        plain,
         &mut f.ctx_b(),
-    )
-    .unwrap();
+    );
     assert_eq!(out.treat_as, "ordinaria");
     let s = stores(&out.effects);
     assert_eq!(s[0].1, "anomalia");
@@ -254,17 +249,12 @@ fn ordinary_mail_is_wrapped_or_refused_by_policy() {
         service: false,
         full: false,
     };
-    let out = receive(
-        &Inbound {
-            mail_from: "x@gmail.test",
-            recipients: &[rcpt("anna@b.test", refuse)],
-            message: plain,
-            threat: None,
-            spam: None,
-        },
+    let out = deliver(
+        "x@gmail.test",
+        &[rcpt("anna@b.test", refuse)],
+        plain,
         &mut f.ctx_b(),
-    )
-    .unwrap();
+    );
     assert!(matches!(out.reply, Reply::Refused { .. }));
     assert!(stores(&out.effects).is_empty());
 }
@@ -406,17 +396,12 @@ fn altered_envelope_is_ordinary_and_wrapped() {
     let mut env = envelope_from_a(&mut f, ORIGINAL);
     let pos = env.windows(4).position(|w| w == b"ciao").unwrap();
     env[pos] = b'C';
-    let out = receive(
-        &Inbound {
-            mail_from: "mario@a.test",
-            recipients: &[rcpt("anna@b.test", active())],
-            message: &env,
-            threat: None,
-            spam: None,
-        },
+    let out = deliver(
+        "mario@a.test",
+        &[rcpt("anna@b.test", active())],
+        &env,
         &mut f.ctx_b(),
-    )
-    .unwrap();
+    );
     assert_eq!(out.treat_as, "ordinaria");
     assert_eq!(stores(&out.effects)[0].1, "anomalia");
     assert!(relays(&out.effects).is_empty());
@@ -436,17 +421,12 @@ fn a_malformed_signed_envelope_names_its_smtp_sender() {
         .unwrap()
         .to_string();
     let env = text.replacen(&from_line, "From: posta-certificata@altro.test", 1);
-    let out = receive(
-        &Inbound {
-            mail_from: "mario@a.test",
-            recipients: &[rcpt("anna@b.test", active())],
-            message: env.as_bytes(),
-            threat: None,
-            spam: None,
-        },
+    let out = deliver(
+        "mario@a.test",
+        &[rcpt("anna@b.test", active())],
+        env.as_bytes(),
         &mut f.ctx_b(),
-    )
-    .unwrap();
+    );
     assert_eq!(out.treat_as, "anomalia");
     let s = stores(&out.effects);
     assert_eq!(s[0].1, "anomalia");
@@ -507,34 +487,24 @@ fn receipts_coming_back_move_the_sender_side_on() {
         service: true,
         full: false,
     };
-    let presa = receive(
-        &Inbound {
-            mail_from: r[0].0,
-            recipients: &[rcpt("posta-certificata@a.test", service)],
-            message: r[0].2,
-            threat: None,
-            spam: None,
-        },
+    let presa = deliver(
+        r[0].0,
+        &[rcpt("posta-certificata@a.test", service)],
+        r[0].2,
         &mut f.ctx(),
-    )
-    .unwrap();
+    );
     assert_eq!(stores(&presa.effects)[0].1, "presa-in-carico");
     assert!(presa.effects.iter().any(|e| matches!(
         e,
         Effect::Progress { recipient, step: Progress::TakenInCharge, .. } if recipient == "anna@b.test"
     )));
     // The delivery receipt reaches the sender, unchanged.
-    let receipt = receive(
-        &Inbound {
-            mail_from: r[1].0,
-            recipients: &[rcpt("mario@a.test", active())],
-            message: r[1].2,
-            threat: None,
-            spam: None,
-        },
+    let receipt = deliver(
+        r[1].0,
+        &[rcpt("mario@a.test", active())],
+        r[1].2,
         &mut f.ctx(),
-    )
-    .unwrap();
+    );
     let s = stores(&receipt.effects);
     assert_eq!(s[0].1, "avvenuta-consegna");
     assert_eq!(s[0].2, r[1].2);
@@ -563,17 +533,12 @@ fn receipts_coming_back_move_the_sender_side_on() {
         "{:?}",
         rep.problems
     );
-    let receipt = receive(
-        &Inbound {
-            mail_from: r[1].0,
-            recipients: &[rcpt("mario@a.test", active())],
-            message: renamed.as_bytes(),
-            threat: None,
-            spam: None,
-        },
+    let receipt = deliver(
+        r[1].0,
+        &[rcpt("mario@a.test", active())],
+        renamed.as_bytes(),
         &mut f.ctx(),
-    )
-    .unwrap();
+    );
     assert_eq!(stores(&receipt.effects)[0].1, "avvenuta-consegna");
     assert!(receipt.effects.iter().any(|e| matches!(
         e,
@@ -612,17 +577,12 @@ fn a_receipt_about_another_providers_recipient_moves_nothing() {
     );
     let r = relays(&at_b.effects);
     assert_eq!(f.verify(r[1].2).kind, "avvenuta-consegna");
-    let back = receive(
-        &Inbound {
-            mail_from: r[1].0,
-            recipients: &[rcpt("mario@a.test", active())],
-            message: r[1].2,
-            threat: None,
-            spam: None,
-        },
+    let back = deliver(
+        r[1].0,
+        &[rcpt("mario@a.test", active())],
+        r[1].2,
         &mut f.ctx(),
-    )
-    .unwrap();
+    );
     assert_eq!(stores(&back.effects)[0].1, "avvenuta-consegna");
     assert!(
         !back
@@ -647,17 +607,12 @@ fn a_receipt_about_another_providers_recipient_moves_nothing() {
         .into_iter()
         .find(|r| f.verify(r.2).kind == "avvenuta-consegna")
         .unwrap();
-    let back = receive(
-        &Inbound {
-            mail_from: receipt.0,
-            recipients: &[rcpt("mario@a.test", active())],
-            message: receipt.2,
-            threat: None,
-            spam: None,
-        },
+    let back = deliver(
+        receipt.0,
+        &[rcpt("mario@a.test", active())],
+        receipt.2,
         &mut f.ctx(),
-    )
-    .unwrap();
+    );
     assert!(back.effects.iter().any(|e| matches!(
         e,
         Effect::Progress { recipient, step: Progress::Delivered, .. } if recipient == "zia@a2.test"

@@ -72,6 +72,15 @@ fn write_log(dir: &Path, events: &[LoggedEvent], p: &Provider) {
     }
 }
 
+/// A provider of log.test and a directory holding [`events`] as the exporter writes them.
+fn written_log() -> (Provider, tempfile::TempDir) {
+    let ca = pki::make_ca("Log CA", T0 - DAY, 400).unwrap();
+    let p = provider(&ca, "log.test");
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), &events(), &p);
+    (p, dir)
+}
+
 fn verify(dir: &Path, p: &Provider, store: Option<&[LoggedEvent]>) -> LogReport {
     let read = |after: i64, limit: usize| -> Result<Vec<LoggedEvent>, String> {
         Ok(store
@@ -100,11 +109,8 @@ fn has(r: &LogReport, needle: &str) -> bool {
 
 #[test]
 fn an_intact_log_verifies_against_its_seals_and_the_store() {
-    let ca = pki::make_ca("Log CA", T0 - DAY, 400).unwrap();
-    let p = provider(&ca, "log.test");
-    let dir = tempfile::tempdir().unwrap();
+    let (p, dir) = written_log();
     let all = events();
-    write_log(dir.path(), &all, &p);
     let r = verify(dir.path(), &p, Some(&all));
     assert!(r.problems.is_empty(), "{:?}", r.problems);
     assert_eq!((r.entries, r.days, r.sealed_days), (6, 3, 2));
@@ -126,10 +132,7 @@ fn an_intact_log_verifies_against_its_seals_and_the_store() {
 /// A past day without its seal, or with another day's seal, is found.
 #[test]
 fn seals_must_be_present_and_belong_to_their_day() {
-    let ca = pki::make_ca("Log CA", T0 - DAY, 400).unwrap();
-    let p = provider(&ca, "log.test");
-    let dir = tempfile::tempdir().unwrap();
-    write_log(dir.path(), &events(), &p);
+    let (p, dir) = written_log();
     let (d1, d2) = (day_of(T0), day_of(T0 + DAY));
     fs::remove_file(seal_path(dir.path(), &d1)).unwrap();
     let r = verify(dir.path(), &p, None);
@@ -194,10 +197,7 @@ fn the_store_reveals_a_cut_tail_and_a_rewritten_chain() {
 /// reader takes, an added field) is reported: the raw line must be what the chain covers.
 #[test]
 fn a_line_not_written_as_the_exporter_writes_it_is_reported() {
-    let ca = pki::make_ca("Log CA", T0 - DAY, 400).unwrap();
-    let p = provider(&ca, "log.test");
-    let dir = tempfile::tempdir().unwrap();
-    write_log(dir.path(), &events(), &p);
+    let (p, dir) = written_log();
     let path = dir
         .path()
         .join(format!("events-{}.jsonl", day_of(T0 + 2 * DAY)));
@@ -219,11 +219,8 @@ fn a_line_not_written_as_the_exporter_writes_it_is_reported() {
 /// at start cuts back to the last whole entry, and leaves sealed days alone.
 #[test]
 fn a_torn_tail_is_cut_back_to_the_last_whole_entry() {
-    let ca = pki::make_ca("Log CA", T0 - DAY, 400).unwrap();
-    let p = provider(&ca, "log.test");
-    let dir = tempfile::tempdir().unwrap();
+    let (p, dir) = written_log();
     let all = events();
-    write_log(dir.path(), &all, &p);
     let newest = dir
         .path()
         .join(format!("events-{}.jsonl", day_of(T0 + 2 * DAY)));
