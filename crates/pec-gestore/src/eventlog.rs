@@ -1,8 +1,10 @@
 //! The message log as files (pec.md §6): committed events are appended, in commit order, to
 //! `log/events-YYYY-MM-DD.jsonl` (UTC day), one JSON object a line, each chained to the
-//! previous one by SHA-256. Every past day is sealed with the provider's signature over its
-//! chain head (`.seal` text plus detached CMS `.seal.p7s`). [`verify_dir`] checks the whole
-//! chain and every seal, so any altered, removed or reordered entry is found.
+//! previous one by SHA-256. Every past day, quiet days included, is sealed with the
+//! provider's signature over its chain head (`.seal` text plus detached CMS `.seal.p7s`).
+//! [`verify_dir`] checks the whole chain and every seal, and wants a seal for every past day
+//! from the first, so any altered, removed or reordered entry is found, the latest days
+//! included.
 //!
 //! Line format: `{"seq":N,"prev":HEX,"hash":HEX,"event":{...}}` where
 //! `hash = SHA-256(prev || "\n" || seq || "\n" || event)` and `event` is the canonical JSON of
@@ -177,6 +179,7 @@ pub(crate) async fn run<S: Store>(g: Arc<Gestore<S>>) {
     }
     let (seq, hash, day) = head(&dir);
     let mut at = Head { seq, hash, day };
+    let mut sealed_until = None;
     loop {
         if let Err(e) = export(&g, &dir, &mut at).await {
             tracing::error!("event log export failed, will retry: {e}");
@@ -185,7 +188,7 @@ pub(crate) async fn run<S: Store>(g: Arc<Gestore<S>>) {
             let (seq, hash, day) = head(&dir);
             at = Head { seq, hash, day };
         }
-        if let Err(e) = seal_finished_days(&g, &dir) {
+        if let Err(e) = seal_finished_days(&g, &dir, &mut sealed_until) {
             tracing::error!("event log sealing failed, will retry: {e}");
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -285,38 +288,92 @@ fn seal_text(day: &str, seq: i64, hash: &str, at: TimeRef) -> String {
     )
 }
 
-/// Seals every finished day not sealed yet; a day whose last line cannot be read is reported
-/// and the others are still sealed.
-fn seal_finished_days<S: Store>(g: &Gestore<S>, dir: &Path) -> Result<(), String> {
+/// The day after `day` (`YYYY-MM-DD`), or `None` for a name that is not a date.
+fn next_day(day: &str) -> Option<String> {
+    chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+        .ok()?
+        .succ_opt()
+        .map(|d| d.format("%Y-%m-%d").to_string())
+}
+
+/// (seq, hash) of the last entry of a day file.
+fn last_entry(path: &Path) -> Result<(i64, String), String> {
+    let line = last_line(path).ok_or_else(|| format!("{}: no entry", path.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&line).map_err(|e| format!("{}: last line: {e}", path.display()))?;
+    match (v["seq"].as_i64(), v["hash"].as_str()) {
+        (Some(seq), Some(hash)) => Ok((seq, hash.to_string())),
+        _ => Err(format!("{}: last line has no seq/hash", path.display())),
+    }
+}
+
+/// Seals every finished day, from the first day of the log to yesterday: a day with entries
+/// at its last entry, a day without any at the chain head it ended with (the last entry of
+/// the days before). Sealing the quiet days too leaves no past day without a seal, so a
+/// removed day, even the latest ones, shows as a missing seal ([`verify_dir`]).
+/// `sealed_until` remembers the day up to which everything is sealed, so each round looks
+/// only at the days after it. A day whose last entry cannot be read stops the round there:
+/// the days after it would be sealed at a wrong head.
+fn seal_finished_days<S: Store>(
+    g: &Gestore<S>,
+    dir: &Path,
+    sealed_until: &mut Option<String>,
+) -> Result<(), String> {
     let today = day_of(g.clock.unix());
-    let mut errors = Vec::new();
-    for (day, path) in day_files(dir) {
-        if day >= today || seal_path(dir, &day).exists() {
-            continue;
+    seal_days_before(dir, &today, sealed_until, &mut |day, seq, hash| {
+        g.seal_day(dir, day, seq, hash)
+    })
+}
+
+/// [`seal_finished_days`] with the day and the sealing given: `seal(day, seq, hash)` for
+/// each day before `today` that has no seal yet.
+fn seal_days_before(
+    dir: &Path,
+    today: &str,
+    sealed_until: &mut Option<String>,
+    seal: &mut dyn FnMut(&str, i64, &str) -> Result<(), String>,
+) -> Result<(), String> {
+    let files: HashMap<String, PathBuf> = day_files(dir).into_iter().collect();
+    let Some(first) = files.keys().min().cloned() else {
+        return Ok(());
+    };
+    // The chain head at the end of the day before `day`, read only when needed.
+    let mut head: Option<(i64, String)> = None;
+    let mut last_file: Option<PathBuf> = None;
+    let mut day = match sealed_until.as_deref().and_then(next_day) {
+        Some(d) if d > first => {
+            // Look back for the newest file before the resume point, for a quiet day's head.
+            last_file = files
+                .iter()
+                .filter(|(f, _)| **f < d)
+                .max_by(|a, b| a.0.cmp(b.0))
+                .map(|(_, p)| p.clone());
+            d
         }
-        let Some(line) = last_line(&path) else {
-            continue;
-        };
-        let v: serde_json::Value = match serde_json::from_str(&line) {
-            Ok(v) => v,
-            Err(e) => {
-                errors.push(format!("{}: last line: {e}", path.display()));
-                continue;
-            }
-        };
-        let (Some(seq), Some(hash)) = (v["seq"].as_i64(), v["hash"].as_str()) else {
-            errors.push(format!("{}: last line has no seq/hash", path.display()));
-            continue;
-        };
-        if let Err(e) = g.seal_day(dir, &day, seq, hash) {
-            errors.push(e);
+        _ => first,
+    };
+    while day.as_str() < today {
+        let file = files.get(&day);
+        if !seal_path(dir, &day).exists() {
+            let at = match (file, &head, &last_file) {
+                (Some(path), _, _) => last_entry(path)?,
+                (None, Some(h), _) => h.clone(),
+                (None, None, Some(path)) => last_entry(path)?,
+                (None, None, None) => return Ok(()),
+            };
+            seal(&day, at.0, &at.1)?;
+            head = Some(at);
+        } else if file.is_some() {
+            head = None;
         }
+        if let Some(path) = file {
+            last_file = Some(path.clone());
+        }
+        *sealed_until = Some(day.clone());
+        let Some(next) = next_day(&day) else { break };
+        day = next;
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors.join("; "))
-    }
+    Ok(())
 }
 
 impl<S: Store> Gestore<S> {
@@ -406,19 +463,34 @@ pub fn verify_dir(dir: &Path, with: &Verify<'_>) -> LogReport {
     let mut prev = GENESIS.to_string();
     let mut last_seq = 0i64;
     let mut heads: HashMap<i64, String> = HashMap::new();
-    let files = day_files(dir);
+    let files: HashMap<String, PathBuf> = day_files(dir).into_iter().collect();
     if files.is_empty() {
         r.problems
             .push(format!("no event log files in {}", dir.display()));
     }
-    for (i, (day, path)) in files.iter().enumerate() {
-        r.days += 1;
-        let text = match fs::read(path) {
-            Ok(t) => t,
-            Err(e) => {
-                r.problems.push(format!("{}: {e}", path.display()));
-                continue;
+    // Every calendar day from the first with entries to the last with entries or a seal
+    // (quiet days are sealed too, with the head they ended at).
+    let sealed_days = sealed_days(dir);
+    let (Some(first), Some(last)) = (
+        files.keys().min().cloned(),
+        files.keys().chain(&sealed_days).max().cloned(),
+    ) else {
+        return r;
+    };
+    let today = day_of(with.now);
+    let mut unsealed = 0usize;
+    let mut day = first;
+    loop {
+        let text = match files.get(&day).map(|path| (path, fs::read(path))) {
+            Some((_, Ok(t))) => {
+                r.days += 1;
+                t
             }
+            Some((path, Err(e))) => {
+                r.problems.push(format!("{}: {e}", path.display()));
+                Vec::new()
+            }
+            None => Vec::new(),
         };
         let mut file_last = None;
         for (n, line) in text.split(|&b| b == b'\n').enumerate() {
@@ -467,24 +539,70 @@ pub fn verify_dir(dir: &Path, with: &Verify<'_>) -> LogReport {
             prev = h.to_string();
             heads.insert(seq, prev.clone());
         }
-        let seal = seal_path(dir, day);
-        match fs::read_to_string(&seal) {
-            Ok(text) => match check_seal(&text, dir, day, file_last, &heads, with) {
+        // A quiet day's seal names the last entry of the days before it.
+        let closes_at = match files.contains_key(&day) {
+            true => file_last,
+            false => (last_seq > 0).then_some(last_seq),
+        };
+        match fs::read_to_string(seal_path(dir, &day)) {
+            Ok(text) => match check_seal(&text, dir, &day, closes_at, &heads, with) {
                 Ok(()) => r.sealed_days += 1,
                 Err(e) => r.problems.push(format!("seal of {day}: {e}")),
             },
-            // The newest day may be today's, or one the gestore has not sealed yet.
-            Err(_) if i + 1 == files.len() => {}
-            Err(_) => r.problems.push(format!(
-                "events-{day}.jsonl has no seal, and a later day exists (a past day's seal \
-                 was removed)"
-            )),
+            // Today, or a later day of a gestore whose clock runs ahead, is not sealed yet.
+            Err(_) if day >= today => {}
+            Err(_) => {
+                unsealed += 1;
+                if unsealed <= MAX_LISTED {
+                    r.problems.push(format!(
+                        "{day} has no seal ({}): its seal or the day itself was removed, or \
+                         the gestore was stopped since and seals it when it starts again",
+                        if files.contains_key(&day) {
+                            "it has entries"
+                        } else {
+                            "a day without entries"
+                        }
+                    ));
+                }
+            }
         }
+        // Up to the last day present, and at least to yesterday: the latest days removed
+        // leave their seals missing.
+        if day >= last && day >= day_of(with.now - 86_400) {
+            break;
+        }
+        match next_day(&day) {
+            Some(next) => day = next,
+            None => break,
+        }
+    }
+    if unsealed > MAX_LISTED {
+        r.problems.push(format!(
+            "{} more unsealed days not listed",
+            unsealed - MAX_LISTED
+        ));
     }
     if let Some(store) = with.store {
         compare_with_store(&mut r, &heads, store, with.now - with.grace);
     }
     r
+}
+
+/// The days that have a `.seal` file.
+fn sealed_days(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            Some(
+                name.strip_prefix("events-")?
+                    .strip_suffix(".seal")?
+                    .to_string(),
+            )
+        })
+        .collect()
 }
 
 /// Recomputes the chain from the store's events and compares it, entry by entry, with the

@@ -97,7 +97,8 @@ fn verify(dir: &Path, p: &Provider, store: Option<&[LoggedEvent]>) -> LogReport 
             anchors: std::slice::from_ref(&p.ca),
             own_address: Some("posta-certificata@log.test"),
             store: store.map(|_| &read as StoreEvents<'_>),
-            now: T0 + 10 * DAY,
+            // An hour after the last events, on their day.
+            now: T0 + 2 * DAY + 3600,
             grace: 60,
         },
     )
@@ -126,7 +127,115 @@ fn an_intact_log_verifies_against_its_seals_and_the_store() {
             grace: 60,
         },
     );
-    assert!(later.problems.is_empty(), "{:?}", later.problems);
+    assert!(
+        later.problems.iter().all(|p| !p.starts_with("seal of")),
+        "{:?}",
+        later.problems
+    );
+    // Seen so long after, the days since the last one hold no seal: the gestore was
+    // stopped, or the latest days were removed.
+    assert!(
+        has(&later, "2026-01-03 has no seal (it has entries)"),
+        "{:?}",
+        later.problems
+    );
+    assert!(
+        has(&later, "more unsealed days not listed"),
+        "{:?}",
+        later.problems
+    );
+}
+
+/// Quiet days are sealed too, at the head they ended with; then removing the latest days,
+/// entries, seals and store records together, still leaves a past day without its seal.
+#[test]
+fn quiet_days_are_sealed_and_removed_latest_days_are_found() {
+    let ca = pki::make_ca("Log CA", T0 - DAY, 400).unwrap();
+    let p = provider(&ca, "log.test");
+    let dir = tempfile::tempdir().unwrap();
+    // Entries on days 1 and 3 only.
+    let mut all = events();
+    all.retain(|e| e.seq <= 2 || e.seq >= 5);
+    for (i, e) in all.iter_mut().enumerate() {
+        e.seq = i as i64 + 1;
+    }
+    write_log(dir.path(), &all, &p);
+    let at = TimeRef::new(chrono::DateTime::from_timestamp(T0 + 5 * DAY, 0).unwrap());
+    let mut sealed = Vec::new();
+    let mut until = None;
+    seal_days_before(
+        dir.path(),
+        &day_of(T0 + 5 * DAY),
+        &mut until,
+        &mut |day, seq, hash| {
+            sealed.push((day.to_string(), seq));
+            write_seal(&p.signer, dir.path(), day, seq, hash, at)
+        },
+    )
+    .unwrap();
+    // Day 0 was sealed by write_log. Day 1 (quiet) is sealed at entry 2, day 2 at its last
+    // entry 4, and days 3 and 4 (quiet) at 4.
+    let days: Vec<String> = (0..5).map(|n| day_of(T0 + n * DAY)).collect();
+    assert_eq!(
+        sealed,
+        vec![
+            (days[1].clone(), 2),
+            (days[2].clone(), 4),
+            (days[3].clone(), 4),
+            (days[4].clone(), 4)
+        ]
+    );
+    assert_eq!(until.as_deref(), Some(days[4].as_str()));
+    // The next round starts after the days already sealed, and finds the head in day 2.
+    let mut later = Vec::new();
+    seal_days_before(
+        dir.path(),
+        &day_of(T0 + 6 * DAY),
+        &mut until,
+        &mut |day, seq, _| {
+            later.push((day.to_string(), seq));
+            Ok(())
+        },
+    )
+    .unwrap();
+    assert_eq!(later, vec![(day_of(T0 + 5 * DAY), 4)]);
+    let now = T0 + 5 * DAY + 3600;
+    let check = |store: Option<&[LoggedEvent]>| {
+        let read = |after: i64, limit: usize| -> Result<Vec<LoggedEvent>, String> {
+            Ok(store
+                .unwrap_or_default()
+                .iter()
+                .filter(|e| e.seq > after)
+                .take(limit)
+                .cloned()
+                .collect())
+        };
+        verify_dir(
+            dir.path(),
+            &Verify {
+                anchors: std::slice::from_ref(&p.ca),
+                own_address: Some("posta-certificata@log.test"),
+                store: store.map(|_| &read as StoreEvents<'_>),
+                now,
+                grace: 60,
+            },
+        )
+    };
+    let r = check(Some(&all));
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    assert_eq!(r.sealed_days, 5);
+
+    // The latest days removed with their seals and their store records: the chain that is
+    // left is whole, but days 2 to 4 have no seal any more.
+    for d in &days[2..] {
+        for ext in ["jsonl", "seal", "seal.p7s"] {
+            let _ = fs::remove_file(dir.path().join(format!("events-{d}.{ext}")));
+        }
+    }
+    let r = check(Some(&all[..2]));
+    for d in &days[2..] {
+        assert!(has(&r, &format!("{d} has no seal")), "{:?}", r.problems);
+    }
 }
 
 /// A past day without its seal, or with another day's seal, is found.
