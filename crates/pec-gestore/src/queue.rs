@@ -362,6 +362,7 @@ async fn settle<S: Store>(
             rcpt_to: later,
             next_attempt: next,
             error: last_error,
+            attempts: e.attempts,
         });
     }
     g.commit(g.clock.now(), effects, step).await

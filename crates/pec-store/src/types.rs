@@ -196,6 +196,9 @@ pub struct QueueRetry {
     pub next_attempt: i64,
     /// What went wrong.
     pub error: String,
+    /// The attempts made so far, as the worker counts them: a lease given out again while
+    /// the attempt was still running (and adopted by it) is not one more.
+    pub attempts: u32,
 }
 
 /// A transaction to track at the sender side.
@@ -287,7 +290,8 @@ pub struct Commit {
     pub events: Vec<NewEvent>,
     /// Queue entries finished.
     pub queue_done: Vec<i64>,
-    /// Leased queue entries put back for a later attempt (their lease ends).
+    /// Leased queue entries put back for a later attempt (their lease ends, their attempt
+    /// count becomes the one given).
     pub queue_retry: Vec<QueueRetry>,
     /// Recipients a transaction reached without storing a copy (an errore-consegna went
     /// back instead), so that a replay of it is known ([`crate::Store::received_before`]).

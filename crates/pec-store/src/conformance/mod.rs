@@ -266,6 +266,9 @@ async fn queue_entries_are_leased_and_come_back<S: Store>(s: &S) {
             rcpt_to: vec!["y@c.test".into()],
             next_attempt: 500,
             error: "4.0.0 later".into(),
+            // Three leases so far, but the worker adopted the later ones into its first
+            // attempt: the count it reports is the store's from now on.
+            attempts: 1,
         }],
         ..Default::default()
     })
@@ -279,6 +282,7 @@ async fn queue_entries_are_leased_and_come_back<S: Store>(s: &S) {
     let l = s.lease_queue(500, 60, 10).await.unwrap();
     assert_eq!(l[0].rcpt_to, vec!["y@c.test".to_string()]);
     assert_eq!(l[0].last_error.as_deref(), Some("4.0.0 later"));
+    assert_eq!(l[0].attempts, 2, "the worker's count, plus this lease");
     s.commit(Commit {
         queue_done: vec![l[0].id],
         ..Default::default()

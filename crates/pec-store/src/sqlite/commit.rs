@@ -210,12 +210,14 @@ pub(super) fn apply(
     }
     for r in &c.queue_retry {
         conn.prepare_cached(
-            "UPDATE queue SET rcpt_to = ?, next_attempt = ?, lease_until = 0, last_error = ? WHERE id = ?",
+            "UPDATE queue SET rcpt_to = ?, next_attempt = ?, lease_until = 0, last_error = ?, \
+             attempts = ? WHERE id = ?",
         )?
         .execute(params![
             serde_json::to_string(&r.rcpt_to).unwrap_or_default(),
             r.next_attempt,
             &r.error,
+            r.attempts,
             r.id
         ])?;
     }
