@@ -618,13 +618,14 @@ fn ordinary(
     let mut wrapped: Option<(String, Vec<u8>)> = None;
     let mut undelivered = unreachable(inbound);
     let mut refused = false;
+    let mut refused_full = false;
     let mut deleted = false;
     for r in inbound.recipients.iter().filter(|r| !r.has_copy) {
         let MailboxState::Active {
             ordinary,
             service,
             spam: spam_policy,
-            ..
+            full,
         } = r.state
         else {
             continue;
@@ -650,6 +651,21 @@ fn ordinary(
                 recipient: r.address.clone(),
                 status: "5.7.1".into(),
                 diagnostic: REFUSED_ORDINARY.into(),
+            });
+            continue;
+        }
+        // Ordinary mail respects the quota, as an envelope does (errore-consegna, pec.md
+        // §2.13); provider-signed mail that had to be wrapped is PEC traffic and is kept.
+        if !mandatory && full {
+            refused_full = true;
+            effects.push(Effect::Log(
+                event(ctx, &tx, EventKind::Rifiuto, &provider)
+                    .detail(format!("{}: {MAILBOX_FULL}", r.address)),
+            ));
+            undelivered.push(Failure {
+                recipient: r.address.clone(),
+                status: "5.2.2".into(),
+                diagnostic: MAILBOX_FULL.into(),
             });
             continue;
         }
@@ -732,11 +748,15 @@ fn ordinary(
     // A retry of a message some mailbox already holds is not refused: the sender would
     // hear that it failed although it was delivered.
     let duplicate = inbound.recipients.iter().any(|r| r.has_copy);
-    if !stored && refused && !duplicate {
+    if !stored && (refused || refused_full) && !duplicate {
         return Ok(Received {
             treat_as,
             reply: Reply::Refused {
-                text: format!("5.7.1 {REFUSED_ORDINARY}"),
+                text: if refused {
+                    format!("5.7.1 {REFUSED_ORDINARY}")
+                } else {
+                    format!("5.2.2 {MAILBOX_FULL}")
+                },
             },
             undelivered: Vec::new(),
             // The refusal is logged even though nothing is stored.
@@ -755,6 +775,9 @@ fn ordinary(
 }
 
 /// Why a mailbox that refuses ordinary mail did not take it (pec.md §5.6).
+/// ASCII, as SMTP replies and the DSN text are.
+const MAILBOX_FULL: &str = "La casella di destinazione e' piena (mailbox full)";
+
 const REFUSED_ORDINARY: &str = "Questa casella di posta certificata non accetta posta ordinaria";
 
 #[cfg(test)]

@@ -257,6 +257,37 @@ fn ordinary_mail_is_wrapped_or_refused_by_policy() {
     );
     assert!(matches!(out.reply, Reply::Refused { .. }));
     assert!(stores(&out.effects).is_empty());
+
+    // A full mailbox takes no ordinary mail: refused alone, returned in the DSN beside
+    // another recipient.
+    let full = MailboxState::Active {
+        ordinary: OrdinaryPolicy::Anomalia,
+        spam: SpamPolicy::Junk,
+        service: false,
+        full: true,
+    };
+    let out = deliver(
+        "x@gmail.test",
+        &[rcpt("anna@b.test", full)],
+        plain,
+        &mut f.ctx_b(),
+    );
+    assert!(
+        matches!(&out.reply, Reply::Refused { text } if text.starts_with("5.2.2")),
+        "{:?}",
+        out.reply
+    );
+    assert!(stores(&out.effects).is_empty());
+    let out = deliver(
+        "x@gmail.test",
+        &[rcpt("anna@b.test", full), rcpt("carla@b.test", active())],
+        plain,
+        &mut f.ctx_b(),
+    );
+    assert_eq!(out.reply, Reply::Accepted);
+    assert_eq!(stores(&out.effects).len(), 1);
+    assert_eq!(out.undelivered.len(), 1);
+    assert_eq!(out.undelivered[0].status, "5.2.2");
 }
 
 /// pec.md §1.3 PC step 5, §5.6: when ordinary mail or a notice reaches some recipients and
