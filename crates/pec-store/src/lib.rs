@@ -35,6 +35,10 @@ mod sqlite;
 mod types;
 
 pub use sqlite::SqliteStore;
+
+/// How long the event log keeps every event, in days: 30 months at the longest (two years
+/// with a leap day and six months of 31 and 30 days) and a few days more (pec.md §6).
+pub const EVENT_LOG_KEEP_DAYS: i64 = 920;
 pub use types::*;
 
 use std::future::Future;
@@ -227,6 +231,12 @@ pub trait Store: Send + Sync + 'static {
         identificativo: Option<&str>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<LoggedEvent>>> + Send;
+    /// Removes the log events committed before `before` (Unix seconds): the oldest events,
+    /// up to the first one at or after `before`, so what stays is an unbroken run of the
+    /// newest. Every event is kept [`EVENT_LOG_KEEP_DAYS`] days at least; the store refuses
+    /// (an error, nothing removed) to remove a younger one (pec.md §6: kept 30 months).
+    /// Returns how many went and the `seq` of the oldest event kept (`None`: none is left).
+    fn purge_events(&self, before: i64) -> impl Future<Output = Result<(u64, Option<i64>)>> + Send;
     /// Ends every lease at once. A node calls it at start when it is the only one using the
     /// store (the embedded default), so work leased by a crashed predecessor resumes at once.
     fn release_leases(&self) -> impl Future<Output = Result<()>> + Send;

@@ -33,17 +33,25 @@ async fn reopened_store_keeps_data_and_schema() {
     assert_eq!(s.events(0, None, 10).await.unwrap().len(), 1);
 }
 
+/// Even bypassing the store: no event changes, and none younger than 920 days goes.
 #[tokio::test]
-async fn the_event_table_refuses_updates_and_deletes() {
+async fn the_event_table_refuses_updates_and_early_deletes() {
     let dir = tempfile::tempdir().unwrap();
     let s = SqliteStore::open(dir.path()).await.unwrap();
     s.commit(one_event()).await.unwrap();
+    let mut recent = one_event();
+    recent.events[0].time = chrono::Utc::now().timestamp() - 900 * 86_400;
+    s.commit(recent).await.unwrap();
     drop(s);
     let c = rusqlite::Connection::open(dir.path().join("pec.sqlite")).unwrap();
     let upd = c.execute("UPDATE events SET json = 'x'", []);
     assert!(upd.unwrap_err().to_string().contains("append-only"));
     let del = c.execute("DELETE FROM events", []);
-    assert!(del.unwrap_err().to_string().contains("append-only"));
+    assert!(del.unwrap_err().to_string().contains("30 months"));
+    assert_eq!(
+        c.execute("DELETE FROM events WHERE time = 1", []).unwrap(),
+        1
+    );
 }
 
 /// A message stored before migration 11 keeps its bytes in `blobs`: it still reads back

@@ -67,6 +67,37 @@ pub async fn run<S: Store>(s: &S) {
     web::a_transaction_gathers_its_messages(s).await;
     web::tokens_and_second_factor_are_kept(s).await;
     web::receipts_raise_webhook_deliveries(s).await;
+    old_events_go_and_young_ones_stay(s).await;
+}
+
+/// pec.md §6: the oldest events may go once older than the retention, always as the oldest
+/// unbroken run; an event younger than [`crate::EVENT_LOG_KEEP_DAYS`] is never removed.
+async fn old_events_go_and_young_ones_stay<S: Store>(s: &S) {
+    let now = chrono::Utc::now().timestamp();
+    s.commit(Commit {
+        events: vec![NewEvent {
+            time: now,
+            identificativo: "recent".into(),
+            json: "{}".into(),
+        }],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let before = s.events(0, None, 1_000_000).await.unwrap();
+    let run = before.iter().take_while(|e| e.time < 3).count();
+    assert!(run > 0, "earlier tests logged events at times 1 and 2");
+    let (gone, first) = s.purge_events(3).await.unwrap();
+    assert_eq!(gone as usize, run);
+    assert_eq!(first, Some(before[run].seq));
+    let after = s.events(0, None, 1_000_000).await.unwrap();
+    assert_eq!(after.len(), before.len() - run);
+    // Past the recent event: refused as a whole, nothing removed.
+    assert!(s.purge_events(now + 10).await.is_err());
+    assert_eq!(
+        s.events(0, None, 1_000_000).await.unwrap().len(),
+        after.len()
+    );
 }
 
 fn refusal<T: std::fmt::Debug>(r: crate::Result<T>) -> FolderRefusal {

@@ -630,6 +630,26 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn purge_events(&self, before: i64) -> Result<(u64, Option<i64>)> {
+        self.writer
+            .run(move |w| {
+                // The oldest run of events before `before`, walked in seq order from the
+                // start: only the rows that go are read.
+                let n = w
+                    .prepare_cached(
+                        "DELETE FROM events WHERE seq < coalesce(
+                            (SELECT seq FROM events WHERE time >= ?1 ORDER BY seq LIMIT 1),
+                            (SELECT max(seq) + 1 FROM events))",
+                    )?
+                    .execute([before])?;
+                let first: Option<i64> = w
+                    .prepare_cached("SELECT min(seq) FROM events")?
+                    .query_row([], |r| r.get(0))?;
+                Ok((n as u64, first))
+            })
+            .await
+    }
+
     async fn release_leases(&self) -> Result<()> {
         self.writer
             .run(|w| {

@@ -234,4 +234,12 @@ DROP TABLE queue;
 ALTER TABLE queue_new RENAME TO queue;
 CREATE INDEX queue_due ON queue (next_attempt);
 "#,
+    // 14: the event log keeps every event 30 months (pec.md §6) and may then let it go:
+    // deleting an event younger than EVENT_LOG_KEEP_DAYS (920 days) is still refused.
+    r#"
+DROP TRIGGER events_no_delete;
+CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+    WHEN old.time >= CAST(strftime('%s', 'now') AS INTEGER) - 920 * 86400
+    BEGIN SELECT RAISE(ABORT, 'the event log keeps every event for 30 months'); END;
+"#,
 ];
