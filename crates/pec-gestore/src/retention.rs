@@ -1,5 +1,7 @@
 //! Retention: the virus store keeps an infected message for 30 months and no longer (pec.md
-//! §8.4), and the records of transactions taken without a copy (pec.md §5.9) last
+//! §8.4), the message log its events for 30 months and a few days
+//! ([`pec_store::EVENT_LOG_KEEP_DAYS`], pec.md §6; the day files go with them, their seals
+//! stay), and the records of transactions taken without a copy (pec.md §5.9) last
 //! [`TAKEN_DAYS`]; a worker purges older entries once an hour.
 
 use crate::Gestore;
@@ -35,6 +37,28 @@ pub(crate) async fn run<S: Store>(g: Arc<Gestore<S>>) {
             .await
         {
             tracing::error!("purge of the taken-without-copy records failed, will retry: {e}");
+        }
+        // The store refuses to let a younger event go by its own clock: never ahead of it.
+        let now = g.clock.unix().min(chrono::Utc::now().timestamp());
+        let cutoff = now - pec_store::EVENT_LOG_KEEP_DAYS * 86_400;
+        match g.store.purge_events(cutoff).await {
+            Ok((n, first_kept)) => {
+                if n > 0 {
+                    tracing::info!("message log: {n} events older than 30 months removed");
+                }
+                let files = crate::eventlog::purge_files(
+                    &g.settings.data_dir.join("log"),
+                    cutoff,
+                    first_kept,
+                );
+                if !files.is_empty() {
+                    tracing::info!(
+                        "message log: {} day files older than 30 months removed, their seals kept",
+                        files.len()
+                    );
+                }
+            }
+            Err(e) => tracing::error!("message log purge failed, will retry: {e}"),
         }
         tokio::time::sleep(Duration::from_secs(3600)).await;
     }

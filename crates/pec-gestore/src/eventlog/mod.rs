@@ -140,6 +140,33 @@ pub(crate) fn repair_torn_tails(dir: &Path) -> Vec<(PathBuf, u64)> {
     cut
 }
 
+/// Removes the day files of the days before the one holding `cutoff` (Unix seconds) whose
+/// entries the store no longer holds: their last entry comes before `first_kept`, the oldest
+/// event the store kept (`None`: it keeps none). Only sealed days go, and their seals stay:
+/// they stand for the day in [`verify_dir`], which resumes the chain at their head (pec.md
+/// §6: the log is kept 30 months, [`pec_store::EVENT_LOG_KEEP_DAYS`]). Returns the files
+/// removed; one that cannot be read or removed stays for the next round.
+pub(crate) fn purge_files(dir: &Path, cutoff: i64, first_kept: Option<i64>) -> Vec<PathBuf> {
+    let before = day_of(cutoff);
+    let mut gone = Vec::new();
+    for (day, path) in day_files(dir) {
+        if day >= before || !seal_path(dir, &day).exists() {
+            continue;
+        }
+        let Ok((last, _)) = last_entry(&path) else {
+            continue;
+        };
+        if first_kept.is_some_and(|f| last >= f) {
+            continue;
+        }
+        match fs::remove_file(&path) {
+            Ok(()) => gone.push(path),
+            Err(e) => tracing::error!("cannot remove {}: {e}", path.display()),
+        }
+    }
+    gone
+}
+
 /// Whether `line` is an entry as the exporter writes it: its seq, prev, hash and event.
 fn whole_entry(line: &[u8]) -> bool {
     serde_json::from_slice::<serde_json::Value>(line).is_ok_and(|v| {

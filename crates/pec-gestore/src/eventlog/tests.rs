@@ -371,3 +371,73 @@ fn a_torn_tail_is_cut_back_to_the_last_whole_entry() {
     repair_torn_tails(dir.path());
     assert_eq!(fs::read(&newest).unwrap(), b"");
 }
+
+/// pec.md §6: after 30 months the oldest day files go with the store's events; their seals
+/// stay and stand for them, so the rest still verifies, chain and store alike. A day purged
+/// before its 30 months is reported.
+#[test]
+fn purged_days_are_stood_for_by_their_seals() {
+    let (p, dir) = written_log();
+    let all = events();
+    let now = T0 + (pec_store::EVENT_LOG_KEEP_DAYS + 5) * DAY;
+    // Sealed at a time the test certificate (400 days) is valid.
+    let at = TimeRef::new(chrono::DateTime::from_timestamp(T0 + 3 * DAY, 0).unwrap());
+    seal_days_before(
+        dir.path(),
+        &day_of(now),
+        &mut None,
+        &mut |day, seq, hash| write_seal(&p.signer, dir.path(), day, seq, hash, at),
+    )
+    .unwrap();
+    let check = |store: &[LoggedEvent], now: i64| {
+        let read = |after: i64, limit: usize| -> Result<Vec<LoggedEvent>, String> {
+            Ok(store
+                .iter()
+                .filter(|e| e.seq > after)
+                .take(limit)
+                .cloned()
+                .collect())
+        };
+        verify_dir(
+            dir.path(),
+            &Verify {
+                anchors: std::slice::from_ref(&p.ca),
+                own_address: Some("posta-certificata@log.test"),
+                store: Some(&read),
+                now,
+                grace: 60,
+            },
+        )
+    };
+    let r = check(&all, now);
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+
+    // The store kept entries 5 and 6: days 0 and 1 go, day 2 (entries 5, 6) stays.
+    let cutoff = now - pec_store::EVENT_LOG_KEEP_DAYS * DAY;
+    let gone = purge_files(dir.path(), cutoff, Some(5));
+    assert_eq!(gone.len(), 2, "{gone:?}");
+    assert!(seal_path(dir.path(), &day_of(T0)).exists(), "seals stay");
+    let r = check(&all[4..], now);
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    assert_eq!(r.entries, 2);
+
+    // Seen as if the purge had come early, the days are reported.
+    let r = check(&all[4..], T0 + 2 * DAY + 3600);
+    assert!(
+        has(&r, &format!("the entries of {} are gone", day_of(T0))),
+        "{:?}",
+        r.problems
+    );
+    // A purged day's seal must still be the provider's.
+    let stray = provider(
+        &pki::make_ca("Other CA", T0 - DAY, 400).unwrap(),
+        "log.test",
+    );
+    write_seal(&stray.signer, dir.path(), &day_of(T0), 2, GENESIS, at).unwrap();
+    let r = check(&all[4..], now);
+    assert!(
+        has(&r, &format!("seal of {}", day_of(T0))),
+        "{:?}",
+        r.problems
+    );
+}

@@ -63,16 +63,48 @@ pub fn verify_dir(dir: &Path, with: &Verify<'_>) -> LogReport {
     // Every calendar day from the first with entries to the last with entries or a seal
     // (quiet days are sealed too, with the head they ended at).
     let sealed_days = sealed_days(dir);
-    let (Some(first), Some(last)) = (
+    let (Some(first_file), Some(last)) = (
         files.keys().min().cloned(),
         files.keys().chain(&sealed_days).max().cloned(),
     ) else {
         return r;
     };
+    // Days sealed before the first file are days whose entries were purged after 30
+    // months: their seals stand for them, and the chain resumes at the last one's head.
+    let first = sealed_days
+        .iter()
+        .filter(|d| **d < first_file)
+        .min()
+        .cloned()
+        .unwrap_or_else(|| first_file.clone());
+    let keep_from = day_of(with.now - pec_store::EVENT_LOG_KEEP_DAYS * 86_400);
     let today = day_of(with.now);
     let mut unsealed = 0usize;
     let mut day = first;
     loop {
+        if day < first_file {
+            if let Ok(text) = fs::read_to_string(seal_path(dir, &day)) {
+                match purged_day(&text, dir, &day, last_seq, &mut heads, with) {
+                    Ok((seq, head)) => {
+                        r.sealed_days += 1;
+                        last_seq = seq;
+                        prev = head;
+                    }
+                    Err(e) => r.problems.push(format!("seal of {day}: {e}")),
+                }
+                if day >= keep_from {
+                    r.problems.push(format!(
+                        "the entries of {day} are gone, but the log keeps every entry for 30 \
+                         months (pec.md §6): removed early"
+                    ));
+                }
+            }
+            match next_day(&day) {
+                Some(next) => day = next,
+                None => break,
+            }
+            continue;
+        }
         let text = match files.get(&day).map(|path| (path, fs::read(path))) {
             Some((_, Ok(t))) => {
                 r.days += 1;
@@ -180,6 +212,37 @@ pub fn verify_dir(dir: &Path, with: &Verify<'_>) -> LogReport {
     r
 }
 
+/// Checks the seal of a day whose entries were purged, and returns the entry and head it
+/// closes the day at, which the chain goes on from: signed by the provider like any seal,
+/// and not behind the seal before it (`last_seq`).
+fn purged_day(
+    text: &str,
+    dir: &Path,
+    day: &str,
+    last_seq: i64,
+    heads: &mut HashMap<i64, String>,
+    with: &Verify<'_>,
+) -> Result<(i64, String), String> {
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .ok_or_else(|| format!("the seal has no {name}"))
+    };
+    let seq: i64 = field("last-seq:")?
+        .parse()
+        .map_err(|_| "bad last-seq".to_string())?;
+    let head = field("head:")?.to_string();
+    if seq < last_seq {
+        return Err(format!(
+            "the seal closes the day at entry {seq}, before the day before it ({last_seq})"
+        ));
+    }
+    heads.insert(seq, head.clone());
+    check_seal(text, dir, day, None, heads, with)?;
+    Ok((seq, head))
+}
+
 /// The days that have a `.seal` file.
 fn sealed_days(dir: &Path) -> Vec<String> {
     fs::read_dir(dir)
@@ -217,6 +280,22 @@ fn compare_with_store(
             }
         };
         let Some(last) = page.last() else { break };
+        // After a purge the store's events begin later: the chain resumes at the head the
+        // files or a purged day's seal give for the entry before its first.
+        if after == 0
+            && let Some(first) = page.first()
+            && first.seq > 1
+        {
+            match heads.get(&(first.seq - 1)) {
+                Some(h) => prev = h.clone(),
+                None => r.problems.push(format!(
+                    "the store's events begin at entry {}, and entry {} is neither in the log \
+                     files nor closed by a seal",
+                    first.seq,
+                    first.seq - 1
+                )),
+            }
+        }
         after = last.seq;
         for e in &page {
             checked += 1;
