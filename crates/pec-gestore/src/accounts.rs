@@ -71,29 +71,61 @@ impl<S: Store> Gestore<S> {
         user: &str,
         password: &str,
     ) -> Result<Option<Account>, GestoreError> {
-        let Some(m) = self.store.mailbox(user.trim()).await? else {
+        let m = self.store.mailbox(user.trim()).await?;
+        // A locked mailbox has an empty hash too (product.md §4: password invalidated).
+        let usable = m
+            .as_ref()
+            .filter(|m| !(m.disabled || m.service || m.locked || m.password_hash.is_empty()));
+        // A refused account costs the same hash as a real one, so the time of the answer
+        // does not tell which addresses exist.
+        let hash = match usable {
+            Some(m) => m.password_hash.clone(),
+            None => dummy_hash().await?,
+        };
+        let ok = verify(hash, password.to_string()).await? && usable.is_some();
+        let Some(m) = usable.filter(|_| ok) else {
             return Ok(None);
         };
-        // A locked mailbox has an empty hash too (product.md §4: password invalidated).
-        if m.disabled || m.service || m.locked || m.password_hash.is_empty() {
-            return Ok(None);
-        }
-        let hash = m.password_hash.clone();
-        let password = password.to_string();
-        let ok = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&hash)
-                .map(|h| {
-                    Argon2::default()
-                        .verify_password(password.as_bytes(), &h)
-                        .is_ok()
-                })
-                .unwrap_or(false)
-        })
+        crate::sessions::logged_in(&m.address);
+        Ok(Some(Account {
+            address: m.address.clone(),
+        }))
+    }
+}
+
+/// Password checks running at once: each argon2id check holds 19 MiB and a core for a
+/// while, so a flood of guesses waits here instead of exhausting memory.
+static CHECKS: std::sync::LazyLock<tokio::sync::Semaphore> =
+    std::sync::LazyLock::new(|| tokio::sync::Semaphore::new(4));
+
+/// Whether `password` matches the PHC string `hash`, checked off the async threads.
+async fn verify(hash: String, password: String) -> Result<bool, GestoreError> {
+    let _turn = CHECKS
+        .acquire()
         .await
         .map_err(|e| GestoreError::Internal(e.to_string()))?;
-        if ok {
-            crate::sessions::logged_in(&m.address);
-        }
-        Ok(ok.then_some(Account { address: m.address }))
-    }
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash)
+            .map(|h| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &h)
+                    .is_ok()
+            })
+            .unwrap_or(false)
+    })
+    .await
+    .map_err(|e| GestoreError::Internal(e.to_string()))
+}
+
+/// A hash of a random password, made once, for the accounts that cannot log in.
+async fn dummy_hash() -> Result<String, GestoreError> {
+    static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    DUMMY
+        .get_or_try_init(|| async {
+            let mut secret = [0u8; 16];
+            rand::fill(&mut secret);
+            hash_password(&hex::encode(secret)).await
+        })
+        .await
+        .cloned()
 }

@@ -65,6 +65,9 @@ pub enum GestoreError {
     /// The thing asked for does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// The account may not do this now (its mailbox is locked or disabled).
+    #[error("{0}")]
+    Forbidden(String),
     /// A security filter did not answer: the message was not scanned, so it is not taken
     /// now (product.md §4; the client retries).
     #[error("{0}")]
@@ -77,7 +80,10 @@ pub enum GestoreError {
 impl GestoreError {
     /// Whether a client may retry later (SMTP 4xx) rather than give up (5xx).
     pub fn is_temporary(&self) -> bool {
-        !matches!(self, GestoreError::Invalid(_) | GestoreError::NotFound(_))
+        !matches!(
+            self,
+            GestoreError::Invalid(_) | GestoreError::NotFound(_) | GestoreError::Forbidden(_)
+        )
     }
 }
 
@@ -307,6 +313,18 @@ impl<S: Store> Gestore<S> {
         rcpt_to: &[String],
         message: Vec<u8>,
     ) -> Result<Submitted, GestoreError> {
+        // A session logged in before its mailbox was locked or disabled keeps no right to
+        // send (product.md §4: on lockout the password is invalidated and every session
+        // ends): each submission checks the mailbox again.
+        match self.store.mailbox(&account.address).await? {
+            Some(m) if !(m.disabled || m.locked || m.service || m.password_hash.is_empty()) => {}
+            _ => {
+                return Err(GestoreError::Forbidden(format!(
+                    "la casella {} è bloccata o disabilitata / mailbox locked or disabled",
+                    account.address
+                )));
+            }
+        }
         let findings = self
             .scan(client, Some(&account.address), mail_from, rcpt_to, &message)
             .await?;

@@ -51,6 +51,7 @@ impl From<GestoreError> for ApiError {
         match e {
             GestoreError::Invalid(t) => ApiError(StatusCode::BAD_REQUEST, t),
             GestoreError::NotFound(t) => ApiError(StatusCode::NOT_FOUND, t),
+            GestoreError::Forbidden(t) => ApiError(StatusCode::FORBIDDEN, t),
             GestoreError::Unavailable(t) => ApiError(StatusCode::SERVICE_UNAVAILABLE, t),
             other => {
                 tracing::error!("admin API: {other}");

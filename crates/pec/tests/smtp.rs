@@ -68,6 +68,8 @@ fn pipelined_and_chunked_submissions() {
     assert_eq!(codes("bad_bdat"), ["501"]);
     assert_eq!(r["closed_after_bad_bdat"], true);
     assert_eq!(codes("bdat_after_helo"), ["503", "250"]);
+    assert_eq!(codes("huge_bdat"), ["552"]);
+    assert_eq!(r["closed_after_huge_bdat"], true);
 
     // Three certified messages, each with its acceptance and delivery receipt; the line
     // that starts with a dot arrived intact by DATA (stuffed) and by BDAT (as is).

@@ -10,15 +10,33 @@ pub(super) const MAX_LINE: usize = 4096;
 /// 5 minutes). Relay clients that keep connections open for reuse close them sooner.
 pub(super) const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
+/// The error payload of a line too long: whether it ended in CRLF, which decides whether the
+/// next line may start the DATA terminator.
+#[derive(Debug)]
+pub(super) struct LineTooLong {
+    pub crlf: bool,
+}
+
+impl std::fmt::Display for LineTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("line too long")
+    }
+}
+
+impl std::error::Error for LineTooLong {}
+
 /// Reads one line, LF included. A line longer than `max` is read to its end and dropped, and
-/// answered `InvalidData` (RFC 5321 §4.5.3.1.4: reply 500 and discard the rest of the line), so
-/// its tail is never taken for a command and memory stays bounded.
+/// answered `InvalidData` carrying [`LineTooLong`] (RFC 5321 §4.5.3.1.4: reply 500 and
+/// discard the rest of the line), so its tail is never taken for a command and memory stays
+/// bounded.
 pub(super) async fn read_line<R: AsyncBufReadExt + Unpin>(
     r: &mut R,
     max: usize,
 ) -> std::io::Result<Option<Vec<u8>>> {
     let mut line = Vec::new();
     let mut overflow = false;
+    // The last byte consumed, for a dropped line's ending.
+    let mut last = 0u8;
     loop {
         let buf = r.fill_buf().await?;
         if buf.is_empty() {
@@ -34,17 +52,23 @@ pub(super) async fn read_line<R: AsyncBufReadExt + Unpin>(
             } else {
                 overflow = true;
             }
+            let crlf = if i > 0 {
+                buf[i - 1] == b'\r'
+            } else {
+                last == b'\r'
+            };
             r.consume(i + 1);
             return if overflow {
                 Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
-                    "line too long",
+                    LineTooLong { crlf },
                 ))
             } else {
                 Ok(Some(line))
             };
         }
         let n = buf.len();
+        last = buf[n - 1];
         if overflow || line.len() + n > max {
             overflow = true;
             line = Vec::new();
@@ -104,10 +128,15 @@ pub(super) async fn read_data<R: AsyncBufReadExt + Unpin>(
             Ok(Some(line)) => line,
             Ok(None) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                // A line past 1 MiB: dropped with the rest of the message.
+                // A line past 1 MiB: dropped with the rest of the message. Whether it ended in
+                // CRLF still decides whether a dot line after it ends the data: after a bare
+                // LF it does not, or `<long line><LF>.<CRLF>` would smuggle what follows.
                 dropped.get_or_insert(Received::TooBig);
                 out = Vec::new();
-                after_crlf = true;
+                after_crlf = e
+                    .get_ref()
+                    .and_then(|x| x.downcast_ref::<LineTooLong>())
+                    .is_some_and(|l| l.crlf);
                 continue;
             }
             Err(e) => return Err(e),
@@ -259,6 +288,33 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(input)
             );
+        }
+    }
+
+    /// A line past 1 MiB ending in a bare LF does not let the next dot line end the data:
+    /// `<long line><LF>.<CRLF>` smuggles nothing; after a long line ending in CRLF the dot
+    /// line does end it. Both are too big either way.
+    #[tokio::test]
+    async fn an_overlong_data_line_keeps_its_ending() {
+        for (ending, ends_here) in [(&b"\n"[..], false), (b"\r\n", true)] {
+            let mut input = vec![b'x'; (1 << 20) + 10];
+            input.extend_from_slice(ending);
+            input.extend_from_slice(b".\r\nMAIL FROM:<a@b>\r\n.\r\nNEXT");
+            let mut r = BufReader::with_capacity(4096, &input[..]);
+            let got = read_data(&mut r, 1 << 30, &limiter(4096), &mut Room::default())
+                .await
+                .unwrap();
+            assert_eq!(got, Received::TooBig);
+            let mut rest = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut r, &mut rest)
+                .await
+                .unwrap();
+            let expect: &[u8] = if ends_here {
+                b"MAIL FROM:<a@b>\r\n.\r\nNEXT"
+            } else {
+                b"NEXT"
+            };
+            assert_eq!(rest, expect, "{}", String::from_utf8_lossy(ending));
         }
     }
 

@@ -12,7 +12,7 @@ use super::limits::{Limiter, Room};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use pec_engine::receiving::Reply;
-use pec_gestore::{Account, Gestore, GestoreError};
+use pec_gestore::{Account, Gestore, GestoreError, Login};
 use pec_store::Store;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -53,6 +53,9 @@ pub enum End<S> {
     /// The client asked for STARTTLS; upgrade the stream and run a fresh session.
     StartTls(S),
 }
+
+/// How much of a BDAT chunk is read (and budgeted) at a time.
+const BDAT_STEP: u64 = 1 << 20;
 
 const MAX_AUTH_FAILURES: u32 = 3;
 
@@ -284,25 +287,32 @@ where
                     reply!("501 5.5.2 Risposta AUTH non valida / cannot decode response");
                     continue;
                 };
-                match g.authenticate(&user, &pass).await {
-                    Ok(Some(a)) => {
+                // Through the failed-login throttle shared with IMAP, POP3 and the webmail:
+                // reconnecting does not reset it.
+                let refusal = match g.login(cfg.peer, &user, &pass).await {
+                    Ok(Login::Accepted(a)) => {
                         account = Some(a);
                         reply!("235 2.7.0 Autenticazione riuscita / authentication succeeded");
+                        continue;
                     }
-                    Ok(None) => {
-                        auth_failures += 1;
-                        if auth_failures >= MAX_AUTH_FAILURES {
-                            reply!("421 4.7.0 Troppi tentativi falliti / too many failures");
-                            send!();
-                            return Ok(End::Closed);
-                        }
-                        reply!("535 5.7.8 Credenziali non valide / authentication failed");
+                    Ok(Login::Refused) => {
+                        "535 5.7.8 Credenziali non valide / authentication failed".to_string()
                     }
+                    Ok(Login::Throttled(secs)) => format!(
+                        "454 4.7.0 Troppi tentativi falliti, riprovare tra {secs} secondi / too many failures, try again in {secs} s"
+                    ),
                     Err(e) => {
                         tracing::error!("authentication backend: {e}");
-                        reply!("454 4.7.0 Errore temporaneo di autenticazione");
+                        "454 4.7.0 Errore temporaneo di autenticazione".to_string()
                     }
+                };
+                auth_failures += 1;
+                if auth_failures >= MAX_AUTH_FAILURES {
+                    reply!("421 4.7.0 Troppi tentativi falliti / too many failures");
+                    send!();
+                    return Ok(End::Closed);
                 }
+                reply!("{refusal}");
             }
             Command::Mail { from, size } => {
                 if helo.is_none() {
@@ -408,32 +418,54 @@ where
                 if (io.buffer().len() as u64) < size {
                     send!();
                 }
+                // A chunk larger than any message may be is not read through: skipping it
+                // would hold the connection for as long as the client cares to send.
+                if size > cfg.max_message_bytes {
+                    reply!(
+                        "552 5.3.4 Blocco BDAT oltre la dimensione massima del messaggio ({} byte) / chunk exceeds the message size limit",
+                        cfg.max_message_bytes
+                    );
+                    send!();
+                    return Ok(End::Closed);
+                }
                 let so_far = tx.chunks.as_ref().map_or(0, Vec::len) as u64;
                 let fits = open
                     && !tx.too_big
                     && !tx.no_room
                     && size <= cfg.max_message_bytes.saturating_sub(so_far);
-                let keep = fits && limiter.reserve(&mut tx.room, so_far + size);
-                // The chunk grows as its bytes arrive (the size is the client's word), and a
-                // client silent for the idle timeout in the middle of it is dropped.
+                let mut keep = fits;
+                // The chunk is read a step at a time: the memory budget grows with the bytes
+                // that arrived (the size is the client's word), and a client silent for the
+                // idle timeout in the middle of it is dropped.
                 let read = async {
-                    if keep {
-                        let buf = tx.chunks.get_or_insert_with(Vec::new);
-                        (&mut io)
-                            .take(size)
-                            .read_to_end(buf)
-                            .await
-                            .map(|n| n as u64)
-                    } else {
-                        tokio::io::copy(&mut (&mut io).take(size), &mut tokio::io::sink()).await
+                    let mut left = size;
+                    while left > 0 {
+                        let step = left.min(BDAT_STEP);
+                        if keep {
+                            let held = tx.chunks.as_ref().map_or(0, Vec::len) as u64;
+                            keep = limiter.reserve(&mut tx.room, held + step);
+                        }
+                        let n = if keep {
+                            let buf = tx.chunks.get_or_insert_with(Vec::new);
+                            within(IDLE_TIMEOUT, (&mut io).take(step).read_to_end(buf)).await?
+                                as u64
+                        } else {
+                            within(
+                                IDLE_TIMEOUT,
+                                tokio::io::copy(&mut (&mut io).take(step), &mut tokio::io::sink()),
+                            )
+                            .await?
+                        };
+                        if n < step {
+                            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+                        }
+                        left -= n;
                     }
+                    Ok(())
                 };
                 // The idle timeout, plus the time the chunk takes at 64 KiB/s.
                 let allowed = IDLE_TIMEOUT + std::time::Duration::from_secs(size / 65_536);
-                let got = within(allowed, read).await?;
-                if got < size {
-                    return Err(std::io::ErrorKind::UnexpectedEof.into());
-                }
+                within(allowed, read).await?;
                 if open && !keep {
                     if fits {
                         tx.no_room = true;
@@ -567,6 +599,7 @@ async fn deliver<St: Store>(
         Ok(Ok(text)) => format!("250 {text}"),
         Ok(Err(text)) => format!("550 {text}"),
         Err(e @ GestoreError::Invalid(_)) => format!("554 5.6.0 {e}"),
+        Err(GestoreError::Forbidden(why)) => format!("550 5.7.1 {why}"),
         Err(GestoreError::Unavailable(why)) => {
             // product.md §4: nothing is taken unscanned; the client retries.
             tracing::warn!("message deferred, a filter is down: {why}");

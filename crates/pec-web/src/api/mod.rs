@@ -62,6 +62,7 @@ impl From<GestoreError> for ApiError {
         match e {
             GestoreError::Invalid(t) => ApiError(StatusCode::BAD_REQUEST, t),
             GestoreError::NotFound(t) => ApiError(StatusCode::NOT_FOUND, t),
+            GestoreError::Forbidden(t) => ApiError(StatusCode::FORBIDDEN, t),
             GestoreError::Unavailable(t) => ApiError(StatusCode::SERVICE_UNAVAILABLE, t),
             GestoreError::Store(pec_store::StoreError::Refused(r)) => {
                 ApiError(StatusCode::CONFLICT, format!("{r:?}"))
@@ -121,7 +122,9 @@ impl<S: Store> FromRequestParts<Api<S>> for Caller {
             .map(|c| c.0.ip())
             .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
         let now = std::time::Instant::now();
-        if api.0.throttle.blocked(ip, "api-token", now).is_some() {
+        // Counted per client address only: a token names no account, and one shared count
+        // would let anyone with ten junk tokens shut every integrator out.
+        if api.0.throttle.blocked_address(ip, now).is_some() {
             return Err(ApiError(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too many requests with bad tokens from this address; try again later".into(),
@@ -130,7 +133,7 @@ impl<S: Store> FromRequestParts<Api<S>> for Caller {
         match api.0.api_account(token).await? {
             Some(a) => Ok(Caller(a)),
             None => {
-                api.0.throttle.failed(ip, "api-token", now);
+                api.0.throttle.failed_address(ip, now);
                 Err(ApiError(
                     StatusCode::UNAUTHORIZED,
                     "the token is not valid, or its mailbox is locked or disabled".into(),

@@ -195,6 +195,7 @@ impl From<GestoreError> for WebError {
         match e {
             GestoreError::Invalid(t) => WebError(StatusCode::BAD_REQUEST, t),
             GestoreError::NotFound(t) => WebError(StatusCode::NOT_FOUND, t),
+            GestoreError::Forbidden(t) => WebError(StatusCode::FORBIDDEN, t),
             GestoreError::Unavailable(t) => WebError(StatusCode::SERVICE_UNAVAILABLE, t),
             GestoreError::Store(pec_store::StoreError::Refused(r)) => {
                 WebError(StatusCode::CONFLICT, format!("{r:?}"))

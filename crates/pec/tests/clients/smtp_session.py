@@ -121,4 +121,13 @@ s.codes(1)
 s.send(b"BDAT 6 LAST\r\nNOOP\r\nNOOP\r\n")
 out["bdat_after_helo"] = s.codes(2)
 
+# A chunk larger than any message may be: refused, and the session ends at once instead of
+# waiting for bytes the client may never send.
+s = Session()
+s.send(b"EHLO client.test\r\n")
+s.codes(1)
+s.send(b"BDAT 18446744073709551615\r\n")
+out["huge_bdat"] = s.codes(1)
+out["closed_after_huge_bdat"] = s.reply() is None
+
 print(json.dumps(out))
