@@ -688,4 +688,26 @@ fn rest_api_tokens_webhooks_and_webmail_protections() {
         &["-c", j2, "-b", j2, "--data", "csrf=wrong"],
     );
     assert_eq!(s, 403);
+
+    // A new password (as after a lockout's reset) ends the sessions opened with the old one.
+    let (s, _, _) = https(&g, "GET", "/mail?f=INBOX", None, None, &["-b", j]);
+    assert_eq!(s, 200, "luisa's session is still open");
+    let pw = root.path().join("new-password.txt");
+    std::fs::write(&pw, "another-password-456").unwrap();
+    run_ok(&[
+        "admin",
+        "--data",
+        g.data(),
+        "mailbox",
+        "password",
+        "luisa@w.test",
+        "--password-file",
+        pw.to_str().unwrap(),
+    ]);
+    let (s, h, _) = https(&g, "GET", "/mail?f=INBOX", None, None, &["-b", j]);
+    assert_eq!(s, 303, "{h}");
+    assert!(
+        h.contains("location: /login") || h.contains("Location: /login"),
+        "{h}"
+    );
 }

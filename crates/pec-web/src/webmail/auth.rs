@@ -125,7 +125,17 @@ pub async fn login<S: Store>(
         )),
         Login::Accepted(account) => {
             let pending = g.has_second_factor(&account.address).await?;
-            let id = app.0.sessions.create(&account.address, pending);
+            let hash = g
+                .store
+                .mailbox(&account.address)
+                .await?
+                .map(|m| m.password_hash)
+                .unwrap_or_default();
+            let id = app.0.sessions.create(
+                &account.address,
+                pending,
+                &super::sessions::password_mark(&hash),
+            );
             let mut r = if pending {
                 let csrf = app.0.sessions.get(&id).map(|s| s.csrf).unwrap_or_default();
                 otp_page(StatusCode::OK, &csrf, None)

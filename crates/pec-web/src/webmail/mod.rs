@@ -136,9 +136,16 @@ impl<S: Store> FromRequestParts<App<S>> for User {
         if s.pending_second_factor {
             return Err(LoginFirst);
         }
-        // product.md §4: a locked mailbox does nothing until its password is reset.
+        // product.md §4: a locked mailbox does nothing until its password is reset, and the
+        // reset (or any change of password) ends the sessions opened with the old one.
         let mailbox = match app.0.g.store.mailbox(&s.address).await {
-            Ok(Some(m)) if !m.locked && !m.disabled => m,
+            Ok(Some(m))
+                if !m.locked
+                    && !m.disabled
+                    && sessions::password_mark(&m.password_hash) == s.password =>
+            {
+                m
+            }
             _ => {
                 app.0.sessions.remove(&id);
                 return Err(LoginFirst);

@@ -1,5 +1,6 @@
 //! Web sessions, in memory: a random 256-bit id per login, ended by logout, after two idle
-//! hours, or twelve hours after the login. A restart ends every session (users log in
+//! hours, twelve hours after the login, or when the mailbox's password changes (a reset
+//! after a lockout ends them, product.md §4). A restart ends every session (users log in
 //! again; nothing else is lost).
 
 use std::collections::HashMap;
@@ -22,6 +23,8 @@ pub struct WebSession {
     pub csrf: String,
     /// Waiting for the TOTP code: not logged in yet.
     pub pending_second_factor: bool,
+    /// [`password_mark`] of the password the session logged in with.
+    pub password: String,
     created: Instant,
     last: Instant,
 }
@@ -30,6 +33,14 @@ pub struct WebSession {
 #[derive(Debug, Default)]
 pub struct WebSessions {
     map: Mutex<HashMap<String, WebSession>>,
+}
+
+/// A mark of a mailbox's stored password hash: a session whose mark differs from the
+/// mailbox's current one logged in with a password since changed, and ends.
+pub fn password_mark(password_hash: &str) -> String {
+    hex::encode(
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, password_hash.as_bytes()).as_ref(),
+    )
 }
 
 fn random_hex() -> String {
@@ -44,8 +55,9 @@ impl WebSessions {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Opens a session for `address`; returns its id.
-    pub fn create(&self, address: &str, pending_second_factor: bool) -> String {
+    /// Opens a session for `address`, logged in with the password marked `password`
+    /// ([`password_mark`]); returns its id.
+    pub fn create(&self, address: &str, pending_second_factor: bool, password: &str) -> String {
         let now = Instant::now();
         let id = random_hex();
         let mut m = self.lock();
@@ -58,6 +70,7 @@ impl WebSessions {
                 address: address.to_string(),
                 csrf: random_hex(),
                 pending_second_factor,
+                password: password.to_string(),
                 created: now,
                 last: now,
             },
@@ -82,7 +95,7 @@ impl WebSessions {
     /// (a new id at each privilege change, against session fixation).
     pub fn promote(&self, id: &str) -> Option<String> {
         let s = self.lock().remove(id)?;
-        Some(self.create(&s.address, false))
+        Some(self.create(&s.address, false, &s.password))
     }
 
     /// Ends a session.
@@ -118,7 +131,7 @@ mod tests {
     #[test]
     fn sessions_open_promote_and_end() {
         let s = WebSessions::default();
-        let id = s.create("mario@a.test", true);
+        let id = s.create("mario@a.test", true, &password_mark("h"));
         assert_eq!(id.len(), 64);
         let got = s.get(&id).unwrap();
         assert!(got.pending_second_factor);
