@@ -261,6 +261,15 @@ pub async fn set_otp<S: Store>(
     let g = &app.0.g;
     let (on, message) = match f.action.as_str() {
         "enable" => {
+            // A key in use is replaced only after turning it off with one of its codes: a
+            // session left open must not be enough to bind the account to another device.
+            if user.mailbox.totp_secret.is_some() {
+                return Err(WebError(
+                    StatusCode::CONFLICT,
+                    "two-step verification is already on: turn it off with a current code first"
+                        .into(),
+                ));
+            }
             if totp::unbase32(&f.secret).is_none_or(|k| k.len() < 10) {
                 return Err(WebError(
                     StatusCode::BAD_REQUEST,
