@@ -321,6 +321,16 @@ fn rest_api_tokens_webhooks_and_webmail_protections() {
         let (s, _, body) = https(&g, "GET", path, Some(&luisa), None, &[]);
         assert_eq!(s, 404, "{path}: {}", String::from_utf8_lossy(&body));
     }
+    // A path or query that does not parse gets a 400 in the API's JSON form.
+    for path in [
+        "/api/v1/folders/INBOX/messages/abc",
+        "/api/v1/folders/INBOX/messages/1/attachments/x",
+        "/api/v1/folders/INBOX/messages?limit=many",
+    ] {
+        let (s, v) = api(&g, "GET", path, &luisa, None);
+        assert_eq!(s, 400, "{path}");
+        assert!(v["error"].is_string(), "{path}: {v}");
+    }
     let (s, h) = api(&g, "GET", "/api/v1/webhook", &luisa, None);
     assert_eq!(
         (s, &h["url"]),

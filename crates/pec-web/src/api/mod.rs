@@ -23,6 +23,7 @@ use crate::view::MessageView;
 use crate::webmail::compose::receipt_kind;
 use axum::Json;
 use axum::Router;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -77,6 +78,19 @@ impl From<GestoreError> for ApiError {
         }
     }
 }
+
+/// A path, query or JSON body that does not parse is answered like every other error:
+/// 400 with `{"error": ...}` (docs/api.md).
+macro_rules! rejection_is_bad_request {
+    ($($t:ty),*) => {$(
+        impl From<$t> for ApiError {
+            fn from(e: $t) -> Self {
+                ApiError(StatusCode::BAD_REQUEST, e.body_text())
+            }
+        }
+    )*};
+}
+rejection_is_bad_request!(JsonRejection, PathRejection, QueryRejection);
 
 impl From<pec_store::StoreError> for ApiError {
     fn from(e: pec_store::StoreError) -> Self {
@@ -275,8 +289,9 @@ async fn send<S: Store>(
 async fn status<S: Store>(
     State(api): State<Api<S>>,
     Caller(account): Caller,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<timeline::Timeline>> {
+    let Path(id) = id?;
     timeline::build(&api.0, &account.address, &id)
         .await?
         .map(Json)
@@ -319,9 +334,10 @@ pub struct ListParams {
 async fn list<S: Store>(
     State(api): State<Api<S>>,
     Caller(account): Caller,
-    Path(folder): Path<String>,
-    Query(p): Query<ListParams>,
+    folder: Result<Path<String>, PathRejection>,
+    p: Result<Query<ListParams>, QueryRejection>,
 ) -> ApiResult<Json<pec_store::Page>> {
+    let (Path(folder), Query(p)) = (folder?, p?);
     let limit = p.limit.unwrap_or(50);
     if limit > 500 {
         return Err(ApiError(
@@ -380,8 +396,9 @@ async fn bytes_of<S: Store>(
 async fn parsed<S: Store>(
     State(api): State<Api<S>>,
     Caller(account): Caller,
-    Path((folder, uid)): Path<(String, u32)>,
+    at: Result<Path<(String, u32)>, PathRejection>,
 ) -> ApiResult<Json<Value>> {
+    let Path((folder, uid)) = at?;
     let (meta, bytes) = bytes_of(&api, &account, &folder, uid).await?;
     let report = api.0.verify_stored(&bytes);
     let view = MessageView::new(&bytes, &report);
@@ -391,8 +408,9 @@ async fn parsed<S: Store>(
 async fn raw<S: Store>(
     State(api): State<Api<S>>,
     Caller(account): Caller,
-    Path((folder, uid)): Path<(String, u32)>,
+    at: Result<Path<(String, u32)>, PathRejection>,
 ) -> ApiResult<Response> {
+    let Path((folder, uid)) = at?;
     let (_, bytes) = bytes_of(&api, &account, &folder, uid).await?;
     let mut r = bytes.into_response();
     r.headers_mut().insert(
@@ -405,8 +423,9 @@ async fn raw<S: Store>(
 async fn attachment<S: Store>(
     State(api): State<Api<S>>,
     Caller(account): Caller,
-    Path((folder, uid, n)): Path<(String, u32, usize)>,
+    at: Result<Path<(String, u32, usize)>, PathRejection>,
 ) -> ApiResult<Response> {
+    let Path((folder, uid, n)) = at?;
     let (_, bytes) = bytes_of(&api, &account, &folder, uid).await?;
     let (name, _, data) = crate::view::attachment(&bytes, n)
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no attachment {n}")))?;
@@ -439,8 +458,9 @@ pub struct HookBody {
 async fn set_webhook<S: Store>(
     State(api): State<Api<S>>,
     Caller(account): Caller,
-    Json(b): Json<HookBody>,
+    b: Result<Json<HookBody>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
+    let Json(b) = b?;
     crate::poster::parse_url(&b.url).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
     let mut key = [0u8; 32];
     rand::fill(&mut key);
