@@ -85,6 +85,15 @@ fn path(arg: &str, prefix: &str) -> Result<(String, String), SyntaxError> {
     if !addr.is_empty() && !addr.contains('@') {
         return Err(SyntaxError::Arguments("the address has no domain"));
     }
+    // RFC 5321 §4.5.3.1: a local part of 64 octets at most, a domain of 255, a path of 256
+    // (the brackets included). Longer ones are refused, so a long recipient list cannot
+    // hold more memory than its count allows.
+    let (local, domain) = addr.rsplit_once('@').unwrap_or(("", ""));
+    if addr.len() + 2 > 256 || local.len() > 64 || domain.len() > 255 {
+        return Err(SyntaxError::Arguments(
+            "the address is too long (RFC 5321 §4.5.3.1: local part 64, path 256 octets)",
+        ));
+    }
     Ok((addr.to_string(), rest[end + 1..].trim().to_string()))
 }
 
@@ -245,5 +254,15 @@ mod tests {
             parse("MAIL FROM:<a@b> SIZE=x"),
             Err(SyntaxError::Arguments(_))
         ));
+    }
+
+    #[test]
+    fn paths_past_the_rfc_5321_lengths_are_refused() {
+        let local = "a".repeat(65);
+        assert!(parse(&format!("RCPT TO:<{local}@b.it>")).is_err());
+        let long = format!("{}@{}.it", "a".repeat(64), "d".repeat(200));
+        assert!(parse(&format!("RCPT TO:<{long}>")).is_err());
+        let ok = format!("{}@{}.it", "a".repeat(64), "d".repeat(150));
+        assert!(parse(&format!("RCPT TO:<{ok}>")).is_ok());
     }
 }

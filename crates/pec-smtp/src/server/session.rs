@@ -145,7 +145,7 @@ where
             Ok(Some(l)) => l,
             Ok(None) => return Ok(End::Closed),
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                reply!("500 5.5.6 Riga troppo lunga / line too long");
+                reply!("500 5.5.2 Riga troppo lunga / line too long");
                 continue;
             }
             Err(e) => return Err(e),
