@@ -383,7 +383,16 @@ where
                 send_before_read!();
                 // Held until the message is committed.
                 let mut room = Room::default();
-                let data = read_data(&mut io, cfg.max_message_bytes, limiter, &mut room).await?;
+                // Each line within the idle timeout, and the whole message within the time
+                // the largest one takes at 64 KiB/s: a line every few minutes cannot hold
+                // the connection for ever.
+                let whole =
+                    IDLE_TIMEOUT + std::time::Duration::from_secs(cfg.max_message_bytes / 65_536);
+                let data = within(
+                    whole,
+                    read_data(&mut io, cfg.max_message_bytes, limiter, &mut room),
+                )
+                .await?;
                 let rcpts = std::mem::take(&mut tx.rcpt_to);
                 tx.mail_from = None;
                 let data = match data {
