@@ -81,7 +81,12 @@ fn written_log() -> (Provider, tempfile::TempDir) {
     (p, dir)
 }
 
+/// Verifies an hour after the last events, on their day.
 fn verify(dir: &Path, p: &Provider, store: Option<&[LoggedEvent]>) -> LogReport {
+    verify_at(dir, p, store, T0 + 2 * DAY + 3600)
+}
+
+fn verify_at(dir: &Path, p: &Provider, store: Option<&[LoggedEvent]>, now: i64) -> LogReport {
     let read = |after: i64, limit: usize| -> Result<Vec<LoggedEvent>, String> {
         Ok(store
             .unwrap_or_default()
@@ -97,8 +102,7 @@ fn verify(dir: &Path, p: &Provider, store: Option<&[LoggedEvent]>) -> LogReport 
             anchors: std::slice::from_ref(&p.ca),
             own_address: Some("posta-certificata@log.test"),
             store: store.map(|_| &read as StoreEvents<'_>),
-            // An hour after the last events, on their day.
-            now: T0 + 2 * DAY + 3600,
+            now,
             grace: 60,
         },
     )
@@ -200,27 +204,7 @@ fn quiet_days_are_sealed_and_removed_latest_days_are_found() {
     .unwrap();
     assert_eq!(later, vec![(day_of(T0 + 5 * DAY), 4)]);
     let now = T0 + 5 * DAY + 3600;
-    let check = |store: Option<&[LoggedEvent]>| {
-        let read = |after: i64, limit: usize| -> Result<Vec<LoggedEvent>, String> {
-            Ok(store
-                .unwrap_or_default()
-                .iter()
-                .filter(|e| e.seq > after)
-                .take(limit)
-                .cloned()
-                .collect())
-        };
-        verify_dir(
-            dir.path(),
-            &Verify {
-                anchors: std::slice::from_ref(&p.ca),
-                own_address: Some("posta-certificata@log.test"),
-                store: store.map(|_| &read as StoreEvents<'_>),
-                now,
-                grace: 60,
-            },
-        )
-    };
+    let check = |store: Option<&[LoggedEvent]>| verify_at(dir.path(), &p, store, now);
     let r = check(Some(&all));
     assert!(r.problems.is_empty(), "{:?}", r.problems);
     assert_eq!(r.sealed_days, 5);
@@ -389,26 +373,7 @@ fn purged_days_are_stood_for_by_their_seals() {
         &mut |day, seq, hash| write_seal(&p.signer, dir.path(), day, seq, hash, at),
     )
     .unwrap();
-    let check = |store: &[LoggedEvent], now: i64| {
-        let read = |after: i64, limit: usize| -> Result<Vec<LoggedEvent>, String> {
-            Ok(store
-                .iter()
-                .filter(|e| e.seq > after)
-                .take(limit)
-                .cloned()
-                .collect())
-        };
-        verify_dir(
-            dir.path(),
-            &Verify {
-                anchors: std::slice::from_ref(&p.ca),
-                own_address: Some("posta-certificata@log.test"),
-                store: Some(&read),
-                now,
-                grace: 60,
-            },
-        )
-    };
+    let check = |store: &[LoggedEvent], now: i64| verify_at(dir.path(), &p, Some(store), now);
     let r = check(&all, now);
     assert!(r.problems.is_empty(), "{:?}", r.problems);
 
