@@ -152,6 +152,8 @@ pub struct Gestore<S: Store> {
     pub(crate) webhooks_due: Notify,
     /// Failed-login counters of the access protocols.
     pub throttle: throttle::LoginThrottle,
+    /// The last TOTP step accepted per mailbox: a code is good once (RFC 6238 §5.2).
+    totp_used: std::sync::Mutex<std::collections::HashMap<String, i64>>,
     /// The security filters.
     pub filters: Filters,
     /// Open client connections, to end a locked mailbox's sessions.
@@ -241,6 +243,7 @@ impl<S: Store> Gestore<S> {
             handoff: queue::Handoff::default(),
             webhooks_due: Notify::new(),
             throttle: throttle::LoginThrottle::default(),
+            totp_used: Default::default(),
             filters: Filters::default(),
             sessions: sessions::Sessions::default(),
             same_message: (0..SAME_MESSAGE_STRIPES)

@@ -71,16 +71,18 @@ pub fn hotp(key: &[u8], counter: u64, digits: u32) -> String {
 /// Whether `code` is the 6-digit code of `secret` at Unix time `now`, one step either side
 /// allowed for clock drift (RFC 6238 §5.2).
 pub fn verify(secret: &str, code: &str, now: i64) -> bool {
-    let Some(key) = unbase32(secret) else {
-        return false;
-    };
+    matching_step(secret, code, now).is_some()
+}
+
+/// The time step whose code `code` is, within one step of `now` (see [`verify`]).
+pub fn matching_step(secret: &str, code: &str, now: i64) -> Option<i64> {
+    let key = unbase32(secret)?;
     let code = code.trim();
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
-        return false;
+        return None;
     }
     let step = now.div_euclid(STEP);
-    (-1..=1).any(|d| {
-        let c = step + d;
+    (-1..=1).map(|d| step + d).find(|&c| {
         c >= 0
             && aws_lc_rs::constant_time::verify_slices_are_equal(
                 hotp(&key, c as u64, 6).as_bytes(),

@@ -59,7 +59,24 @@ impl<S: Store> Gestore<S> {
     pub async fn second_factor_ok(&self, address: &str, code: &str) -> Result<bool, GestoreError> {
         Ok(match self.store.mailbox(address).await? {
             Some(m) => match m.totp_secret {
-                Some(secret) => totp::verify(&secret, code, self.clock.unix()),
+                Some(secret) => match totp::matching_step(&secret, code, self.clock.unix()) {
+                    // A code is good once: one seen, or one older than the last accepted,
+                    // is refused (RFC 6238 §5.2), so an overheard code cannot be replayed.
+                    Some(step) => {
+                        let mut used = self.totp_used.lock().unwrap_or_else(|p| p.into_inner());
+                        let key = m.address.to_ascii_lowercase();
+                        if used.get(&key).is_some_and(|&last| step <= last) {
+                            false
+                        } else {
+                            if used.len() > 100_000 {
+                                used.clear();
+                            }
+                            used.insert(key, step);
+                            true
+                        }
+                    }
+                    None => false,
+                },
                 None => true,
             },
             None => false,

@@ -461,9 +461,10 @@ struct NewToken {
 async fn create_token<S: Store>(
     State(st): State<Arc<AppState<S>>>,
     headers: HeaderMap,
-    Json(b): Json<NewToken>,
+    body: Result<Json<NewToken>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Json<Value>> {
     authorize(&st, &headers)?;
+    let Json(b) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
     let token = st.g.create_api_token(&b.address, &b.label).await?;
     Ok(Json(json!({ "address": b.address, "token": token })))
 }

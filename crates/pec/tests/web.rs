@@ -664,6 +664,7 @@ fn rest_api_tokens_webhooks_and_webmail_protections() {
     let (s, _, _) = https(&g, "GET", "/mail?f=INBOX", None, None, &["-b", j2]);
     assert_eq!(s, 303, "not logged in before the code");
     let csrf2 = body.split("name=\"csrf\" value=\"").nth(1).unwrap()[..64].to_string();
+    let c0 = code(0);
     let (s, _, _) = https(
         &g,
         "POST",
@@ -692,12 +693,47 @@ fn rest_api_tokens_webhooks_and_webmail_protections() {
             "-b",
             j2,
             "--data",
-            &format!("csrf={csrf2}&code={}", code(0)),
+            &format!("csrf={csrf2}&code={c0}"),
         ],
     );
     assert_eq!(s, 303);
     let (s, _, _) = https(&g, "GET", "/mail?f=INBOX", None, None, &["-b", j2]);
     assert_eq!(s, 200, "logged in with the code");
+    // The same code, overheard, does not open a second session (RFC 6238 §5.2).
+    let jar3 = root.path().join("jar3");
+    let j3 = jar3.to_str().unwrap();
+    let (_, _, body) = https(
+        &g,
+        "POST",
+        "/login",
+        None,
+        None,
+        &[
+            "-c",
+            j3,
+            "-b",
+            j3,
+            "--data",
+            "address=luisa%40w.test&password=password-123",
+        ],
+    );
+    let csrf3 = page_csrf(&body);
+    let (s, _, _) = https(
+        &g,
+        "POST",
+        "/login/otp",
+        None,
+        None,
+        &[
+            "-c",
+            j3,
+            "-b",
+            j3,
+            "--data",
+            &format!("csrf={csrf3}&code={c0}"),
+        ],
+    );
+    assert_eq!(s, 401, "a code is good once");
     let (s, _, _) = https(
         &g,
         "POST",
