@@ -209,12 +209,30 @@ pub struct NewMessage {
     attachments: Vec<NewAttachment>,
 }
 
+/// Sends read and composed at once: a send of the largest size holds its body several times
+/// over (raw, parsed, decoded, composed), so the rest wait their turn before their body is
+/// read.
+static SENDING: std::sync::LazyLock<tokio::sync::Semaphore> =
+    std::sync::LazyLock::new(|| tokio::sync::Semaphore::new(4));
+
 async fn send<S: Store>(
     State(api): State<Api<S>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Caller(account): Caller,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> ApiResult<Response> {
+    let _turn = SENDING.acquire().await.map_err(|_| {
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is shutting down".into(),
+        )
+    })?;
+    let body = axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
+        ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body could not be read whole (at most {MAX_BODY} bytes): {e}"),
+        )
+    })?;
     let m: NewMessage = serde_json::from_slice(&body).map_err(|e| {
         ApiError(
             StatusCode::BAD_REQUEST,
