@@ -17,6 +17,7 @@ pub mod filters;
 pub mod lockout;
 mod mailboxes;
 pub mod ocsp;
+pub mod peers;
 mod queue;
 mod retention;
 pub mod sessions;

@@ -23,7 +23,7 @@ enum Key {
 /// The address a client counts under: an IPv4 address (also when written as an IPv4-mapped
 /// IPv6 address), or its IPv6 /64 network, what one site usually gets: otherwise a client
 /// with a /64 to itself would have 2^64 addresses to guess from.
-fn network(ip: IpAddr) -> IpAddr {
+pub(crate) fn network(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

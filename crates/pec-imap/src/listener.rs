@@ -1,5 +1,6 @@
 //! IMAP listeners: implicit TLS (IMAPS, RFC 8314) or plain with STARTTLS (RFC 3501 §6.2.1),
-//! a cap on open connections, and the upgrade from a plain session to a TLS one.
+//! caps on open connections in all and per client address, a time limit on the TLS
+//! handshake, and the upgrade from a plain session to a TLS one.
 
 use crate::session::{End, SessionConfig, run};
 use pec_gestore::Gestore;
@@ -21,6 +22,8 @@ pub struct Service {
     pub tls: TlsAcceptor,
     /// Open connections allowed; more get `* BYE` and are closed.
     pub max_connections: usize,
+    /// Open connections allowed from one client address (an IPv6 /64 counting as one).
+    pub max_connections_per_ip: usize,
     /// Folder indexes shared by the sessions (one for all of a server's listeners).
     pub index: Arc<crate::index_cache::IndexCache>,
 }
@@ -28,6 +31,7 @@ pub struct Service {
 /// Accepts connections on `listener` for ever.
 pub async fn serve<S: Store>(g: Arc<Gestore<S>>, listener: TcpListener, service: Service) {
     let slots = Arc::new(Semaphore::new(service.max_connections));
+    let per_address = pec_gestore::peers::PerAddress::new(service.max_connections_per_ip);
     loop {
         let (mut stream, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -42,6 +46,14 @@ pub async fn serve<S: Store>(g: Arc<Gestore<S>>, listener: TcpListener, service:
             tokio::spawn(async move {
                 let _ = stream
                     .write_all(b"* BYE [UNAVAILABLE] too many connections; try again later\r\n")
+                    .await;
+            });
+            continue;
+        };
+        let Some(address_slot) = per_address.enter(peer.ip()) else {
+            tokio::spawn(async move {
+                let _ = stream
+                    .write_all(b"* BYE [UNAVAILABLE] too many connections from your address; try again later\r\n")
                     .await;
             });
             continue;
@@ -61,20 +73,22 @@ pub async fn serve<S: Store>(g: Arc<Gestore<S>>, listener: TcpListener, service:
             let result = conn
                 .run(async {
                     if service.implicit_tls {
-                        match service.tls.accept(stream).await {
+                        match handshake(&service.tls, stream).await {
                             Ok(s) => run(s, &cfg, &g, true).await.map(|_| ()),
                             Err(e) => Err(e),
                         }
                     } else {
                         match run(stream, &cfg, &g, true).await {
-                            Ok(End::StartTls(plain)) => match service.tls.accept(plain).await {
-                                Ok(s) => {
-                                    cfg.tls = true;
-                                    cfg.starttls = false;
-                                    run(s, &cfg, &g, false).await.map(|_| ())
+                            Ok(End::StartTls(plain)) => {
+                                match handshake(&service.tls, plain).await {
+                                    Ok(s) => {
+                                        cfg.tls = true;
+                                        cfg.starttls = false;
+                                        run(s, &cfg, &g, false).await.map(|_| ())
+                                    }
+                                    Err(e) => Err(e),
                                 }
-                                Err(e) => Err(e),
-                            },
+                            }
                             Ok(End::Closed) => Ok(()),
                             Err(e) => Err(e),
                         }
@@ -88,7 +102,21 @@ pub async fn serve<S: Store>(g: Arc<Gestore<S>>, listener: TcpListener, service:
             if let Err(e) = result {
                 tracing::debug!("IMAP session with {peer} ended: {e}");
             }
-            drop(slot);
+            drop((slot, address_slot));
         });
     }
 }
+
+/// The TLS handshake, within [`HANDSHAKE_TIMEOUT`]: a client that opens a connection and
+/// sends nothing holds its slot no longer.
+async fn handshake<IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    tls: &TlsAcceptor,
+    io: IO,
+) -> std::io::Result<tokio_rustls::server::TlsStream<IO>> {
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(io))
+        .await
+        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+}
+
+/// How long a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

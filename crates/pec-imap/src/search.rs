@@ -154,15 +154,56 @@ fn sent_day(m: Option<&Entity<'_>>) -> Option<NaiveDate> {
         .map(|d| d.date_naive())
 }
 
-/// Whether candidate `c` matches `key`; `uids` are the folder's UIDs (for sequence sets).
-pub(crate) fn matches(key: &SearchKey<'_>, c: &Candidate<'_>, uids: &[u32]) -> bool {
+/// The sequence sets of a search key, each resolved once against the folder (by the set's
+/// address in the key, which lives as long as the search): a set re-resolved for every
+/// message made a search cost the set's length times the folder.
+pub(crate) struct Sets(std::collections::HashMap<usize, Vec<usize>>);
+
+impl Sets {
+    /// Resolves every `SequenceSet` and `Uid` key inside `key` against `uids`.
+    pub(crate) fn of(key: &SearchKey<'_>, uids: &[u32]) -> Sets {
+        fn walk(
+            k: &SearchKey<'_>,
+            uids: &[u32],
+            out: &mut std::collections::HashMap<usize, Vec<usize>>,
+        ) {
+            use SearchKey::*;
+            match k {
+                And(v) => v.as_ref().iter().for_each(|k| walk(k, uids, out)),
+                Not(k) => walk(k, uids, out),
+                Or(a, b) => {
+                    walk(a, uids, out);
+                    walk(b, uids, out);
+                }
+                SequenceSet(s) => {
+                    out.insert(std::ptr::from_ref(s) as usize, resolve(s, uids, false));
+                }
+                Uid(s) => {
+                    out.insert(std::ptr::from_ref(s) as usize, resolve(s, uids, true));
+                }
+                _ => {}
+            }
+        }
+        let mut out = std::collections::HashMap::new();
+        walk(key, uids, &mut out);
+        Sets(out)
+    }
+
+    fn contains(&self, s: &imap_types::sequence::SequenceSet, index: usize) -> bool {
+        self.0
+            .get(&(std::ptr::from_ref(s) as usize))
+            .is_some_and(|v| v.binary_search(&index).is_ok())
+    }
+}
+
+/// Whether candidate `c` matches `key`; `sets` are its sequence sets resolved ([`Sets::of`]).
+pub(crate) fn matches(key: &SearchKey<'_>, c: &Candidate<'_>, sets: &Sets) -> bool {
     use SearchKey::*;
     let e = c.entry;
     let m = c.message;
     match key {
-        And(v) => v.as_ref().iter().all(|k| matches(k, c, uids)),
-        SequenceSet(s) => resolve(s, uids, false).binary_search(&c.index).is_ok(),
-        Uid(s) => resolve(s, uids, true).binary_search(&c.index).is_ok(),
+        And(v) => v.as_ref().iter().all(|k| matches(k, c, sets)),
+        SequenceSet(s) | Uid(s) => sets.contains(s, c.index),
         All => true,
         Answered => has_flag(e, "\\Answered"),
         Deleted => has_flag(e, "\\Deleted"),
@@ -195,8 +236,8 @@ pub(crate) fn matches(key: &SearchKey<'_>, c: &Candidate<'_>, uids: &[u32]) -> b
         Header(name, s) => header_has(m, &String::from_utf8_lossy(name.as_ref()), &text(s)),
         Body(s) => body_has(m, &text(s), false),
         Text(s) => body_has(m, &text(s), true),
-        Not(k) => !matches(k, c, uids),
-        Or(a, b) => matches(a, c, uids) || matches(b, c, uids),
+        Not(k) => !matches(k, c, sets),
+        Or(a, b) => matches(a, c, sets) || matches(b, c, sets),
         ModSequence { modseq, .. } => e.modseq >= *modseq,
         #[allow(unreachable_patterns)]
         _ => false,

@@ -6,10 +6,12 @@ use imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 
 /// Indices (0-based, ascending, without repeats) of the messages `set` names, given the
 /// folder's UIDs in ascending order. For sequence numbers, numbers past the end name nothing.
+/// Each element becomes an interval of indices and the intervals are merged before any index
+/// is listed, so a set repeating `1:*` a million times costs its length, not a million times
+/// the folder.
 pub(crate) fn resolve(set: &SequenceSet, uids: &[u32], by_uid: bool) -> Vec<usize> {
-    let mut out = Vec::new();
     if uids.is_empty() {
-        return out;
+        return Vec::new();
     }
     let last = if by_uid {
         uids[uids.len() - 1]
@@ -20,6 +22,8 @@ pub(crate) fn resolve(set: &SequenceSet, uids: &[u32], by_uid: bool) -> Vec<usiz
         SeqOrUid::Value(v) => v.get(),
         SeqOrUid::Asterisk => last,
     };
+    // Half-open intervals of indices.
+    let mut spans: Vec<(usize, usize)> = Vec::with_capacity(set.0.as_ref().len());
     for seq in set.0.as_ref() {
         let (a, b) = match seq {
             Sequence::Single(s) => (value(s), value(s)),
@@ -28,20 +32,28 @@ pub(crate) fn resolve(set: &SequenceSet, uids: &[u32], by_uid: bool) -> Vec<usiz
                 (x.min(y), x.max(y))
             }
         };
-        if by_uid {
-            let start = uids.partition_point(|&u| u < a);
-            let end = uids.partition_point(|&u| u <= b);
-            out.extend(start..end);
+        let span = if by_uid {
+            (
+                uids.partition_point(|&u| u < a),
+                uids.partition_point(|&u| u <= b),
+            )
         } else {
-            let end = (b as usize).min(uids.len());
-            let start = (a as usize).max(1);
-            if start <= end {
-                out.extend(start - 1..end);
-            }
+            ((a as usize).max(1) - 1, (b as usize).min(uids.len()))
+        };
+        if span.0 < span.1 {
+            spans.push(span);
         }
     }
-    out.sort_unstable();
-    out.dedup();
+    spans.sort_unstable();
+    let mut out = Vec::new();
+    let mut next = 0;
+    for (start, end) in spans {
+        let start = start.max(next);
+        if start < end {
+            out.extend(start..end);
+            next = end;
+        }
+    }
     out
 }
 
@@ -78,6 +90,11 @@ mod tests {
         );
         assert_eq!(resolve(&set("3,4,100"), &uids, true), Vec::<usize>::new());
         assert_eq!(resolve(&set("1:4294967295"), &uids, true).len(), 4);
+        // Overlapping and repeated elements, in any order, name each message once.
+        assert_eq!(resolve(&set("9,2:5,1:*,5"), &uids, true), vec![0, 1, 2, 3]);
+        let many = vec!["1:*"; 100_000].join(",");
+        assert_eq!(resolve(&set(&many), &uids, true), vec![0, 1, 2, 3]);
+        assert_eq!(resolve(&set("4,2,3:3"), &uids, false), vec![1, 2, 3]);
     }
 
     #[test]

@@ -51,6 +51,10 @@ const AUTOLOGOUT: Duration = Duration::from_secs(30 * 60);
 const IDLE_MAX: Duration = Duration::from_secs(31 * 60);
 /// Largest literal accepted (an APPEND of a PEC message within the largest size limit).
 const MAX_LITERAL: u32 = 100 << 20;
+/// Bytes a client may send before it has logged in: LOGIN, AUTHENTICATE, STARTTLS and a few
+/// CAPABILITY or NOOP take a few hundred. Past it the connection ends, so no unauthenticated
+/// client has the parser hold a literal of [`MAX_LITERAL`] bytes.
+const PRE_LOGIN_BYTES: usize = 64 << 10;
 
 /// What the driver does after a command.
 pub(crate) enum Next {
@@ -299,10 +303,13 @@ pub async fn run<S: Store, IO: AsyncRead + AsyncWrite + Unpin>(
     let mut idling: Option<Tag<'static>> = None;
     let mut auth: Option<Tag<'static>> = None;
     let mut ending: Option<Next> = None;
-    // An event taken from the state machine while draining output, handled next.
-    let mut stash: Option<Step> = None;
+    // Events taken from the state machine while draining output, handled next in order.
+    let mut stash: std::collections::VecDeque<Step> = std::collections::VecDeque::new();
+    let mut before_login = 0usize;
+    // When the current IDLE must end, whatever changes it reports meanwhile.
+    let mut idle_until = tokio::time::Instant::now();
     loop {
-        let step = match stash.take() {
+        let step = match stash.pop_front() {
             Some(step) => step,
             None => server.next(),
         };
@@ -321,7 +328,12 @@ pub async fn run<S: Store, IO: AsyncRead + AsyncWrite + Unpin>(
                             for d in crate::command::fetch::batch(&mut s, &mut job, at..end).await {
                                 server.enqueue_data(d);
                             }
-                            stash = drain(&mut server, &mut wbuf, &mut drop_greeting);
+                            // Every event a drain takes is kept, in order: the state
+                            // machine gives each one once (a pipelined command after a
+                            // large FETCH was lost when a later batch's drain overwrote it).
+                            if let Some(ev) = drain(&mut server, &mut wbuf, &mut drop_greeting) {
+                                stash.push_back(ev);
+                            }
                             if !wbuf.is_empty() {
                                 io.write_all(&wbuf).await?;
                                 wbuf.clear();
@@ -368,6 +380,7 @@ pub async fn run<S: Store, IO: AsyncRead + AsyncWrite + Unpin>(
                     let _ = server.idle_accept(c);
                     enqueue(&mut server, std::mem::take(&mut s.out));
                     idling = Some(tag);
+                    idle_until = tokio::time::Instant::now() + IDLE_MAX;
                 }
             }
             Ok(Event::IdleDoneReceived) => {
@@ -417,7 +430,7 @@ pub async fn run<S: Store, IO: AsyncRead + AsyncWrite + Unpin>(
                                 Ok(m) if m == user => s.dirty = true,
                                 Err(RecvError::Lagged(_)) => s.dirty = true,
                                 Ok(_) => {}
-                                Err(RecvError::Closed) => tokio::time::sleep(IDLE_MAX).await,
+                                Err(RecvError::Closed) => tokio::time::sleep_until(idle_until).await,
                             }
                             if s.dirty {
                                 s.sync().await;
@@ -425,7 +438,9 @@ pub async fn run<S: Store, IO: AsyncRead + AsyncWrite + Unpin>(
                             }
                             None
                         }
-                        _ = tokio::time::sleep(IDLE_MAX) => {
+                        // A deadline fixed when IDLE began: changes on the server do not
+                        // push it back, so a vanished client's IDLE still ends.
+                        _ = tokio::time::sleep_until(idle_until) => {
                             server.enqueue_status(bye("IDLE for too long; logging out"));
                             ending = Some(Next::Logout);
                             None
@@ -443,7 +458,16 @@ pub async fn run<S: Store, IO: AsyncRead + AsyncWrite + Unpin>(
                 };
                 match n {
                     Some(0) => return Ok(End::Closed),
-                    Some(n) => server.enqueue_input(&rbuf[..n]),
+                    Some(n) if s.user.is_none() && before_login + n > PRE_LOGIN_BYTES => {
+                        server.enqueue_status(bye("too much input before login"));
+                        ending = Some(Next::Logout);
+                    }
+                    Some(n) => {
+                        if s.user.is_none() {
+                            before_login += n;
+                        }
+                        server.enqueue_input(&rbuf[..n]);
+                    }
                     None => {}
                 }
             }

@@ -184,6 +184,15 @@ pub trait Store: Send + Sync + 'static {
         folder: &str,
         uids: &[u32],
     ) -> impl Future<Output = Result<u64>> + Send;
+    /// Removes those of `uids` whose stored flags hold `\Deleted` when the removal runs (an
+    /// IMAP EXPUNGE: another session may have cleared the flag since this one looked, and
+    /// that message stays); returns how many went, as [`Store::delete_messages`] does.
+    fn expunge_messages(
+        &self,
+        mailbox: &str,
+        folder: &str,
+        uids: &[u32],
+    ) -> impl Future<Output = Result<u64>> + Send;
     /// Whether a transaction whose message has `message_id` already reached `mailbox`
     /// (pec.md §5.9): a message with it is in the mailbox, or [`Commit::taken`] recorded
     /// it for the mailbox (taken without a copy: no such mailbox, full, disabled), and

@@ -299,6 +299,7 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
                 implicit_tls: implicit,
                 tls: tls.clone(),
                 max_connections: cfg.max_connections,
+                max_connections_per_ip: cfg.max_connections_per_ip,
             },
         ));
     }
@@ -322,6 +323,7 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
                 implicit_tls: implicit,
                 tls: tls.clone(),
                 max_connections: cfg.max_connections,
+                max_connections_per_ip: cfg.max_connections_per_ip,
                 index: imap_index.clone(),
             },
         ));

@@ -25,7 +25,7 @@ pub(crate) async fn run<S: Store>(
         if !gone.is_empty()
             && let Err(e) =
                 s.g.store
-                    .delete_messages(&s.address(), &sel.name, &gone)
+                    .expunge_messages(&s.address(), &sel.name, &gone)
                     .await
         {
             return super::store_error(tag, "CLOSE", e);

@@ -1,5 +1,6 @@
 //! EXPUNGE (RFC 3501 §6.4.3) and UID EXPUNGE (RFC 4315 §2.1): removes the messages marked
-//! `\Deleted` (within the UID set) and reports each removal.
+//! `\Deleted` (within the UID set) and reports each removal. The store removes only those
+//! still marked when it runs: another session may have cleared the flag meanwhile.
 
 use super::store_error;
 use crate::reply::{no, ok};
@@ -36,7 +37,7 @@ pub(crate) async fn run<S: Store>(
         .collect();
     let (user, folder) = (s.address(), sel.name.clone());
     if !gone.is_empty()
-        && let Err(e) = s.g.store.delete_messages(&user, &folder, &gone).await
+        && let Err(e) = s.g.store.expunge_messages(&user, &folder, &gone).await
     {
         return store_error(tag, "EXPUNGE", e);
     }

@@ -11,17 +11,41 @@ use imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_types::response::{Data, Status};
 use pec_store::{STANDARD_FOLDERS, Store};
 
-/// Whether `name` matches the LIST pattern `pat`.
+/// Whether `name` matches the LIST pattern `pat`, in time proportional to the product of
+/// their lengths whatever the wildcards (a backtracking match is exponential in the number
+/// of `*`: `*a*a*a…b` against a long name would hold a worker for ever).
 pub(crate) fn matches(pat: &[u8], name: &[u8]) -> bool {
-    match pat.split_first() {
-        None => name.is_empty(),
-        Some((b'*', rest)) => (0..=name.len()).any(|i| matches(rest, &name[i..])),
-        Some((b'%', rest)) => {
-            let stop = name.iter().position(|&c| c == b'/').unwrap_or(name.len());
-            (0..=stop).any(|i| matches(rest, &name[i..]))
+    // at[j]: the pattern read so far matches name[..j].
+    let mut at = vec![false; name.len() + 1];
+    at[0] = true;
+    for &p in pat {
+        let mut next = vec![false; name.len() + 1];
+        match p {
+            b'*' | b'%' => {
+                // A run of any length from a matched position, `%` stopping at `/`.
+                let mut open = false;
+                for j in 0..=name.len() {
+                    if at[j] {
+                        open = true;
+                    }
+                    next[j] = open;
+                    if p == b'%' && name.get(j) == Some(&b'/') {
+                        open = false;
+                    }
+                }
+            }
+            c => {
+                for j in 0..name.len() {
+                    next[j + 1] = at[j] && name[j] == c;
+                }
+            }
         }
-        Some((c, rest)) => name.first() == Some(c) && matches(rest, &name[1..]),
+        at = next;
+        if !at.contains(&true) {
+            return false;
+        }
     }
+    at[name.len()]
 }
 
 fn attribute(name: &'static str) -> Option<FlagNameAttribute<'static>> {
@@ -139,5 +163,13 @@ mod tests {
         assert!(matches(b"Clienti/%", b"Clienti/Rossi"));
         assert!(matches(b"C*i", b"Clienti/Rossi/Mari"));
         assert!(!matches(b"Sent", b"Sent2"));
+        assert!(matches(b"%/%", b"Clienti/Rossi"));
+        assert!(!matches(b"%", b"a/"));
+        assert!(matches(b"*", b""));
+        assert!(matches(b"a%", b"a"));
+        // Many wildcards against a long name answer at once.
+        let name = vec![b'a'; 255];
+        let pat = [b"*a".repeat(30), b"*b".to_vec()].concat();
+        assert!(!matches(&pat, &name));
     }
 }

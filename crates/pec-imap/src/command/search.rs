@@ -57,6 +57,7 @@ pub(crate) async fn run<S: Store>(
         Some(Portion::Whole) => WHOLE_BATCH,
         _ => HEADER_BATCH,
     };
+    let sets = crate::search::Sets::of(&key, &uids);
     for (n, chunk) in sel.entries.chunks(batch).enumerate() {
         // Both the index and what the store returns ascend by UID.
         let mut read = match portion {
@@ -91,7 +92,7 @@ pub(crate) async fn run<S: Store>(
                 entry: e,
                 message: entity.as_ref(),
             };
-            if matches(&key, &c, &uids) {
+            if matches(&key, &c, &sets) {
                 highest = highest.max(e.modseq);
                 found.extend(NonZeroU32::new(if by_uid { e.uid } else { i as u32 + 1 }));
             }

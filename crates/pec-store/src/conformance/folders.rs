@@ -149,6 +149,28 @@ pub(super) async fn flags_change_in_new_modification_sequences<S: Store>(s: &S) 
     assert_eq!(f1.unseen, 1);
     assert_eq!(idx[0].flags, "");
     assert_eq!(idx[1].flags, "\\Seen");
+    // An expunge takes only what is flagged \Deleted in the store when it runs: message 1,
+    // whose flag another session cleared, stays.
+    let deleted = vec!["\\Deleted".to_string()];
+    s.set_flags("flags@b.test", "INBOX", &[1], FlagOp::Add, &deleted, None)
+        .await
+        .unwrap();
+    s.set_flags(
+        "flags@b.test",
+        "INBOX",
+        &[1],
+        FlagOp::Remove,
+        &deleted,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.expunge_messages("flags@b.test", "INBOX", &[1])
+            .await
+            .unwrap(),
+        0
+    );
     s.delete_messages("flags@b.test", "INBOX", &[2])
         .await
         .unwrap();

@@ -231,16 +231,26 @@ pub(super) fn apply(
 /// Deletes messages by UID, shrinks the mailbox's usage, and drops their bodies and the
 /// in-database blobs no message names any more (files stay: they may be shared and are
 /// cheap to keep).
-pub(super) fn delete(conn: &Conn, mailbox: &str, folder: &str, uids: &[u32]) -> Result<u64> {
+/// Deletes messages by UID; with `only_deleted`, only those whose stored flags still hold
+/// `\Deleted` (an IMAP EXPUNGE decided on a session's view of the flags).
+pub(super) fn delete(
+    conn: &Conn,
+    mailbox: &str,
+    folder: &str,
+    uids: &[u32],
+    only_deleted: bool,
+) -> Result<u64> {
     let mut gone = 0;
     for &uid in uids {
         let row: Option<(String, i64, Option<i64>)> = conn
             .prepare_cached(
-                "DELETE FROM messages WHERE mailbox = ? AND folder = ? AND uid = ? RETURNING blob, size, body",
+                "DELETE FROM messages WHERE mailbox = ? AND folder = ? AND uid = ?
+                 AND (? = 0 OR instr(flags, '\\Deleted') > 0) RETURNING blob, size, body",
             )?
-            .query_row(params![mailbox, folder, i64::from(uid)], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
+            .query_row(
+                params![mailbox, folder, i64::from(uid), only_deleted],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
             .optional()?;
         let Some((blob, size, body)) = row else {
             continue;

@@ -76,7 +76,7 @@ pub(super) fn delete(conn: &Conn, mailbox: &str, name: &str) -> Result<()> {
         params![mailbox, name],
         |r| Ok(r.get::<_, i64>(0)? as u32),
     )?;
-    super::commit::delete(conn, mailbox, name, &uids)?;
+    super::commit::delete(conn, mailbox, name, &uids, false)?;
     conn.prepare_cached("DELETE FROM folders WHERE mailbox = ? AND name = ?")?
         .execute(params![mailbox, name])?;
     Ok(())

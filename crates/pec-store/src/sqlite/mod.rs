@@ -272,7 +272,20 @@ impl Store for SqliteStore {
         let m = mailbox.clone();
         let gone = self
             .writer
-            .run(move |w| commit::delete(w, &m, &folder, &uids))
+            .run(move |w| commit::delete(w, &m, &folder, &uids, false))
+            .await?;
+        self.changed(mailbox);
+        Ok(gone)
+    }
+
+    async fn expunge_messages(&self, mailbox: &str, folder: &str, uids: &[u32]) -> Result<u64> {
+        let mailbox = mailbox.to_ascii_lowercase();
+        let folder = folder.to_string();
+        let uids = uids.to_vec();
+        let m = mailbox.clone();
+        let gone = self
+            .writer
+            .run(move |w| commit::delete(w, &m, &folder, &uids, true))
             .await?;
         self.changed(mailbox);
         Ok(gone)
