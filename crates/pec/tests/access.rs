@@ -264,6 +264,15 @@ fn imap_sessions_with_python_imaplib() {
     assert!(s("b_sees_exists").contains("EXISTS"), "{r}");
     assert!(s("b_sees_expunge").contains("EXPUNGE"), "{r}");
     assert!(s("idle_continuation").contains('+'), "{r}");
+    let flood = r["pre_login_flood"].to_string();
+    assert!(flood.contains("BYE"), "{flood}");
+    assert!(
+        r["noop_after_fetch"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("n1 OK"),
+        "{r}"
+    );
     let idle = r["idle_seconds"].as_f64().unwrap_or(f64::MAX);
     assert!(idle < 1.0, "IDLE reported the new PEC after {idle} s: {r}");
     assert!(s("idle_done").contains("OK"), "{r}");

@@ -169,4 +169,36 @@ x = imaps()
 out["locked"] = err(lambda: x.login(locked, password))
 x.shutdown()
 
+# Before login a client may send 64 KiB at most: a literal promised larger is cut short with
+# a BYE, and the connection ends.
+x = imaps()
+x.send(b"big LOGIN {200000}\r\n")
+x.readline()  # "+ go ahead"
+try:
+    x.send(b"x" * 70000)
+except OSError:
+    pass
+lines = []
+while True:
+    try:
+        l = x.readline()
+    except OSError:
+        break
+    if not l:
+        break
+    lines.append(l.decode(errors="replace").rstrip("\r\n"))
+out["pre_login_flood"] = lines
+
+# A command pipelined behind a large FETCH is answered too.
+x = imaps()
+x.login(user, password)
+x.select("INBOX")
+x.send(b"f1 FETCH 1:* (FLAGS)\r\nn1 NOOP\r\n")
+while True:
+    l = x.readline()
+    if not l or l.startswith(b"n1 "):
+        out["noop_after_fetch"] = l.decode().rstrip("\r\n")
+        break
+x.logout()
+
 print(json.dumps(out, indent=1))
