@@ -72,6 +72,25 @@ impl Receiver {
     }
 }
 
+/// The webmail's password step for `user`@w.test, cookies kept in the jar `jar`.
+fn login(g: &Gestore, jar: &str, user: &str) -> (u16, String, Vec<u8>) {
+    https(
+        g,
+        "POST",
+        "/login",
+        None,
+        None,
+        &[
+            "-c",
+            jar,
+            "-b",
+            jar,
+            "--data",
+            &format!("address={user}%40w.test&password=password-123"),
+        ],
+    )
+}
+
 fn hmac_sha256_hex(key: &str, data: &[u8], dir: &std::path::Path) -> String {
     let f = dir.join("hmac-input");
     std::fs::write(&f, data).unwrap();
@@ -401,21 +420,7 @@ fn rest_api_tokens_webhooks_and_webmail_protections() {
     // Mario's webmail: search, move to Trash, delete from Trash.
     let mjar = root.path().join("mjar");
     let mj = mjar.to_str().unwrap();
-    let (s, _, _) = https(
-        &g,
-        "POST",
-        "/login",
-        None,
-        None,
-        &[
-            "-c",
-            mj,
-            "-b",
-            mj,
-            "--data",
-            "address=mario%40w.test&password=password-123",
-        ],
-    );
+    let (s, _, _) = login(&g, mj, "mario");
     assert_eq!(s, 303);
     let (s, _, page) = https(
         &g,
@@ -515,21 +520,7 @@ fn rest_api_tokens_webhooks_and_webmail_protections() {
     // Webmail: security headers, CSRF and origin checks, cross-user pages, login throttle.
     let jar = root.path().join("jar");
     let j = jar.to_str().unwrap();
-    let (s, h, _) = https(
-        &g,
-        "POST",
-        "/login",
-        None,
-        None,
-        &[
-            "-c",
-            j,
-            "-b",
-            j,
-            "--data",
-            "address=luisa%40w.test&password=password-123",
-        ],
-    );
+    let (s, h, _) = login(&g, j, "luisa");
     assert_eq!(s, 303);
     assert!(
         h.contains("__Host-pec_session=")
@@ -643,21 +634,7 @@ fn rest_api_tokens_webhooks_and_webmail_protections() {
     );
     let jar2 = root.path().join("jar2");
     let j2 = jar2.to_str().unwrap();
-    let (s, _, body) = https(
-        &g,
-        "POST",
-        "/login",
-        None,
-        None,
-        &[
-            "-c",
-            j2,
-            "-b",
-            j2,
-            "--data",
-            "address=luisa%40w.test&password=password-123",
-        ],
-    );
+    let (s, _, body) = login(&g, j2, "luisa");
     let body = String::from_utf8_lossy(&body).to_string();
     assert_eq!(s, 200, "the password alone only leads to the code form");
     assert!(body.contains("/login/otp"));
@@ -702,21 +679,7 @@ fn rest_api_tokens_webhooks_and_webmail_protections() {
     // The same code, overheard, does not open a second session (RFC 6238 §5.2).
     let jar3 = root.path().join("jar3");
     let j3 = jar3.to_str().unwrap();
-    let (_, _, body) = https(
-        &g,
-        "POST",
-        "/login",
-        None,
-        None,
-        &[
-            "-c",
-            j3,
-            "-b",
-            j3,
-            "--data",
-            "address=luisa%40w.test&password=password-123",
-        ],
-    );
+    let (_, _, body) = login(&g, j3, "luisa");
     let csrf3 = page_csrf(&body);
     let (s, _, _) = https(
         &g,

@@ -42,6 +42,27 @@ fn rfc3339(t: i64) -> String {
 }
 
 impl SqliteStore {
+    /// Removes messages by UID ([`Store::delete_messages`]), with `only_deleted` only those
+    /// still flagged `\Deleted` ([`Store::expunge_messages`]).
+    async fn remove(
+        &self,
+        mailbox: &str,
+        folder: &str,
+        uids: &[u32],
+        only_deleted: bool,
+    ) -> Result<u64> {
+        let mailbox = mailbox.to_ascii_lowercase();
+        let folder = folder.to_string();
+        let uids = uids.to_vec();
+        let m = mailbox.clone();
+        let gone = self
+            .writer
+            .run(move |w| commit::delete(w, &m, &folder, &uids, only_deleted))
+            .await?;
+        self.changed(mailbox);
+        Ok(gone)
+    }
+
     /// Opens (creating and migrating as needed) the store in `dir`: `dir/pec.sqlite` and
     /// `dir/blobs/`.
     pub async fn open(dir: &Path) -> Result<SqliteStore> {
@@ -266,29 +287,11 @@ impl Store for SqliteStore {
     }
 
     async fn delete_messages(&self, mailbox: &str, folder: &str, uids: &[u32]) -> Result<u64> {
-        let mailbox = mailbox.to_ascii_lowercase();
-        let folder = folder.to_string();
-        let uids = uids.to_vec();
-        let m = mailbox.clone();
-        let gone = self
-            .writer
-            .run(move |w| commit::delete(w, &m, &folder, &uids, false))
-            .await?;
-        self.changed(mailbox);
-        Ok(gone)
+        self.remove(mailbox, folder, uids, false).await
     }
 
     async fn expunge_messages(&self, mailbox: &str, folder: &str, uids: &[u32]) -> Result<u64> {
-        let mailbox = mailbox.to_ascii_lowercase();
-        let folder = folder.to_string();
-        let uids = uids.to_vec();
-        let m = mailbox.clone();
-        let gone = self
-            .writer
-            .run(move |w| commit::delete(w, &m, &folder, &uids, true))
-            .await?;
-        self.changed(mailbox);
-        Ok(gone)
+        self.remove(mailbox, folder, uids, true).await
     }
 
     async fn folders(&self, mailbox: &str) -> Result<Vec<Folder>> {
