@@ -57,6 +57,19 @@ impl Drop for AddressSlot {
     }
 }
 
+/// How long a TLS handshake on an access listener may take.
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A TLS handshake (`accept`) within [`HANDSHAKE_TIMEOUT`]: a client that opens a connection
+/// and sends nothing holds its slot no longer.
+pub async fn handshake<T>(
+    accept: impl std::future::Future<Output = std::io::Result<T>>,
+) -> std::io::Result<T> {
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, accept)
+        .await
+        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

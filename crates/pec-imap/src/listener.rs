@@ -73,14 +73,15 @@ pub async fn serve<S: Store>(g: Arc<Gestore<S>>, listener: TcpListener, service:
             let result = conn
                 .run(async {
                     if service.implicit_tls {
-                        match handshake(&service.tls, stream).await {
+                        match pec_gestore::peers::handshake(service.tls.accept(stream)).await {
                             Ok(s) => run(s, &cfg, &g, true).await.map(|_| ()),
                             Err(e) => Err(e),
                         }
                     } else {
                         match run(stream, &cfg, &g, true).await {
                             Ok(End::StartTls(plain)) => {
-                                match handshake(&service.tls, plain).await {
+                                match pec_gestore::peers::handshake(service.tls.accept(plain)).await
+                                {
                                     Ok(s) => {
                                         cfg.tls = true;
                                         cfg.starttls = false;
@@ -106,17 +107,3 @@ pub async fn serve<S: Store>(g: Arc<Gestore<S>>, listener: TcpListener, service:
         });
     }
 }
-
-/// The TLS handshake, within [`HANDSHAKE_TIMEOUT`]: a client that opens a connection and
-/// sends nothing holds its slot no longer.
-async fn handshake<IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
-    tls: &TlsAcceptor,
-    io: IO,
-) -> std::io::Result<tokio_rustls::server::TlsStream<IO>> {
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(io))
-        .await
-        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
-}
-
-/// How long a TLS handshake may take.
-const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
