@@ -324,7 +324,7 @@ pub async fn run<S: Store, IO: AsyncRead + AsyncWrite + Unpin>(
                         let total = job.messages.len();
                         let mut at = 0;
                         while at < total {
-                            let end = (at + crate::command::fetch::BATCH).min(total);
+                            let end = crate::command::fetch::batch_end(&job, at);
                             for d in crate::command::fetch::batch(&mut s, &mut job, at..end).await {
                                 server.enqueue_data(d);
                             }

@@ -18,6 +18,27 @@ use std::num::NonZeroU32;
 
 /// Messages per batch.
 pub(crate) const BATCH: usize = 256;
+/// Bytes of whole messages per batch: a batch is read, turned into responses and written
+/// before the next, so this bounds what one FETCH holds (256 messages of 30 MB would be
+/// several GB). A message larger than this goes alone.
+const BATCH_BYTES: u64 = 32 << 20;
+
+/// The end of the batch starting at `at`: at most [`BATCH`] messages and, when whole
+/// messages are read, at most [`BATCH_BYTES`] of them (one at least).
+pub(crate) fn batch_end(job: &FetchJob, at: usize) -> usize {
+    let end = (at + BATCH).min(job.messages.len());
+    if !matches!(job.bytes, Some(Portion::Whole)) {
+        return end;
+    }
+    let mut total = 0u64;
+    for (i, (_, e)) in job.messages[at..end].iter().enumerate() {
+        total += e.size;
+        if total > BATCH_BYTES && i > 0 {
+            return at + i;
+        }
+    }
+    end
+}
 
 /// A resolved FETCH.
 pub(crate) struct FetchJob {
@@ -238,4 +259,36 @@ pub(crate) fn modseq_response(seq: u32, e: &IndexEntry, with_uid: bool) -> Optio
         seq: NonZeroU32::new(seq)?,
         items: Vec1::try_from(items).ok()?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_message_batches_are_bounded_by_bytes() {
+        let entry = |size: u64| IndexEntry {
+            uid: 1,
+            flags: String::new(),
+            modseq: 1,
+            size,
+            date: 0,
+        };
+        let mut job = FetchJob {
+            tag: Tag::try_from("a").unwrap(),
+            messages: (1..=10).map(|n| (n, entry(10 << 20))).collect(),
+            names: Vec::new(),
+            bytes: Some(Portion::Whole),
+            mark_seen: false,
+        };
+        // Three messages of 10 MiB fit in 32 MiB, a fourth does not.
+        assert_eq!(batch_end(&job, 0), 3);
+        assert_eq!(batch_end(&job, 9), 10);
+        // One larger than a batch goes alone.
+        job.messages[0].1.size = 100 << 20;
+        assert_eq!(batch_end(&job, 0), 1);
+        // Flags alone: by count.
+        job.bytes = None;
+        assert_eq!(batch_end(&job, 0), 10);
+    }
 }
