@@ -2,8 +2,9 @@
 //! header only, many at once; folder indexes, their versions and the changes since a
 //! modification sequence; and the virus store listing.
 
+use super::SqliteStore;
 use super::db::{Conn, all};
-use super::{SqliteStore, folder_row};
+use super::rows::folder_row;
 use crate::types::*;
 use crate::{Result, StoreError};
 use rusqlite::{OptionalExtension as _, params};

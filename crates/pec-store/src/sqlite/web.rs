@@ -2,8 +2,9 @@
 //! webmail and the REST API, API tokens, the TOTP secret, and webhooks with their durable
 //! delivery queue.
 
+use super::SqliteStore;
 use super::db::{Conn, all};
-use super::{SqliteStore, rfc3339};
+use super::rows::rfc3339;
 use crate::Result;
 use crate::types::*;
 use rusqlite::types::Value;
@@ -15,7 +16,7 @@ const META: &str = "m.folder, m.uid, f.uidvalidity, m.date, m.subject, m.kind, m
 fn listed(r: &Row<'_>) -> rusqlite::Result<(ListedMessage, bool)> {
     let header: Option<Vec<u8>> = r.get("header")?;
     let flags: String = r.get("flags")?;
-    let meta = super::meta_row(r)?;
+    let meta = super::rows::meta_row(r)?;
     let from = header
         .as_deref()
         .and_then(|h| header_field(h, "From"))
