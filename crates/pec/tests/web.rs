@@ -91,6 +91,25 @@ fn login(g: &Gestore, jar: &str, user: &str) -> (u16, String, Vec<u8>) {
     )
 }
 
+/// The webmail's second step: the TOTP `code` for the login waiting in `jar`.
+fn otp(g: &Gestore, jar: &str, csrf: &str, code: &str) -> (u16, String, Vec<u8>) {
+    https(
+        g,
+        "POST",
+        "/login/otp",
+        None,
+        None,
+        &[
+            "-c",
+            jar,
+            "-b",
+            jar,
+            "--data",
+            &format!("csrf={csrf}&code={code}"),
+        ],
+    )
+}
+
 fn hmac_sha256_hex(key: &str, data: &[u8], dir: &std::path::Path) -> String {
     let f = dir.join("hmac-input");
     std::fs::write(&f, data).unwrap();
@@ -640,39 +659,11 @@ fn rest_api_tokens_webhooks_and_webmail_protections() {
     assert!(body.contains("/login/otp"));
     let (s, _, _) = https(&g, "GET", "/mail?f=INBOX", None, None, &["-b", j2]);
     assert_eq!(s, 303, "not logged in before the code");
-    let csrf2 = body.split("name=\"csrf\" value=\"").nth(1).unwrap()[..64].to_string();
+    let csrf2 = page_csrf(body.as_bytes());
     let c0 = code(0);
-    let (s, _, _) = https(
-        &g,
-        "POST",
-        "/login/otp",
-        None,
-        None,
-        &[
-            "-c",
-            j2,
-            "-b",
-            j2,
-            "--data",
-            &format!("csrf={csrf2}&code=000000"),
-        ],
-    );
+    let (s, _, _) = otp(&g, j2, &csrf2, "000000");
     assert_eq!(s, 401);
-    let (s, _, _) = https(
-        &g,
-        "POST",
-        "/login/otp",
-        None,
-        None,
-        &[
-            "-c",
-            j2,
-            "-b",
-            j2,
-            "--data",
-            &format!("csrf={csrf2}&code={c0}"),
-        ],
-    );
+    let (s, _, _) = otp(&g, j2, &csrf2, &c0);
     assert_eq!(s, 303);
     let (s, _, _) = https(&g, "GET", "/mail?f=INBOX", None, None, &["-b", j2]);
     assert_eq!(s, 200, "logged in with the code");
@@ -681,21 +672,7 @@ fn rest_api_tokens_webhooks_and_webmail_protections() {
     let j3 = jar3.to_str().unwrap();
     let (_, _, body) = login(&g, j3, "luisa");
     let csrf3 = page_csrf(&body);
-    let (s, _, _) = https(
-        &g,
-        "POST",
-        "/login/otp",
-        None,
-        None,
-        &[
-            "-c",
-            j3,
-            "-b",
-            j3,
-            "--data",
-            &format!("csrf={csrf3}&code={c0}"),
-        ],
-    );
+    let (s, _, _) = otp(&g, j3, &csrf3, &c0);
     assert_eq!(s, 401, "a code is good once");
     let (s, _, _) = https(
         &g,
