@@ -20,18 +20,18 @@ enum Key {
     Account(String),
 }
 
-/// The address a client counts under: an IPv4 address (also when written as an IPv4-mapped
-/// IPv6 address), or its IPv6 /64 network, what one site usually gets: otherwise a client
-/// with a /64 to itself would have 2^64 addresses to guess from.
-pub(crate) fn network(ip: IpAddr) -> IpAddr {
+/// The address a client counts under, in every per-client limit (logins here, connections
+/// in [`crate::peers`] and in the SMTP server): an IPv4 address (also when written as an
+/// IPv4-mapped IPv6 address), or its IPv6 /64 network, what one site usually gets: otherwise
+/// a client with a /64 to itself would have 2^64 addresses to spread over.
+pub fn network(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
+            None => IpAddr::V6(std::net::Ipv6Addr::from_bits(
+                v6.to_bits() & !((1u128 << 64) - 1),
+            )),
         },
     }
 }

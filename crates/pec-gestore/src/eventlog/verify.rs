@@ -223,12 +223,7 @@ fn purged_day(
     heads: &mut HashMap<i64, String>,
     with: &Verify<'_>,
 ) -> Result<(i64, String), String> {
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .map(str::trim)
-            .ok_or_else(|| format!("the seal has no {name}"))
-    };
+    let field = |name: &str| seal_field(text, name);
     let seq: i64 = field("last-seq:")?
         .parse()
         .map_err(|_| "bad last-seq".to_string())?;
@@ -241,6 +236,14 @@ fn purged_day(
     heads.insert(seq, head.clone());
     check_seal(text, dir, day, None, heads, with)?;
     Ok((seq, head))
+}
+
+/// The value of a seal text's line starting with `name` (e.g. `last-seq:`).
+fn seal_field<'a>(text: &'a str, name: &str) -> Result<&'a str, String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .map(str::trim)
+        .ok_or_else(|| format!("the seal has no {name}"))
 }
 
 /// The days that have a `.seal` file.
@@ -357,12 +360,7 @@ fn check_seal(
     heads: &HashMap<i64, String>,
     with: &Verify<'_>,
 ) -> Result<(), String> {
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .map(str::trim)
-            .ok_or_else(|| format!("the seal has no {name}"))
-    };
+    let field = |name: &str| seal_field(text, name);
     let sealed_day = field("day:")?;
     if sealed_day != day {
         return Err(format!("the seal is for {sealed_day}, not for this day"));

@@ -79,20 +79,6 @@ impl Drop for Slot {
     }
 }
 
-/// The key a client counts under: its IPv4 address (also when written as an IPv4-mapped
-/// IPv6 address), or its IPv6 /64 network.
-fn client_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(std::net::Ipv6Addr::from_bits(
-                v6.to_bits() & !((1u128 << 64) - 1),
-            )),
-        },
-    }
-}
-
 impl Limiter {
     /// A limiter enforcing `limits`.
     pub fn new(limits: Limits) -> Limiter {
@@ -135,7 +121,7 @@ impl Limiter {
 
     /// Takes a connection slot for `ip`.
     pub fn connect(&self, ip: IpAddr) -> Result<Slot, Refusal> {
-        let ip = client_key(ip);
+        let ip = pec_gestore::throttle::network(ip);
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if s.total >= self.limits.max_connections {
             return Err(Refusal::TooManyConnections);
@@ -154,7 +140,7 @@ impl Limiter {
 
     /// Counts one message from `ip`; false when over the per-minute rate.
     pub fn allow_message(&self, ip: IpAddr) -> bool {
-        let ip = client_key(ip);
+        let ip = pec_gestore::throttle::network(ip);
         let minute = chrono::Utc::now().timestamp() / 60;
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if s.rate.len() > 100_000 {
